@@ -1,0 +1,192 @@
+"""The `aimon` command line. Exit status: 0 done, 1 the run failed or ended degraded,
+2 bad usage or config. Errors print as `what failed: what to do`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from aimon.env import configure_prefect
+
+configure_prefect()  # before anything imports prefect
+
+from aimon.config import Config, load_config  # noqa: E402
+from aimon.errors import AimonError, ConfigError  # noqa: E402
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Batch monitoring for AI/ML systems in production.")
+config_app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
+app.add_typer(config_app, name="config")
+# Wide enough for the figures table when piped (CI logs, `| less`); a terminal keeps its width.
+console = Console(width=None if sys.stdout.isatty() else 132)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML config (default: $AIMON_CONFIG, then configs/monitoring.yaml)")
+]
+
+
+def _fail(what: str, todo: str | None = None, code: int = 1) -> NoReturn:
+    err_console.print(f"[red]{what}[/red]" + (f": {todo}" if todo else ""))
+    raise typer.Exit(code)
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        _fail("config error", str(err), 2)
+
+
+def _run_window(cfg: Config, granularity: str, window_start: str | None) -> Any:
+    from flows.monitor import monitor_window
+
+    # The flow loads the file itself: deployments pass it only the path.
+    return monitor_window(granularity=granularity, window_start=window_start, config_path=cfg.source)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    granularity: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
+    date: Annotated[str | None, typer.Option(help="the local date of a daily window, YYYY-MM-DD")] = None,
+    window_start: Annotated[str | None, typer.Option(help="a timestamp inside the window (local time unless it has an offset)")] = None,
+    notify: Annotated[bool, typer.Option(help="send alert notifications (alerting lands with the AlertManager task)")] = True,
+) -> None:
+    """Monitor one window: the last complete one unless --date or --window-start is given."""
+    from aimon.report import print_summary
+
+    if granularity not in ("daily", "hourly"):
+        _fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
+    if date and window_start:
+        _fail("bad usage", "give --date or --window-start, not both", 2)
+    if date:
+        try:
+            dt.date.fromisoformat(date)
+        except ValueError:
+            _fail("bad --date", f"{date!r} is not YYYY-MM-DD", 2)
+        if granularity == "hourly":
+            _fail("bad usage", "--date picks a daily window; use --window-start for an hourly one", 2)
+    cfg = _load(config)
+    try:
+        summary = _run_window(cfg, granularity, date or window_start)
+    except ValueError as err:
+        _fail("bad window", str(err), 2)
+    except AimonError as err:
+        _fail("run failed", str(err), err.exit_code)
+    print_summary(summary, console)
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the config, connect to the warehouse and the store, say what is wrong."""
+    from aimon.store import Store
+    from aimon.warehouse import Warehouse, redact
+
+    cfg = _load(config)
+    console.print(f"[green]ok[/green] {cfg.source}: valid")
+    problems = 0
+    try:
+        ix = Warehouse(cfg.warehouse).describe()
+        absent = [c for c in ("endpoint", "latency_seconds", "input_tokens", "output_tokens", "cost_usd") if c not in ix.present]
+        console.print(
+            f"[green]ok[/green] warehouse {redact(cfg.warehouse.url)}: table {cfg.warehouse.interactions_table!r} "
+            f"maps {len(ix.present)} contract columns"
+            + (f" (without {', '.join(absent)}: their figures are skipped)" if absent else "")
+        )
+    except AimonError as err:
+        problems += 1
+        err_console.print(f"[red]warehouse[/red]: {err}")
+    try:
+        store = Store(cfg)
+        store.ensure()
+        console.print(f"[green]ok[/green] store: {store.where}")
+    except AimonError as err:
+        problems += 1
+        err_console.print(f"[red]store[/red]: {err}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    days: Annotated[int, typer.Option(min=1, help="days of history to generate")] = 14,
+    rows_per_day: Annotated[int, typer.Option(min=1, help="interactions per day")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed: same seed and end date, same data")] = 7,
+) -> None:
+    """Seed the embedded warehouse with synthetic interactions (and incidents), monitor
+    every day of it, and summarise the latest."""
+    import sqlalchemy as sa
+
+    from aimon.demo import INCIDENTS, seed_duckdb
+    from aimon.report import changes_vs_history, print_summary
+    from aimon.store import Store
+
+    cfg = _load(config)
+    url = sa.engine.make_url(cfg.warehouse.url)
+    if url.get_backend_name() != "duckdb" or not url.database:
+        _fail("demo needs the embedded warehouse", f"warehouse.url is {cfg.warehouse.url!r}; use a duckdb:///path URL", 2)
+    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    started = time.monotonic()
+    counts = seed_duckdb(
+        url.database,
+        days=days,
+        rows_per_day=rows_per_day,
+        seed=seed,
+        end=end,
+        table=cfg.warehouse.interactions_table,
+        feedback_table=cfg.warehouse.feedback_table,
+    )
+    console.print(
+        f"seeded {url.database}: "
+        + ", ".join(f"{n:,} rows in {t}" for t, n in counts.items())
+        + f" ({days} days up to {end}, seed {seed}) in {time.monotonic() - started:.1f}s"
+    )
+    console.print("injected incidents:")
+    for inc in INCIDENTS:
+        console.print(f"  {end - dt.timedelta(days=inc.day_offset)}  {inc.kind}: {inc.description}")
+    summary = None
+    with console.status("monitoring each day (Prefect flow monitor-window)...") as status:
+        for offset in range(days - 1, -1, -1):
+            day = end - dt.timedelta(days=offset)
+            status.update(f"monitoring {day} ...")
+            try:
+                summary = _run_window(cfg, "daily", day.isoformat())
+            except AimonError as err:
+                _fail(f"run for {day} failed", str(err), err.exit_code)
+    assert summary is not None
+    console.rule("latest window")
+    print_summary(summary, console)
+    console.rule("what it found")
+    for line in changes_vs_history(summary, Store(cfg)):
+        console.print(f"  {line}")
+    console.print(
+        "\nwhere to look next:\n"
+        f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
+        f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
+        f"\\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = "
+        f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
+        f"  runs: table {cfg.store.runs_table}"
+    )
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""One YAML file, validated once into a frozen pydantic tree and passed down.
+
+Lookup order: an explicit path (``--config``), then ``AIMON_CONFIG``, then
+``configs/monitoring.yaml``. Unknown keys are errors naming the key and the file,
+because a typo'd key that is silently ignored is a monitor that silently does less.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aimon.errors import ConfigError
+
+DEFAULT_CONFIG = Path("configs/monitoring.yaml")
+
+# The data contract (DESIGN.md). Required columns first.
+REQUIRED_COLUMNS = ("timestamp", "model", "status")
+OPTIONAL_COLUMNS = (
+    "request_id",
+    "endpoint",
+    "latency_seconds",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+    "experiment",
+    "variant",
+    "user_id",
+    "prompt",
+    "response",
+    "reference",
+    "label",
+    "prediction",
+    "retrieved_ids",
+    "relevant_ids",
+    "embedding",
+)
+CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+# Identifiers from the config are always quoted by SQLAlchemy; this check only keeps
+# out names that cannot be a sane table or column (quotes, semicolons, control chars).
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$ \-]{0,126}$")
+
+
+def check_identifier(value: str, what: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid identifier "
+            "(letters, digits, _, $, space and - only, starting with a letter or _)"
+        )
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarehouseConfig(_Strict):
+    url: str = "duckdb:///.aimon/warehouse.duckdb"
+    interactions_table: str = "interactions"
+    feedback_table: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interactions_table", "feedback_table")
+    @classmethod
+    def _table(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        for part in v.split("."):
+            check_identifier(part, "table name")
+        if v.count(".") > 1:
+            raise ValueError(f"table name {v!r}: use 'table' or 'schema.table'")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, col in v.items():
+            if key not in CONTRACT_COLUMNS:
+                raise ValueError(
+                    f"{key!r} is not a data-contract column; valid: {', '.join(CONTRACT_COLUMNS)}"
+                )
+            check_identifier(col, f"column for {key!r}")
+        return v
+
+
+class StoreConfig(_Strict):
+    url: str | None = None  # default: the warehouse URL
+    metrics_table: str = "monitoring_metrics"
+    runs_table: str = "monitoring_runs"
+
+    @field_validator("metrics_table", "runs_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return check_identifier(v, "table name")
+
+
+class WindowsConfig(_Strict):
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin)") from err
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class BaselinePeriod(_Strict):
+    start: dt.date
+    end: dt.date
+
+
+class ReferenceConfig(_Strict):
+    previous_windows: int | None = Field(default=7, ge=1)
+    baseline: BaselinePeriod | None = None
+
+
+class PriceEntry(_Strict):
+    model: str
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+    effective_from: dt.date
+
+
+class BudgetConfig(_Strict):
+    scope: str = "total"
+    period: Literal["day", "month"] = "month"
+    usd: float = Field(gt=0)
+    model: str | None = None  # None: all models
+
+
+class CostConfig(_Strict):
+    # Use the gateway's logged cost_usd where present (False), or price every
+    # request from the pricing table (True), e.g. after a price correction.
+    reprice: bool = False
+
+
+class ContractConfig(_Strict):
+    # Rows with a null timestamp belong to no window; they are counted table-wide on
+    # each run (one indexed or columnar scan) so they are never silently lost.
+    check_null_timestamps: bool = True
+
+
+class PushgatewayConfig(_Strict):
+    url: str | None = None
+    job: str = "aimon"
+
+
+class Config(_Strict):
+    warehouse: WarehouseConfig
+    store: StoreConfig = StoreConfig()
+    windows: WindowsConfig = WindowsConfig()
+    reference: ReferenceConfig = ReferenceConfig()
+    pricing: tuple[PriceEntry, ...] = ()
+    budgets: tuple[BudgetConfig, ...] = ()
+    cost: CostConfig = CostConfig()
+    contract: ContractConfig = ContractConfig()
+    pushgateway: PushgatewayConfig = PushgatewayConfig()
+
+    # Where the file came from, for messages; not a YAML key.
+    source: str = Field(default="<memory>", exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_budget_scopes(self) -> Config:
+        seen = set()
+        for b in self.budgets:
+            if (b.scope, b.period) in seen:
+                raise ValueError(f"budgets: scope {b.scope!r} has two {b.period} budgets")
+            seen.add((b.scope, b.period))
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or self.warehouse.url
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    if path:
+        return Path(path)
+    env = os.environ.get("AIMON_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p != "source")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}' in {source}")
+        elif e["type"] == "missing":
+            lines.append(f"missing required key '{loc}' in {source}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"bad value for '{loc}' in {source}: {msg} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<memory>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    data = dict(data)
+    if "source" in data:
+        raise ConfigError(f"unknown key 'source' in {source}")
+    env_url = os.environ.get("AIMON_WAREHOUSE_URL")
+    if env_url:
+        data["warehouse"] = {**(data.get("warehouse") or {}), "url": env_url}
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    p = resolve_path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"config file {p} not found: pass --config PATH, set AIMON_CONFIG, "
+            f"or create {DEFAULT_CONFIG}"
+        )
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p} is not valid YAML: {err}") from None
+    return parse_config(data, source=str(p))

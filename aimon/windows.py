@@ -1,0 +1,98 @@
+"""Half-open monitoring windows ``[start, end)``, aligned in a configured timezone.
+
+Bounds are kept as naive UTC datetimes, which is what the warehouse holds
+(DESIGN.md: timestamps are UTC). A daily window is one local calendar day, so on a
+DST change it is 23 or 25 hours long; an hourly window is one local clock hour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Granularity = Literal["daily", "hourly"]
+GRANULARITIES: tuple[Granularity, ...] = ("daily", "hourly")
+UTC = dt.timezone.utc
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime  # naive UTC, inclusive
+    end: dt.datetime  # naive UTC, exclusive
+    granularity: Granularity
+    timezone: str = "UTC"
+
+    @property
+    def minutes(self) -> float:
+        return (self.end - self.start).total_seconds() / 60.0
+
+    @property
+    def local_start(self) -> dt.datetime:
+        return self.start.replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def label(self) -> str:
+        local = self.local_start
+        if self.granularity == "daily":
+            return f"{local:%Y-%m-%d} ({self.timezone})"
+        return f"{local:%Y-%m-%d %H:%M} ({self.timezone})"
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.label} [{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M}) UTC"
+
+
+def _check(granularity: str) -> Granularity:
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity {granularity!r}: use one of {', '.join(GRANULARITIES)}")
+    return granularity  # type: ignore[return-value]
+
+
+def _to_utc_naive(ts: dt.datetime) -> dt.datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def daily_window(day: dt.date, timezone: str = "UTC") -> Window:
+    tz = ZoneInfo(timezone)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    return Window(_to_utc_naive(start), _to_utc_naive(end), "daily", timezone)
+
+
+def window_containing(ts: dt.datetime, granularity: str, timezone: str = "UTC") -> Window:
+    """The window holding instant ``ts`` (naive means UTC)."""
+    g = _check(granularity)
+    tz = ZoneInfo(timezone)
+    aware = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    local = aware.astimezone(tz)
+    if g == "daily":
+        return daily_window(local.date(), timezone)
+    # Floor in local time (keeping `fold`, so the repeated hour of a DST fall-back is
+    # its own window), then step one real hour.
+    start = _to_utc_naive(local.replace(minute=0, second=0, microsecond=0))
+    return Window(start, start + dt.timedelta(hours=1), "hourly", timezone)
+
+
+def last_complete_window(granularity: str, timezone: str = "UTC", now: dt.datetime | None = None) -> Window:
+    now = now or dt.datetime.now(UTC)
+    current = window_containing(now, granularity, timezone)
+    return window_containing(current.start - dt.timedelta(microseconds=1), granularity, timezone)
+
+
+def windows_between(start: dt.date, end: dt.date, granularity: str, timezone: str = "UTC") -> list[Window]:
+    """Every window from local date ``start`` up to and including local date ``end``."""
+    g = _check(granularity)
+    out: list[Window] = []
+    day = start
+    while day <= end:
+        dw = daily_window(day, timezone)
+        if g == "daily":
+            out.append(dw)
+        else:
+            w = window_containing(dw.start, "hourly", timezone)
+            while w.start < dw.end:
+                out.append(w)
+                w = window_containing(w.end, "hourly", timezone)
+        day += dt.timedelta(days=1)
+    return out

@@ -1,0 +1,43 @@
+"""monitor_window: one window, end to end. The body is the run's outline."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from aimon.config import load_config
+from aimon.store import Store
+from tasks.contract import check_contract_task
+from tasks.registry import ANALYZERS
+from tasks.run import (
+    RunSummary,
+    analyze_task,
+    begin_run,
+    open_window_task,
+    outcome_of,
+    publish_task,
+    record_failure,
+    resolve_window,
+)
+
+
+@flow(name="monitor-window", log_prints=True)
+def monitor_window(
+    granularity: str = "daily",
+    window_start: str | None = None,
+    config_path: str | None = None,
+) -> RunSummary:
+    """Monitor one window (the last complete one unless `window_start` is given)."""
+    cfg = load_config(config_path)
+    window = resolve_window(cfg, granularity, window_start)
+    store = Store(cfg)
+    run = begin_run(store, window, flow_run.get_id())
+    try:
+        ctx = open_window_task(cfg, window, store)
+        contract = check_contract_task(ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps)
+        futures = {name: analyze_task.with_options(name=f"analyze-{name}").submit(name, ctx) for name in ANALYZERS}
+        outcomes = [outcome_of(name, f) for name, f in futures.items()]
+        return publish_task(store, run, contract, outcomes)
+    except BaseException as err:
+        record_failure(store, run, err)
+        raise

@@ -1,0 +1,1 @@
+"""One module per concern: plain functions that do the work, thin @task wrappers."""

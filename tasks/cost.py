@@ -1,0 +1,200 @@
+"""Tokens, spend and budgets.
+
+Spend is the gateway's logged ``cost_usd`` where present (unless ``cost.reprice``),
+else tokens priced from the date-versioned pricing table: the price in effect at each
+interaction's timestamp. The window is cut at every ``effective_from`` inside it and
+tokens are summed per piece in the warehouse, so a mid-window price change is exact
+without pulling rows. Requests that cannot be priced (no price for the model, or no
+tokens) are counted as ``llm_unpriced_requests`` and named, never priced at 0.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from aimon.config import BudgetConfig, PriceEntry
+from aimon.records import ALL, AnalyzerResult, MetricRecord
+from aimon.store import Store
+from aimon.windows import Window
+from tasks.base import AnalysisContext, endpoint_expr, rollup
+from tasks.contract import valid_rows
+
+TOKEN_TYPES = {"input_tokens": "input", "output_tokens": "output", "cached_input_tokens": "cached_input"}
+
+
+def _utc_midnight(d: dt.date) -> dt.datetime:
+    return dt.datetime.combine(d, dt.time())
+
+
+def price_boundaries(pricing: Sequence[PriceEntry], window: Window) -> list[dt.datetime]:
+    """Instants inside the window where some model's price changes (UTC midnight)."""
+    inside = {_utc_midnight(p.effective_from) for p in pricing}
+    return sorted(b for b in inside if window.start < b < window.end)
+
+
+def price_at(pricing: Sequence[PriceEntry], model: str, at: dt.datetime) -> PriceEntry | None:
+    """The entry in effect for `model` at instant `at` (latest effective_from <= at)."""
+    entries = [p for p in pricing if p.model == model and _utc_midnight(p.effective_from) <= at]
+    return max(entries, key=lambda p: p.effective_from) if entries else None
+
+
+def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.DataFrame:
+    """Per model, endpoint and price segment: token sums, logged cost, rows to price."""
+    ix = ctx.interactions
+    ts = ix.req("timestamp")
+    cost = ix.col("cost_usd")
+    if boundaries:
+        segment: sa.ColumnElement[Any] = sa.case(
+            *[(ts < sa.bindparam(f"b{i}", b, type_=sa.DateTime), sa.literal_column(str(i))) for i, b in enumerate(boundaries)],
+            else_=sa.literal_column(str(len(boundaries))),
+        )
+    else:
+        segment = sa.literal_column("0")
+    needs_price: sa.ColumnElement[bool] = (
+        sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
+    )
+    cols: list[Any] = [
+        sa.cast(ix.req("model"), sa.String).label("g_model"),
+        endpoint_expr(ix).label("g_endpoint"),
+        segment.label("g_segment"),
+        sa.func.count().label("n"),
+        sa.func.sum(sa.case((needs_price, 1), else_=0)).label("n_price"),
+    ]
+    for name in TOKEN_TYPES:
+        c = ix.col(name)
+        if c is not None:
+            cols.append(sa.func.sum(c).label(name))
+            cols.append(sa.func.sum(sa.case((needs_price, c), else_=None)).label(f"price_{name}"))
+    tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
+    no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok]) if tok else needs_price
+    cols.append(sa.func.sum(sa.case((no_tokens, 1), else_=0)).label("n_no_tokens"))
+    if cost is not None and not ctx.cfg.cost.reprice:
+        cols.append(sa.func.sum(cost).label("cost_logged"))
+    q = (
+        sa.select(*cols)
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix))
+        .group_by(sa.literal_column("g_model"), sa.literal_column("g_endpoint"), sa.literal_column("g_segment"))
+    )
+    df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params))
+    df = df.rename(columns={"g_model": "model", "g_endpoint": "endpoint", "g_segment": "segment"})
+    for c in df.columns:
+        if c not in ("model", "endpoint"):
+            # SUM of nothing is NULL; PostgreSQL sums integers as Decimal.
+            df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), 0), errors="raise").astype("float64")
+    return df
+
+
+def price_frame(
+    sums: pd.DataFrame, pricing: Sequence[PriceEntry], window: Window, boundaries: Sequence[dt.datetime]
+) -> pd.DataFrame:
+    """Add `cost_priced`, `cost` and `unpriced` columns to the token sums."""
+    starts = [window.start, *boundaries]
+    priced, unpriced = [], []
+    for r in sums.itertuples(index=False):
+        entry = price_at(pricing, r.model, starts[int(r.segment)])
+        n_price = int(r.n_price)
+        if entry is None:
+            priced.append(0.0)
+            unpriced.append(n_price)
+            continue
+        d = r._asdict()
+        inp = d.get("price_input_tokens", 0.0)
+        cached = d.get("price_cached_input_tokens", 0.0)
+        out = d.get("price_output_tokens", 0.0)
+        cached_rate = entry.cached_input_per_1m if entry.cached_input_per_1m is not None else entry.input_per_1m
+        priced.append(((inp - cached) * entry.input_per_1m + cached * cached_rate + out * entry.output_per_1m) / 1e6)
+        unpriced.append(int(r.n_no_tokens))
+    out_df = sums.assign(cost_priced=priced, unpriced=unpriced)
+    logged = out_df["cost_logged"] if "cost_logged" in out_df else 0.0
+    return out_df.assign(cost=out_df["cost_priced"] + logged)
+
+
+def budget_figures(
+    budgets: Sequence[BudgetConfig], window: Window, spend: pd.DataFrame, store: Store
+) -> tuple[list[MetricRecord], list[str]]:
+    """Used ratio per budget and period, and a month-end forecast.
+
+    Earlier spend in the period comes from the metrics table (this granularity's
+    stored `llm_cost_usd`), so a daily run does not re-read the month's rows.
+    """
+    recs: list[MetricRecord] = []
+    notes: list[str] = []
+    local = window.local_start
+    tz = local.tzinfo
+    month_start_local = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start = month_start_local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    days_in_month = calendar.monthrange(local.year, local.month)[1]
+    next_month = (month_start_local + dt.timedelta(days=days_in_month)).replace(day=1, tzinfo=tz)
+    month_end = next_month.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    for b in budgets:
+        labels = {"model": b.model or ALL, "endpoint": ALL}
+        row = spend[(spend["model"] == labels["model"]) & (spend["endpoint"] == ALL)]
+        current = float(row["cost"].sum()) if len(row) else 0.0
+        period_start = day_start if b.period == "day" else month_start
+        prior = store.figures(
+            granularity=window.granularity, metric="llm_cost_usd", labels=labels, start_from=period_start, before=window.start
+        )
+        to_date = current + sum(f.value for f in prior)
+        recs.append(MetricRecord.of("llm_budget_used_ratio", to_date / b.usd, scope=b.scope, period=b.period))
+        if b.period == "month":
+            elapsed = (window.end - month_start).total_seconds()
+            forecast = to_date * (month_end - month_start).total_seconds() / elapsed
+            recs.append(MetricRecord.of("llm_cost_forecast_usd", forecast, scope=b.scope))
+            recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
+            expected = (window.start - month_start) / (window.end - window.start)
+            if len(prior) < int(round(expected)):
+                notes.append(
+                    f"budget {b.scope}: month-to-date from {len(prior)} of {int(round(expected))} earlier "
+                    f"{window.granularity} windows stored (backfill the rest for an exact figure)"
+                )
+        else:
+            recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
+    return recs, notes
+
+
+def cost_records(priced: pd.DataFrame, token_cols: Sequence[str]) -> list[MetricRecord]:
+    sums = ["cost", "unpriced", *token_cols]
+    totals = rollup(priced, sums) if len(priced) else rollup(pd.DataFrame(columns=["model", "endpoint", *sums]), sums)
+    recs = []
+    for r in totals.itertuples(index=False):
+        d = r._asdict()
+        labels = {"model": r.model, "endpoint": r.endpoint}
+        recs.append(MetricRecord.of("llm_cost_usd", d["cost"], **labels))
+        for col in token_cols:
+            recs.append(MetricRecord.of("llm_tokens", d[col], type=TOKEN_TYPES[col], **labels))
+        if r.endpoint == ALL:
+            recs.append(MetricRecord.of("llm_unpriced_requests", d["unpriced"], model=r.model))
+    return recs
+
+
+def analyze_cost(ctx: AnalysisContext) -> AnalyzerResult:
+    ix = ctx.interactions
+    token_cols = [c for c in TOKEN_TYPES if ix.has(c)]
+    if not token_cols and not ix.has("cost_usd"):
+        return AnalyzerResult("cost", (), ("no cost: the table has neither token columns nor cost_usd",))
+    pricing = ctx.cfg.pricing
+    boundaries = price_boundaries(pricing, ctx.window)
+    sums = token_sums(ctx, boundaries)
+    priced = price_frame(sums, pricing, ctx.window, boundaries) if len(sums) else sums.assign(cost=[], unpriced=[])
+    recs = cost_records(priced, token_cols)
+    spend = rollup(priced, ["cost"]) if len(priced) else pd.DataFrame({"model": [ALL], "endpoint": [ALL], "cost": [0.0]})
+    budget_recs, notes = budget_figures(ctx.cfg.budgets, ctx.window, spend, ctx.store)
+    recs += budget_recs
+    unpriced = {r.model: int(r.unpriced) for r in rollup(priced, ["unpriced"]).itertuples() if r.endpoint == ALL and r.model != ALL and r.unpriced} if len(priced) else {}
+    if unpriced:
+        no_price = sorted(m for m in unpriced if not any(p.model == m for p in pricing))
+        notes.insert(
+            0,
+            "unpriced requests (left out of llm_cost_usd): "
+            + ", ".join(f"{m} {n}" for m, n in sorted(unpriced.items()))
+            + (f"; no price in the pricing table for {', '.join(no_price)}" if no_price else ""),
+        )
+    return AnalyzerResult("cost", tuple(recs), tuple(notes), {"unpriced": unpriced})

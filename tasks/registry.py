@@ -1,0 +1,28 @@
+"""The analyzers a run executes. Adding an analyzer is one entry here.
+
+Each is a plain function ``(AnalysisContext) -> AnalyzerResult``; the flow runs
+them as concurrent Prefect tasks, and one failing does not stop the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aimon.records import AnalyzerResult
+from tasks.base import AnalysisContext
+from tasks.cost import analyze_cost
+from tasks.operational import analyze_operational
+
+Analyzer = Callable[[AnalysisContext], AnalyzerResult]
+
+ANALYZERS: dict[str, Analyzer] = {
+    "operational": analyze_operational,
+    "cost": analyze_cost,
+}
+
+
+def get_analyzer(name: str) -> Analyzer:
+    try:
+        return ANALYZERS[name]
+    except KeyError:
+        raise KeyError(f"unknown analyzer {name!r}; valid: {', '.join(ANALYZERS)}") from None

@@ -1,0 +1,182 @@
+"""A run's lifecycle: open the window, run one analyzer, publish, record a failure.
+
+Plain functions plus the thin @task wrappers the flow calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from aimon.config import Config
+from aimon.records import AnalyzerResult, MetricRecord
+from aimon.store import Store
+from aimon.warehouse import Warehouse
+from aimon.windows import Window, last_complete_window, window_containing
+from tasks.base import AnalysisContext
+from tasks.contract import ContractReport
+from tasks.registry import get_analyzer
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    run_id: str
+    window: Window
+    started: float  # time.monotonic() at start
+
+
+@dataclass(frozen=True)
+class AnalyzerOutcome:
+    name: str
+    result: AnalyzerResult | None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run found, small enough to return from a flow and print."""
+
+    run_id: str
+    window: Window
+    status: str  # success | degraded | failed
+    duration_seconds: float
+    contract: ContractReport | None
+    outcomes: tuple[AnalyzerOutcome, ...] = ()
+    records: tuple[MetricRecord, ...] = ()
+    stored_in: str = ""
+    error: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def value(self, metric: str, **labels: str) -> float | None:
+        want = tuple(sorted(labels.items()))
+        for r in self.records:
+            if r.metric == metric and r.labels == want:
+                return r.value
+        return None
+
+
+def resolve_window(cfg: Config, granularity: str, window_start: str | None = None, now: dt.datetime | None = None) -> Window:
+    """The window to run: the one holding `window_start` (ISO date or timestamp; a
+    naive value is local time in windows.timezone), else the last complete one."""
+    tz = cfg.windows.timezone
+    if window_start is None:
+        return last_complete_window(granularity, tz, now)
+    try:
+        ts = dt.datetime.fromisoformat(window_start)
+    except ValueError:
+        raise ValueError(f"window start {window_start!r} is not an ISO date or timestamp (e.g. 2026-11-28 or 2026-11-28T14:00)") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=cfg.windows.tz)
+    return window_containing(ts, granularity, tz)
+
+
+def begin_run(store: Store, window: Window, flow_run_id: str | None = None) -> RunHandle:
+    store.ensure()
+    run_id = uuid.uuid4().hex[:16]
+    store.start_run(run_id, window, flow_run_id)
+    return RunHandle(run_id, window, time.monotonic())
+
+
+def run_analyzer(name: str, ctx: AnalysisContext) -> AnalyzerResult:
+    started = time.monotonic()
+    result = get_analyzer(name)(ctx)
+    return dataclasses.replace(result, seconds=time.monotonic() - started)
+
+
+def run_meta(status: str, duration: float) -> list[MetricRecord]:
+    recs = [
+        MetricRecord.of("monitoring_run_success", 1.0 if status == "success" else 0.0),
+        MetricRecord.of("monitoring_run_duration_seconds", duration),
+    ]
+    if status == "success":
+        recs.append(MetricRecord.of("monitoring_last_success_timestamp_seconds", time.time()))
+    return recs
+
+
+def publish(
+    store: Store, run: RunHandle, contract: ContractReport, outcomes: list[AnalyzerOutcome]
+) -> RunSummary:
+    """Store the window's figures atomically (replacing a previous run's) and close the run."""
+    failed = [o for o in outcomes if o.error]
+    status = "degraded" if failed else "success"
+    records: list[MetricRecord] = list(contract.records())
+    for o in outcomes:
+        if o.result is not None:
+            records.extend(o.result.records)
+    duration = time.monotonic() - run.started
+    records.extend(run_meta(status, duration))
+    store.replace_window(run.window, records, run.run_id)
+    notes = list(contract.notes)
+    for o in outcomes:
+        if o.result is not None:
+            notes.extend(o.result.notes)
+    store.finish_run(
+        run.run_id,
+        status,
+        duration_seconds=duration,
+        rows_accepted=contract.accepted,
+        rows_rejected=contract.rejected_total,
+        error="; ".join(f"{o.name}: {o.error}" for o in failed) or None,
+        details={o.name: {"seconds": round(o.seconds, 3), "error": o.error} for o in outcomes},
+    )
+    return RunSummary(
+        run.run_id,
+        run.window,
+        status,
+        duration,
+        contract,
+        tuple(outcomes),
+        tuple(records),
+        store.where,
+        None,
+        tuple(notes),
+    )
+
+
+def record_failure(store: Store, run: RunHandle, err: BaseException) -> None:
+    """A failed run keeps the window's previous figures; only run-meta figures change."""
+    duration = time.monotonic() - run.started
+    store.upsert(run.window, run_meta("failed", duration), run.run_id)
+    store.finish_run(run.run_id, "failed", duration_seconds=duration, error=f"{type(err).__name__}: {err}")
+
+
+def describe_error(err: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+# -- thin task wrappers ------------------------------------------------------------
+
+
+@task(name="analyze", cache_policy=NO_CACHE)
+def analyze_task(name: str, ctx: AnalysisContext) -> AnalyzerResult:
+    return run_analyzer(name, ctx)
+
+
+@task(name="publish", cache_policy=NO_CACHE)
+def publish_task(store: Store, run: RunHandle, contract: ContractReport, outcomes: list[AnalyzerOutcome]) -> RunSummary:
+    return publish(store, run, contract, outcomes)
+
+
+@task(name="open-window", cache_policy=NO_CACHE)
+def open_window_task(cfg: Config, window: Window, store: Store) -> AnalysisContext:
+    warehouse = Warehouse(cfg.warehouse)
+    return AnalysisContext(cfg, window, warehouse, warehouse.describe(), store)
+
+
+def outcome_of(name: str, future: Any) -> AnalyzerOutcome:
+    """An analyzer task's result, or its error: one failing analyzer degrades the run."""
+    future.wait()
+    if future.state.is_completed():
+        result = future.result()
+        return AnalyzerOutcome(name, result, None, result.seconds)
+    err = future.result(raise_on_failure=False)
+    return AnalyzerOutcome(name, None, describe_error(err) if isinstance(err, BaseException) else str(err))
