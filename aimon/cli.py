@@ -23,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Batch monitoring for AI/ML systems in production.")
+    help="Batch monitoring for AI/ML systems in production.",
+)
 config_app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 app.add_typer(config_app, name="config")
 # Wide enough for the figures table when piped (CI logs, `| less`); a terminal keeps its width.
@@ -59,8 +60,12 @@ def run(
     config: ConfigOpt = None,
     granularity: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
     date: Annotated[str | None, typer.Option(help="the local date of a daily window, YYYY-MM-DD")] = None,
-    window_start: Annotated[str | None, typer.Option(help="a timestamp inside the window (local time unless it has an offset)")] = None,
-    notify: Annotated[bool, typer.Option(help="send alert notifications (alerting lands with the AlertManager task)")] = True,
+    window_start: Annotated[
+        str | None, typer.Option(help="a timestamp inside the window (local time unless it has an offset)")
+    ] = None,
+    notify: Annotated[
+        bool, typer.Option(help="send alert notifications (alerting lands with the AlertManager task)")
+    ] = True,
 ) -> None:
     """Monitor one window: the last complete one unless --date or --window-start is given."""
     from aimon.report import print_summary
@@ -99,7 +104,11 @@ def config_check(config: ConfigOpt = None) -> None:
     problems = 0
     try:
         ix = Warehouse(cfg.warehouse).describe()
-        absent = [c for c in ("endpoint", "latency_seconds", "input_tokens", "output_tokens", "cost_usd") if c not in ix.present]
+        absent = [
+            c
+            for c in ("endpoint", "latency_seconds", "input_tokens", "output_tokens", "cost_usd")
+            if c not in ix.present
+        ]
         console.print(
             f"[green]ok[/green] warehouse {redact(cfg.warehouse.url)}: table {cfg.warehouse.interactions_table!r} "
             f"maps {len(ix.present)} contract columns"
@@ -137,8 +146,10 @@ def demo(
     cfg = _load(config)
     url = sa.engine.make_url(cfg.warehouse.url)
     if url.get_backend_name() != "duckdb" or not url.database:
-        _fail("demo needs the embedded warehouse", f"warehouse.url is {cfg.warehouse.url!r}; use a duckdb:///path URL", 2)
-    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        _fail(
+            "demo needs the embedded warehouse", f"warehouse.url is {cfg.warehouse.url!r}; use a duckdb:///path URL", 2
+        )
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     started = time.monotonic()
     counts = seed_duckdb(
         url.database,
@@ -176,7 +187,7 @@ def demo(
         "\nwhere to look next:\n"
         f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
         f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
-        f"\\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = "
+        f'\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = '
         f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
         f"  runs: table {cfg.store.runs_table}"
     )

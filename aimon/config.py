@@ -85,9 +85,7 @@ class WarehouseConfig(_Strict):
     def _columns(cls, v: dict[str, str]) -> dict[str, str]:
         for key, col in v.items():
             if key not in CONTRACT_COLUMNS:
-                raise ValueError(
-                    f"{key!r} is not a data-contract column; valid: {', '.join(CONTRACT_COLUMNS)}"
-                )
+                raise ValueError(f"{key!r} is not a data-contract column; valid: {', '.join(CONTRACT_COLUMNS)}")
             check_identifier(col, f"column for {key!r}")
         return v
 
@@ -232,8 +230,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     p = resolve_path(path)
     if not p.is_file():
         raise ConfigError(
-            f"config file {p} not found: pass --config PATH, set AIMON_CONFIG, "
-            f"or create {DEFAULT_CONFIG}"
+            f"config file {p} not found: pass --config PATH, set AIMON_CONFIG, or create {DEFAULT_CONFIG}"
         )
     try:
         data = yaml.safe_load(p.read_text()) or {}

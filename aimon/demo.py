@@ -77,7 +77,7 @@ def generate_day(
     hour_w = 1.0 + 0.8 * np.sin((np.arange(24) - 8) / 24 * 2 * np.pi)
     hour = rng.choice(24, size=n, p=hour_w / hour_w.sum())
     micros = (hour * 3600 + rng.uniform(0, 3600, n)) * 1e6
-    start_us = int(dt.datetime.combine(day, dt.time()).replace(tzinfo=dt.timezone.utc).timestamp() * 1e6)
+    start_us = int(dt.datetime.combine(day, dt.time()).replace(tzinfo=dt.UTC).timestamp() * 1e6)
     ts = (start_us + micros.astype(np.int64)).astype("datetime64[us]")
 
     models = list(MODELS)
@@ -211,7 +211,7 @@ def seed_duckdb(
     """(Re)create the demo tables in a DuckDB file; returns row counts."""
     import duckdb
 
-    end = end or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+    end = end or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     rng = np.random.default_rng(seed)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     counts = {table: 0}

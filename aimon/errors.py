@@ -1,9 +1,9 @@
 """The exception tree. Every error a user can cause says what failed and what to do.
 
-    AimonError
-    ├── ConfigError      the YAML file, a key, a value (exit status 2)
-    ├── ContractError    the warehouse does not hold what the data contract needs
-    └── StoreError       the metrics store cannot be read or written
+AimonError
+├── ConfigError      the YAML file, a key, a value (exit status 2)
+├── ContractError    the warehouse does not hold what the data contract needs
+└── StoreError       the metrics store cannot be read or written
 """
 
 from __future__ import annotations

@@ -34,7 +34,19 @@ def figures_table(summary: RunSummary) -> Table:
         key=lambda me: (me[0] == ALL, me[0] or "", me[1] == ALL, me[1] or ""),
     )
     t = Table(title=f"{summary.window.label}: figures by model and endpoint", title_justify="left")
-    for col in ("model", "endpoint", "requests", "req/min", "error rate", "p50 s", "p95 s", "p99 s", "tokens in", "tokens out", "cost USD"):
+    for col in (
+        "model",
+        "endpoint",
+        "requests",
+        "req/min",
+        "error rate",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "tokens in",
+        "tokens out",
+        "cost USD",
+    ):
         t.add_column(col, justify="left" if col in ("model", "endpoint") else "right")
     for m, e in groups:
         if m is None or e is None or (e == ALL and m != ALL and sum(1 for g in groups if g[0] == m) <= 2):
@@ -58,9 +70,7 @@ def figures_table(summary: RunSummary) -> Table:
     return t
 
 
-def changes_vs_history(
-    summary: RunSummary, store: Store, *, windows: int = 7, ratio: float = 1.5
-) -> list[str]:
+def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, ratio: float = 1.5) -> list[str]:
     """Figures that moved more than `ratio`x against the median of the previous stored
     windows: the demo's 'what it found'. (Alert rules do this properly.)"""
     watched = ("llm_error_rate", "llm_latency_seconds", "llm_cost_usd", "llm_tokens")
@@ -68,7 +78,7 @@ def changes_vs_history(
     span = w.end - w.start
     found = []
     for r in summary.records:
-        if r.metric not in watched or r.label("endpoint") == ALL and r.label("model") != ALL:
+        if r.metric not in watched or (r.label("endpoint") == ALL and r.label("model") != ALL):
             continue
         if r.metric == "llm_latency_seconds" and r.label("quantile") != "0.95":
             continue

@@ -25,7 +25,7 @@ RUN_STATUSES = ("running", "success", "degraded", "failed")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -164,9 +164,7 @@ class Store:
         rows = self._rows(window, records, run_id)
         m = self.metrics
         with self.engine.begin() as conn:
-            conn.execute(
-                m.delete().where(m.c.window_start == window.start, m.c.granularity == window.granularity)
-            )
+            conn.execute(m.delete().where(m.c.window_start == window.start, m.c.granularity == window.granularity))
             if rows:
                 conn.execute(m.insert(), rows)
         return len(rows)

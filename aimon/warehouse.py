@@ -173,6 +173,8 @@ class Warehouse:
             result = conn.execute(stmt, params or {})
             names = list(result.keys())
             rows = result.fetchall()
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if rows else pa.table(
-            {n: pa.array([], pa.null()) for n in names}
+        return (
+            pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+            if rows
+            else pa.table({n: pa.array([], pa.null()) for n in names})
         )

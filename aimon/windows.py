@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 Granularity = Literal["daily", "hourly"]
 GRANULARITIES: tuple[Granularity, ...] = ("daily", "hourly")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ its first broken rule, and never enters a figure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -36,9 +37,7 @@ def reject_rules(ix: Interactions) -> list[tuple[str, sa.ColumnElement[bool]]]:
         negative(t)
     cached, inp = ix.col("cached_input_tokens"), ix.col("input_tokens")
     if cached is not None and inp is not None:
-        rules.append(
-            ("cached_exceeds_input", sa.and_(cached.is_not(None), inp.is_not(None), cached > inp))
-        )
+        rules.append(("cached_exceeds_input", sa.and_(cached.is_not(None), inp.is_not(None), cached > inp)))
     negative("cost_usd")
     return rules
 

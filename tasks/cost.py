@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -51,14 +52,15 @@ def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.Da
     cost = ix.col("cost_usd")
     if boundaries:
         segment: sa.ColumnElement[Any] = sa.case(
-            *[(ts < sa.bindparam(f"b{i}", b, type_=sa.DateTime), sa.literal_column(str(i))) for i, b in enumerate(boundaries)],
+            *[
+                (ts < sa.bindparam(f"b{i}", b, type_=sa.DateTime), sa.literal_column(str(i)))
+                for i, b in enumerate(boundaries)
+            ],
             else_=sa.literal_column(str(len(boundaries))),
         )
     else:
         segment = sa.literal_column("0")
-    needs_price: sa.ColumnElement[bool] = (
-        sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
-    )
+    needs_price: sa.ColumnElement[bool] = sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
     cols: list[Any] = [
         sa.cast(ix.req("model"), sa.String).label("g_model"),
         endpoint_expr(ix).label("g_endpoint"),
@@ -72,7 +74,7 @@ def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.Da
             cols.append(sa.func.sum(c).label(name))
             cols.append(sa.func.sum(sa.case((needs_price, c), else_=None)).label(f"price_{name}"))
     tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
-    no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok]) if tok else needs_price
+    no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok if t is not None]) if tok else needs_price
     cols.append(sa.func.sum(sa.case((no_tokens, 1), else_=0)).label("n_no_tokens"))
     if cost is not None and not ctx.cfg.cost.reprice:
         cols.append(sa.func.sum(cost).label("cost_logged"))
@@ -82,7 +84,7 @@ def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.Da
         .where(ix.in_window(), valid_rows(ix))
         .group_by(sa.literal_column("g_model"), sa.literal_column("g_endpoint"), sa.literal_column("g_segment"))
     )
-    df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params))
+    df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params), columns=[c.key for c in q.selected_columns])
     df = df.rename(columns={"g_model": "model", "g_endpoint": "endpoint", "g_segment": "segment"})
     for c in df.columns:
         if c not in ("model", "endpoint"):
@@ -96,7 +98,8 @@ def price_frame(
 ) -> pd.DataFrame:
     """Add `cost_priced`, `cost` and `unpriced` columns to the token sums."""
     starts = [window.start, *boundaries]
-    priced, unpriced = [], []
+    priced: list[float] = []
+    unpriced: list[int] = []
     for r in sums.itertuples(index=False):
         entry = price_at(pricing, r.model, starts[int(r.segment)])
         n_price = int(r.n_price)
@@ -111,9 +114,8 @@ def price_frame(
         cached_rate = entry.cached_input_per_1m if entry.cached_input_per_1m is not None else entry.input_per_1m
         priced.append(((inp - cached) * entry.input_per_1m + cached * cached_rate + out * entry.output_per_1m) / 1e6)
         unpriced.append(int(r.n_no_tokens))
-    out_df = sums.assign(cost_priced=priced, unpriced=unpriced)
-    logged = out_df["cost_logged"] if "cost_logged" in out_df else 0.0
-    return out_df.assign(cost=out_df["cost_priced"] + logged)
+    out_df = sums.assign(cost_priced=np.array(priced, dtype="float64"), unpriced=np.array(unpriced, dtype="int64"))
+    return out_df.assign(cost=out_df["cost_priced"] + out_df.get("cost_logged", 0.0))
 
 
 def budget_figures(
@@ -129,18 +131,22 @@ def budget_figures(
     local = window.local_start
     tz = local.tzinfo
     month_start_local = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    month_start = month_start_local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    month_start = month_start_local.astimezone(dt.UTC).replace(tzinfo=None)
     days_in_month = calendar.monthrange(local.year, local.month)[1]
     next_month = (month_start_local + dt.timedelta(days=days_in_month)).replace(day=1, tzinfo=tz)
-    month_end = next_month.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    month_end = next_month.astimezone(dt.UTC).replace(tzinfo=None)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC).replace(tzinfo=None)
     for b in budgets:
         labels = {"model": b.model or ALL, "endpoint": ALL}
         row = spend[(spend["model"] == labels["model"]) & (spend["endpoint"] == ALL)]
         current = float(row["cost"].sum()) if len(row) else 0.0
         period_start = day_start if b.period == "day" else month_start
         prior = store.figures(
-            granularity=window.granularity, metric="llm_cost_usd", labels=labels, start_from=period_start, before=window.start
+            granularity=window.granularity,
+            metric="llm_cost_usd",
+            labels=labels,
+            start_from=period_start,
+            before=window.start,
         )
         to_date = current + sum(f.value for f in prior)
         recs.append(MetricRecord.of("llm_budget_used_ratio", to_date / b.usd, scope=b.scope, period=b.period))
@@ -149,10 +155,10 @@ def budget_figures(
             forecast = to_date * (month_end - month_start).total_seconds() / elapsed
             recs.append(MetricRecord.of("llm_cost_forecast_usd", forecast, scope=b.scope))
             recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
-            expected = (window.start - month_start) / (window.end - window.start)
-            if len(prior) < int(round(expected)):
+            expected = round((window.start - month_start) / (window.end - window.start))
+            if len(prior) < expected:
                 notes.append(
-                    f"budget {b.scope}: month-to-date from {len(prior)} of {int(round(expected))} earlier "
+                    f"budget {b.scope}: month-to-date from {len(prior)} of {expected} earlier "
                     f"{window.granularity} windows stored (backfill the rest for an exact figure)"
                 )
         else:
@@ -160,9 +166,7 @@ def budget_figures(
     return recs, notes
 
 
-def cost_records(priced: pd.DataFrame, token_cols: Sequence[str]) -> list[MetricRecord]:
-    sums = ["cost", "unpriced", *token_cols]
-    totals = rollup(priced, sums) if len(priced) else rollup(pd.DataFrame(columns=["model", "endpoint", *sums]), sums)
+def cost_records(totals: pd.DataFrame, token_cols: Sequence[str]) -> list[MetricRecord]:
     recs = []
     for r in totals.itertuples(index=False):
         d = r._asdict()
@@ -182,13 +186,15 @@ def analyze_cost(ctx: AnalysisContext) -> AnalyzerResult:
         return AnalyzerResult("cost", (), ("no cost: the table has neither token columns nor cost_usd",))
     pricing = ctx.cfg.pricing
     boundaries = price_boundaries(pricing, ctx.window)
-    sums = token_sums(ctx, boundaries)
-    priced = price_frame(sums, pricing, ctx.window, boundaries) if len(sums) else sums.assign(cost=[], unpriced=[])
-    recs = cost_records(priced, token_cols)
-    spend = rollup(priced, ["cost"]) if len(priced) else pd.DataFrame({"model": [ALL], "endpoint": [ALL], "cost": [0.0]})
-    budget_recs, notes = budget_figures(ctx.cfg.budgets, ctx.window, spend, ctx.store)
-    recs += budget_recs
-    unpriced = {r.model: int(r.unpriced) for r in rollup(priced, ["unpriced"]).itertuples() if r.endpoint == ALL and r.model != ALL and r.unpriced} if len(priced) else {}
+    priced = price_frame(token_sums(ctx, boundaries), pricing, ctx.window, boundaries)
+    totals = rollup(priced, ["cost", "unpriced", *token_cols])
+    recs = cost_records(totals, token_cols)
+    budget_recs, notes = budget_figures(ctx.cfg.budgets, ctx.window, totals, ctx.store)
+    unpriced = {
+        str(r.model): int(r.unpriced)
+        for r in totals.itertuples(index=False)
+        if r.endpoint == ALL and r.model != ALL and r.unpriced
+    }
     if unpriced:
         no_price = sorted(m for m in unpriced if not any(p.model == m for p in pricing))
         notes.insert(
@@ -197,4 +203,4 @@ def analyze_cost(ctx: AnalysisContext) -> AnalyzerResult:
             + ", ".join(f"{m} {n}" for m, n in sorted(unpriced.items()))
             + (f"; no price in the pricing table for {', '.join(no_price)}" if no_price else ""),
         )
-    return AnalyzerResult("cost", tuple(recs), tuple(notes), {"unpriced": unpriced})
+    return AnalyzerResult("cost", tuple(recs + budget_recs), tuple(notes), {"unpriced": unpriced})

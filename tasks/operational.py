@@ -58,7 +58,7 @@ def latency_quantiles(ctx: AnalysisContext) -> pd.DataFrame:
 
     def agg(q: float) -> sa.ColumnElement[Any]:
         # A literal, not a bound parameter: both engines want a constant fraction.
-        frac = sa.literal_column(repr(float(q)))
+        frac: sa.ColumnElement[Any] = sa.literal_column(repr(float(q)))
         if backend == "duckdb":
             return sa.func.quantile_cont(lat, frac)
         return sa.func.percentile_cont(frac).within_group(lat)
@@ -72,9 +72,9 @@ def latency_quantiles(ctx: AnalysisContext) -> pd.DataFrame:
     out = []
     for i, (m, e) in enumerate(levels):
         stmt = sa.select(m, e, *aggs).select_from(ix.table).where(where)
-        group = [sa.literal_column("g_model"), sa.literal_column("g_endpoint")][: 2 - i]
+        group = ("g_model", "g_endpoint")[: 2 - i]
         if group:
-            stmt = stmt.group_by(*group)
+            stmt = stmt.group_by(*[sa.literal_column(g) for g in group])
         for r in ctx.warehouse.fetch(stmt, ctx.params):
             if not r["n"]:
                 continue

@@ -64,7 +64,9 @@ class RunSummary:
         return None
 
 
-def resolve_window(cfg: Config, granularity: str, window_start: str | None = None, now: dt.datetime | None = None) -> Window:
+def resolve_window(
+    cfg: Config, granularity: str, window_start: str | None = None, now: dt.datetime | None = None
+) -> Window:
     """The window to run: the one holding `window_start` (ISO date or timestamp; a
     naive value is local time in windows.timezone), else the last complete one."""
     tz = cfg.windows.timezone
@@ -73,7 +75,9 @@ def resolve_window(cfg: Config, granularity: str, window_start: str | None = Non
     try:
         ts = dt.datetime.fromisoformat(window_start)
     except ValueError:
-        raise ValueError(f"window start {window_start!r} is not an ISO date or timestamp (e.g. 2026-11-28 or 2026-11-28T14:00)") from None
+        raise ValueError(
+            f"window start {window_start!r} is not an ISO date or timestamp (e.g. 2026-11-28 or 2026-11-28T14:00)"
+        ) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=cfg.windows.tz)
     return window_containing(ts, granularity, tz)
@@ -84,6 +88,12 @@ def begin_run(store: Store, window: Window, flow_run_id: str | None = None) -> R
     run_id = uuid.uuid4().hex[:16]
     store.start_run(run_id, window, flow_run_id)
     return RunHandle(run_id, window, time.monotonic())
+
+
+def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
+    """Check the table and its columns against the contract; hand out the handles."""
+    warehouse = Warehouse(cfg.warehouse)
+    return AnalysisContext(cfg, window, warehouse, warehouse.describe(), store)
 
 
 def run_analyzer(name: str, ctx: AnalysisContext) -> AnalyzerResult:
@@ -102,9 +112,7 @@ def run_meta(status: str, duration: float) -> list[MetricRecord]:
     return recs
 
 
-def publish(
-    store: Store, run: RunHandle, contract: ContractReport, outcomes: list[AnalyzerOutcome]
-) -> RunSummary:
+def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: list[AnalyzerOutcome]) -> RunSummary:
     """Store the window's figures atomically (replacing a previous run's) and close the run."""
     failed = [o for o in outcomes if o.error]
     status = "degraded" if failed else "success"
@@ -168,8 +176,7 @@ def publish_task(store: Store, run: RunHandle, contract: ContractReport, outcome
 
 @task(name="open-window", cache_policy=NO_CACHE)
 def open_window_task(cfg: Config, window: Window, store: Store) -> AnalysisContext:
-    warehouse = Warehouse(cfg.warehouse)
-    return AnalysisContext(cfg, window, warehouse, warehouse.describe(), store)
+    return open_window(cfg, window, store)
 
 
 def outcome_of(name: str, future: Any) -> AnalyzerOutcome:
