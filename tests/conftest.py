@@ -106,7 +106,7 @@ def write_duckdb(path: Path, df: pd.DataFrame, table: str = "interactions") -> s
 def write_sqlalchemy(url: str, df: pd.DataFrame, table: str, schema: str | None = None) -> None:
     engine = sa.create_engine(url)
     try:
-        df.to_sql(table, engine, schema=schema, index=False, if_exists="replace", chunksize=5000, method="multi")
+        df.to_sql(table, engine, schema=schema, index=False, if_exists="replace", chunksize=2000, method="multi")
     finally:
         engine.dispose()
 
