@@ -71,8 +71,9 @@ def figures_table(summary: RunSummary) -> Table:
 
 
 def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, ratio: float = 1.5) -> list[str]:
-    """Figures that moved more than `ratio`x against the median of the previous stored
-    windows: the demo's 'what it found'. (Alert rules do this properly.)"""
+    """Figures that rose more than `ratio`x above the median of the previous stored
+    windows: the demo's 'what it found'. (Alert rules do this properly.) Error rates
+    must also rise by 2 points, so a handful of errors in a small segment is not news."""
     watched = ("llm_error_rate", "llm_latency_seconds", "llm_cost_usd", "llm_tokens")
     w = summary.window
     span = w.end - w.start
@@ -94,7 +95,9 @@ def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, r
         if len(past) < 3:
             continue
         base = statistics.median(f.value for f in past)
-        if base > 0 and (r.value / base >= ratio or r.value / base <= 1 / ratio):
+        if r.metric == "llm_error_rate" and r.value - base < 0.02:
+            continue
+        if base > 0 and r.value / base >= ratio:
             labels = ", ".join(f"{k}={v}" for k, v in r.labels if v != ALL)
             found.append(
                 f"{r.metric}{{{labels}}} = {r.value:,.4g} vs median {base:,.4g} of the previous "

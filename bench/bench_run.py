@@ -21,7 +21,10 @@ What it measures
     Reported per part and size: the median wall time of the three processes; the peak
     RSS of the child (``ru_maxrss``, absolute: Python, Prefect, pandas and DuckDB
     included), the highest of the three; and the child's baseline RSS right after its
-    imports, so the fixed overhead of the interpreter and libraries is visible.
+    imports, so the fixed overhead of the interpreter and libraries is visible. VmHWM
+    (Linux) is the same peak read from /proc/self/status, as a cross-check: a child's
+    ru_maxrss starts at its parent's peak, so this script's parent process stays small
+    and even the data generation runs in a subprocess of its own.
     DuckDB runs in-process, so its buffers and query memory are part of the RSS.
     The OS page cache is warm (the file was just written); DuckDB's own cache is cold
     in every process, as in a scheduled run.
@@ -69,11 +72,28 @@ CHILD_TIMEOUT = 1800
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
+    """This process's peak resident set size so far (Linux reports KiB).
+
+    On Linux a child's ru_maxrss starts at its parent's peak (it is carried through
+    fork/vfork and exec), so the parent of the measured processes must stay small:
+    it imports nothing heavy and generates the data in a subprocess of its own.
+    """
     import resource  # Unix only
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024
+
+
+def hwm_mib() -> float | None:
+    """VmHWM: the peak RSS of this process's own address space (Linux), a cross-check
+    that, unlike ru_maxrss, cannot inherit anything from the parent."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 # -- child: one part, one size, one process ------------------------------------------
@@ -84,6 +104,7 @@ def run_child(part: str, db: Path, day: dt.date) -> dict[str, Any]:
 
     configure_prefect()  # before anything imports prefect (tasks.* do)
 
+    import duckdb
     import yaml
 
     from aimon.config import parse_config
@@ -131,7 +152,27 @@ def run_child(part: str, db: Path, day: dt.date) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown part {part!r}")
     wall = time.perf_counter() - t1
-    return {"wall_s": wall, "setup_s": setup, "baseline_rss_mib": baseline, "peak_rss_mib": peak_rss_mib(), **info}
+    return {
+        "wall_s": wall,
+        "setup_s": setup,
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_vmhwm_mib": hwm_mib(),
+        "duckdb": duckdb.__version__,
+        **info,
+    }
+
+
+def run_generate(rows: int, db: Path, day: dt.date) -> dict[str, Any]:
+    from aimon.demo import seed_duckdb
+
+    for stale in (db, db.with_name(db.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    counts = seed_duckdb(db, days=1, rows_per_day=rows, seed=SEED, end=day, feedback_table=None)
+    if counts["interactions"] != rows:
+        raise SystemExit(f"generated {counts} rows, wanted {rows}")
+    return {"generation_s": time.perf_counter() - t0, "bytes": db.stat().st_size}
 
 
 # -- parent: generate, spawn, collect, print -----------------------------------------
@@ -144,28 +185,17 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def measure(part: str, db: Path) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--db", str(db), "--day", DAY.isoformat()]
+def spawn(*args: str) -> dict[str, Any]:
+    """Run this script in a fresh interpreter; return the JSON line it prints."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--day", DAY.isoformat()]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"child for {part!r} on {db.name} failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(RESULT_TAG) :])
-
-
-def generate(rows: int) -> tuple[Path, float]:
-    from aimon.demo import seed_duckdb
-
-    db = BENCH_DIR / f"day-{rows}.duckdb"
-    for stale in (db, db.with_name(db.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    counts = seed_duckdb(db, days=1, rows_per_day=rows, seed=SEED, end=DAY, feedback_table=None)
-    assert counts["interactions"] == rows, counts
-    return db, time.perf_counter() - t0
+        raise SystemExit(f"child {' '.join(args)} failed (exit {proc.returncode})")
+    return json.loads(lines[-1][len(RESULT_TAG) :])  # type: ignore[no-any-return]
 
 
 def summarize(part: str, rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,20 +207,21 @@ def summarize(part: str, rows: int, runs: list[dict[str, Any]]) -> dict[str, Any
         "setup_s_median": statistics.median(r["setup_s"] for r in runs),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
         "baseline_rss_mib": statistics.median(r["baseline_rss_mib"] for r in runs),
+        "peak_vmhwm_mib": max((r["peak_vmhwm_mib"] or 0.0) for r in runs) or None,
         "runs": runs,
     }
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
     head = f"{'part':<26} {'rows':>11} {'wall s (median)':>15} {'3 runs, s':>20} {'setup s':>8} "
-    head += f"{'peak RSS MiB':>12} {'baseline MiB':>12}"
+    head += f"{'peak RSS MiB':>12} {'baseline MiB':>12} {'VmHWM MiB':>9}"
     print(head)
     print("-" * len(head))
     for r in results:
         runs = "/".join(f"{w:.2f}" for w in r["wall_s_runs"])
         print(
             f"{r['part']:<26} {r['rows']:>11,} {r['wall_s_median']:>15.2f} {runs:>20} {r['setup_s_median']:>8.2f} "
-            f"{r['peak_rss_mib']:>12.0f} {r['baseline_rss_mib']:>12.0f}"
+            f"{r['peak_rss_mib']:>12.0f} {r['baseline_rss_mib']:>12.0f} {r['peak_vmhwm_mib'] or float('nan'):>9.0f}"
         )
 
 
@@ -213,6 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", help="comma-separated rows per day (default: 1000000,10000000)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_SIZES[0]:,} rows only")
     p.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
+    p.add_argument("--generate", type=int, metavar="ROWS", help=argparse.SUPPRESS)
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--day", type=dt.date.fromisoformat, default=DAY, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -222,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         print(RESULT_TAG + json.dumps(run_child(args.child, args.db, args.day)), flush=True)
+        return 0
+    if args.generate:
+        print(RESULT_TAG + json.dumps(run_generate(args.generate, args.db, args.day)), flush=True)
         return 0
 
     if args.quick:
@@ -236,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     generation: dict[str, float] = {}
     for rows in sizes:
         print(f"generating {rows:,} rows for {DAY} ...", flush=True)
-        db, gen_s = generate(rows)
-        generation[str(rows)] = gen_s
-        print(f"  {gen_s:.1f} s, {db.stat().st_size / 2**20:.0f} MiB on disk", flush=True)
+        db = BENCH_DIR / f"day-{rows}.duckdb"
+        gen = spawn("--generate", str(rows), "--db", str(db))
+        generation[str(rows)] = gen["generation_s"]
+        print(f"  {gen['generation_s']:.1f} s, {gen['bytes'] / 2**20:.0f} MiB on disk", flush=True)
         for part in PARTS:
-            runs = [measure(part, db) for _ in range(REPEATS)]
+            runs = [spawn("--child", part, "--db", str(db)) for _ in range(REPEATS)]
             results.append(summarize(part, rows, runs))
             r = results[-1]
             print(f"  {part:<26} {r['wall_s_median']:7.2f} s  {r['peak_rss_mib']:6.0f} MiB", flush=True)
@@ -253,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     print(f"total bench time {total:.0f} s (generation {sum(generation.values()):.0f} s)")
 
-    import duckdb
-
     out = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "day": DAY.isoformat(),
@@ -263,10 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": list(sizes),
         "machine": {
             "python": platform.python_version(),
-            "duckdb": duckdb.__version__,
+            "duckdb": results[0]["runs"][0]["duckdb"] if results else None,
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
         },
+        "parent_peak_rss_mib": peak_rss_mib(),  # the floor of every child's ru_maxrss
         "generation_s": generation,
         "results": results,
         "target": check,
