@@ -89,7 +89,7 @@ def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, r
             granularity=w.granularity,
             metric=r.metric,
             labels=dict(r.labels),
-            start_from=w.start - span * (windows + 1),
+            start_from=w.start - span * windows,
             before=w.start,
         )
         if len(past) < 3:
