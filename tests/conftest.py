@@ -13,7 +13,7 @@ from typing import Any
 
 # Prefect reads its settings at import: keep it quiet, offline and out of ~/.prefect.
 os.environ.setdefault("AIMON_HOME", tempfile.mkdtemp(prefix="aimon-test-home-"))
-from aimon.env import configure_prefect  # noqa: E402
+from aimon.env import configure_prefect
 
 configure_prefect()
 
@@ -54,7 +54,12 @@ def make_frame(rows_per_day: int = 1500, seed: int = 3) -> pd.DataFrame:
     contract and edge cases (unknown and oddly cased statuses, null optional values)."""
     rng = np.random.default_rng(seed)
     days = []
-    for offset, day in ((3, DAY - dt.timedelta(days=2)), (2, DAY - dt.timedelta(days=1)), (0, DAY), (1, DAY + dt.timedelta(days=1))):
+    for offset, day in (
+        (3, DAY - dt.timedelta(days=2)),
+        (2, DAY - dt.timedelta(days=1)),
+        (0, DAY),
+        (1, DAY + dt.timedelta(days=1)),
+    ):
         t = generate_day(day, rows_per_day, rng, day_offset=offset, row_offset=0)
         days.append(t.drop_columns(["embedding"]).to_pandas())
     df = pd.concat(days, ignore_index=True)
@@ -72,10 +77,28 @@ def make_frame(rows_per_day: int = 1500, seed: int = 3) -> pd.DataFrame:
             {"timestamp": ts, "model": "gpt-4o", "status": "weird_new_error", "latency_seconds": 2.0},
             {"timestamp": ts, "model": "gpt-4o", "status": " Timeout ", "latency_seconds": 30.0},
             {"timestamp": ts, "model": "gpt-4o", "status": "OK", "endpoint": None, "latency_seconds": None},
-            {"timestamp": ts, "model": "gpt-4o", "status": "ok", "endpoint": "chat", "input_tokens": None, "output_tokens": None},
+            {
+                "timestamp": ts,
+                "model": "gpt-4o",
+                "status": "ok",
+                "endpoint": "chat",
+                "input_tokens": None,
+                "output_tokens": None,
+            },
             # The window is half-open: end excluded, start included.
-            {"timestamp": pd.Timestamp(DAY + dt.timedelta(days=1)), "model": "gpt-4o", "status": "ok", "endpoint": "chat"},
-            {"timestamp": pd.Timestamp(DAY), "model": "gpt-4o", "status": "ok", "endpoint": "chat", "latency_seconds": 0.1},
+            {
+                "timestamp": pd.Timestamp(DAY + dt.timedelta(days=1)),
+                "model": "gpt-4o",
+                "status": "ok",
+                "endpoint": "chat",
+            },
+            {
+                "timestamp": pd.Timestamp(DAY),
+                "model": "gpt-4o",
+                "status": "ok",
+                "endpoint": "chat",
+                "latency_seconds": 0.1,
+            },
         ]
     )
     odd["request_id"] = [f"odd{i}" for i in range(len(odd))]

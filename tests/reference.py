@@ -30,7 +30,11 @@ def accepted(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["model"].notna() & df["status"].notna()
     for c in ("latency_seconds", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
         ok &= ~(df[c].notna() & (df[c] < 0)).fillna(False).astype(bool)
-    ok &= ~(df["cached_input_tokens"].notna() & df["input_tokens"].notna() & (df["cached_input_tokens"] > df["input_tokens"])).fillna(False).astype(bool)
+    ok &= ~(
+        df["cached_input_tokens"].notna()
+        & df["input_tokens"].notna()
+        & (df["cached_input_tokens"] > df["input_tokens"])
+    ).fillna(False).astype(bool)
     return df[ok]
 
 
@@ -66,7 +70,9 @@ def operational(df: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> dict[
         lat = g["latency_seconds"].dropna().to_numpy(dtype=float)
         if len(lat):
             for q in (0.5, 0.95, 0.99):
-                want[key("llm_latency_seconds", model=m, endpoint=e, quantile=q)] = float(np.quantile(lat, q, method="linear"))
+                want[key("llm_latency_seconds", model=m, endpoint=e, quantile=q)] = float(
+                    np.quantile(lat, q, method="linear")
+                )
     if not len(rows):
         want[key("llm_requests", model=ALL, endpoint=ALL)] = 0
         want[key("llm_requests_per_minute", model=ALL, endpoint=ALL)] = 0
@@ -79,8 +85,7 @@ def row_cost(row: pd.Series, pricing: list[dict[str, Any]], reprice: bool) -> fl
     if not reprice and pd.notna(row.get("cost_usd")):
         return float(row["cost_usd"])
     entries = [
-        p for p in pricing
-        if p["model"] == row["model"] and pd.Timestamp(p["effective_from"]) <= row["timestamp"]
+        p for p in pricing if p["model"] == row["model"] and pd.Timestamp(p["effective_from"]) <= row["timestamp"]
     ]
     inp, out = row.get("input_tokens"), row.get("output_tokens")
     if not entries or (pd.isna(inp) and pd.isna(out)):
@@ -94,14 +99,20 @@ def row_cost(row: pd.Series, pricing: list[dict[str, Any]], reprice: bool) -> fl
     return ((inp - cached) * p["input_per_1m"] + cached * cached_rate + out * p["output_per_1m"]) / 1e6
 
 
-def cost(df: pd.DataFrame, start: dt.datetime, end: dt.datetime, pricing: list[dict[str, Any]], reprice: bool = False) -> dict[tuple[str, str], float]:
+def cost(
+    df: pd.DataFrame, start: dt.datetime, end: dt.datetime, pricing: list[dict[str, Any]], reprice: bool = False
+) -> dict[tuple[str, str], float]:
     rows = accepted(in_window(df, start, end))
     costs = [row_cost(r, pricing, reprice) for _, r in rows.iterrows()]
     rows = rows.assign(cost=[c if c is not None else 0.0 for c in costs], unpriced=[c is None for c in costs])
     want: dict[tuple[str, str], float] = {}
     for m, e, g in groups(rows):
         want[key("llm_cost_usd", model=m, endpoint=e)] = float(g["cost"].sum())
-        for col, typ in (("input_tokens", "input"), ("output_tokens", "output"), ("cached_input_tokens", "cached_input")):
+        for col, typ in (
+            ("input_tokens", "input"),
+            ("output_tokens", "output"),
+            ("cached_input_tokens", "cached_input"),
+        ):
             want[key("llm_tokens", model=m, endpoint=e, type=typ)] = float(g[col].sum())
         if e == ALL:
             want[key("llm_unpriced_requests", model=m)] = int(g["unpriced"].sum())

@@ -95,7 +95,13 @@ def test_price_change_inside_a_window_prices_each_side_at_its_rate(tmp_path: Pat
     url = write_duckdb(tmp_path / "p.duckdb", rows)
     pricing = [
         {"model": "m", "input_per_1m": 1.0, "output_per_1m": 2.0, "effective_from": "2026-01-01"},
-        {"model": "m", "input_per_1m": 10.0, "output_per_1m": 20.0, "cached_input_per_1m": 4.0, "effective_from": "2026-11-11"},
+        {
+            "model": "m",
+            "input_per_1m": 10.0,
+            "output_per_1m": 20.0,
+            "cached_input_per_1m": 4.0,
+            "effective_from": "2026-11-11",
+        },
     ]
     cfg = make_config(url, windows={"timezone": "America/New_York"}, pricing=pricing, budgets=[])
     window = daily_window(day, "America/New_York")
@@ -150,10 +156,16 @@ def test_budget_month_to_date_uses_stored_windows_and_forecasts(tmp_path: Path) 
 
     # Nine earlier November days already stored at $20, one October day that must not count.
     for d in range(1, 10):
-        store.replace_window(daily_window(dt.date(2026, 11, d)), [MetricRecord.of("llm_cost_usd", 20, model=ALL, endpoint=ALL)], "r")
-    store.replace_window(daily_window(dt.date(2026, 10, 31)), [MetricRecord.of("llm_cost_usd", 500, model=ALL, endpoint=ALL)], "r")
+        store.replace_window(
+            daily_window(dt.date(2026, 11, d)), [MetricRecord.of("llm_cost_usd", 20, model=ALL, endpoint=ALL)], "r"
+        )
+    store.replace_window(
+        daily_window(dt.date(2026, 10, 31)), [MetricRecord.of("llm_cost_usd", 500, model=ALL, endpoint=ALL)], "r"
+    )
     got = figures(analyze_cost(open_window(cfg, daily_window(DAY), store)))
-    assert got[reference.key("llm_budget_used_ratio", scope="total", period="month")] == pytest.approx((9 * 20 + 30) / 1000)
+    assert got[reference.key("llm_budget_used_ratio", scope="total", period="month")] == pytest.approx(
+        (9 * 20 + 30) / 1000
+    )
     assert got[reference.key("llm_budget_used_ratio", scope="total", period="day")] == pytest.approx(30 / 60)
     assert got[reference.key("llm_cost_forecast_usd", scope="total")] == pytest.approx((9 * 20 + 30) / 10 * 30)
     # The model-scoped budget sees only that model's stored figures (none yet).

@@ -77,7 +77,18 @@ def test_demo_from_a_clean_directory(tmp_path: Path) -> None:
     env = {**os.environ, "AIMON_HOME": str(tmp_path / ".aimon"), "COLUMNS": "160"}
     env.pop("PREFECT_HOME", None)
     env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "aimon.cli", "demo", "--days", "5", "--rows-per-day", "3000", "--config", str(REPO / "configs/monitoring.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aimon.cli",
+        "demo",
+        "--days",
+        "5",
+        "--rows-per-day",
+        "3000",
+        "--config",
+        str(REPO / "configs/monitoring.yaml"),
+    ]
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout

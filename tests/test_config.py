@@ -40,8 +40,14 @@ def test_typo_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
     [
         ({"windows": {"timezone": "Mars/Olympus"}}, r"'windows.timezone'.*unknown timezone"),
         ({"budgets": [{"scope": "total", "period": "week", "usd": 5}]}, r"'budgets.0.period'"),
-        ({"pricing": [{"model": "m", "input_per_1m": -1, "output_per_1m": 1, "effective_from": "2026-01-01"}]}, r"'pricing.0.input_per_1m'"),
-        ({"warehouse": {"url": "duckdb:///x", "columns": {"latency": "lat"}}}, r"'latency' is not a data-contract column"),
+        (
+            {"pricing": [{"model": "m", "input_per_1m": -1, "output_per_1m": 1, "effective_from": "2026-01-01"}]},
+            r"'pricing.0.input_per_1m'",
+        ),
+        (
+            {"warehouse": {"url": "duckdb:///x", "columns": {"latency": "lat"}}},
+            r"'latency' is not a data-contract column",
+        ),
         ({"warehouse": {"url": "duckdb:///x", "interactions_table": "t; DROP TABLE x"}}, r"not a valid identifier"),
         ({"warehouse": {"url": "duckdb:///x", "columns": {"model": 'm"--'}}}, r"not a valid identifier"),
     ],
@@ -53,7 +59,7 @@ def test_bad_values_name_the_key(section: dict, match: str) -> None:
 
 
 def test_missing_warehouse_section() -> None:
-    with pytest.raises(ConfigError, match="missing required key 'warehouse' in f.yaml"):
+    with pytest.raises(ConfigError, match=r"missing required key 'warehouse' in f.yaml"):
         parse_config({}, source="f.yaml")
 
 

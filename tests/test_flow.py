@@ -21,7 +21,16 @@ from tests.conftest import DAY, PG_URL, PRICING, make_config, write_sqlalchemy
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ANALYTIC = ("llm_requests", "llm_requests_per_minute", "llm_errors", "llm_error_rate", "llm_latency_seconds", "llm_tokens", "llm_cost_usd", "llm_unpriced_requests")
+ANALYTIC = (
+    "llm_requests",
+    "llm_requests_per_minute",
+    "llm_errors",
+    "llm_error_rate",
+    "llm_latency_seconds",
+    "llm_tokens",
+    "llm_cost_usd",
+    "llm_unpriced_requests",
+)
 
 
 def write_config(tmp_path: Path, url: str, **extra) -> str:
@@ -56,17 +65,27 @@ def pg_url(pg_schema: str, frame: pd.DataFrame) -> str:
 
 
 @pytest.mark.postgres
-def test_same_rows_same_figures_on_duckdb_sqlite_postgres(tmp_path: Path, duck_url: str, sqlite_url: str, pg_url: str, frame: pd.DataFrame) -> None:
+def test_same_rows_same_figures_on_duckdb_sqlite_postgres(
+    tmp_path: Path, duck_url: str, sqlite_url: str, pg_url: str, frame: pd.DataFrame
+) -> None:
     window = daily_window(DAY)
-    want = reference.operational(frame, window.start, window.end) | reference.cost(frame, window.start, window.end, PRICING)
+    want = reference.operational(frame, window.start, window.end) | reference.cost(
+        frame, window.start, window.end, PRICING
+    )
     results = {}
     for name, url in (("duckdb", duck_url), ("sqlite", sqlite_url), ("postgresql", pg_url)):
         (tmp_path / name).mkdir()
-        summary = monitor_window(granularity="daily", window_start=DAY.isoformat(), config_path=write_config(tmp_path / name, url))
+        summary = monitor_window(
+            granularity="daily", window_start=DAY.isoformat(), config_path=write_config(tmp_path / name, url)
+        )
         assert summary.status == "success", (name, summary.outcomes)
         results[name] = stored(url)
         reference.compare(analytic(results[name]), want)
-    keys = {n: set(r) - {reference.key("monitoring_run_duration_seconds"), reference.key("monitoring_last_success_timestamp_seconds")} for n, r in results.items()}
+    keys = {
+        n: set(r)
+        - {reference.key("monitoring_run_duration_seconds"), reference.key("monitoring_last_success_timestamp_seconds")}
+        for n, r in results.items()
+    }
     assert keys["duckdb"] == keys["sqlite"] == keys["postgresql"]
 
 
@@ -74,7 +93,9 @@ def test_rerun_replaces_the_window_figures(tmp_path: Path, duck_url: str) -> Non
     cfg = write_config(tmp_path, duck_url)
     first = monitor_window(window_start=DAY.isoformat(), config_path=cfg)
     second = monitor_window(window_start=DAY.isoformat(), config_path=cfg)
-    figs = Store(make_config(duck_url)).figures(granularity="daily", start_from=daily_window(DAY).start, before=daily_window(DAY).end)
+    figs = Store(make_config(duck_url)).figures(
+        granularity="daily", start_from=daily_window(DAY).start, before=daily_window(DAY).end
+    )
     assert len(figs) == len({(f.metric, tuple(sorted(f.labels.items()))) for f in figs}) == len(second.records)
     assert {f.run_id for f in figs} == {second.run_id} != {first.run_id}
     runs = Store(make_config(duck_url)).runs_for(daily_window(DAY))

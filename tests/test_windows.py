@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from aimon.config import parse_config
 from aimon.windows import daily_window, last_complete_window, window_containing, windows_between
@@ -22,7 +23,7 @@ def test_consecutive_windows_tile_time_without_gaps() -> None:
     for tz in ("UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York"):
         for g in ("daily", "hourly"):
             ws = windows_between(dt.date(2026, 10, 24), dt.date(2026, 10, 26), g, tz)
-            assert all(a.end == b.start for a, b in zip(ws, ws[1:], strict=False))
+            assert all(a.end == b.start for a, b in itertools.pairwise(ws))
     hours = windows_between(dt.date(2026, 10, 25), dt.date(2026, 10, 25), "hourly", "Europe/Berlin")
     assert len(hours) == 25  # the repeated hour of the fall-back is its own window
 
@@ -33,7 +34,7 @@ def test_hourly_windows_align_to_local_hours() -> None:
 
 
 def test_last_complete_window() -> None:
-    now = dt.datetime(2026, 11, 29, 0, 10, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 29, 0, 10, tzinfo=dt.UTC)
     assert last_complete_window("daily", "UTC", now).start == dt.datetime(2026, 11, 28)
     assert last_complete_window("hourly", "UTC", now).start == dt.datetime(2026, 11, 28, 23)
     # 00:10 UTC is still the 28th in New York: the last complete day there is the 27th.
