@@ -48,11 +48,11 @@ def _load(path: Path | None) -> Config:
         _fail("config error", str(err), 2)
 
 
-def _run_window(cfg: Config, granularity: str, window_start: str | None) -> Any:
+def _run_window(cfg: Config, granularity: str, window_start: str | None, notify: bool = True) -> Any:
     from flows.monitor import monitor_window
 
     # The flow loads the file itself: deployments pass it only the path.
-    return monitor_window(granularity=granularity, window_start=window_start, config_path=cfg.source)
+    return monitor_window(granularity=granularity, window_start=window_start, config_path=cfg.source, notify=notify)
 
 
 @app.command()
@@ -83,7 +83,7 @@ def run(
             _fail("bad usage", "--date picks a daily window; use --window-start for an hourly one", 2)
     cfg = _load(config)
     try:
-        summary = _run_window(cfg, granularity, date or window_start)
+        summary = _run_window(cfg, granularity, date or window_start, notify)
     except ValueError as err:
         _fail("bad window", str(err), 2)
     except AimonError as err:

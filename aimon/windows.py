@@ -80,6 +80,13 @@ def last_complete_window(granularity: str, timezone: str = "UTC", now: dt.dateti
     return window_containing(current.start - dt.timedelta(microseconds=1), granularity, timezone)
 
 
+def is_live(window: Window, now: dt.datetime | None = None) -> bool:
+    """True for the last complete window (or a still-open one): its figures are
+    current. Older windows are historical: stored, never pushed as current values."""
+    latest = last_complete_window(window.granularity, window.timezone, now)
+    return window.start >= latest.start
+
+
 def windows_between(start: dt.date, end: dt.date, granularity: str, timezone: str = "UTC") -> list[Window]:
     """Every window from local date ``start`` up to and including local date ``end``."""
     g = _check(granularity)

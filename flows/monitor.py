@@ -26,12 +26,15 @@ def monitor_window(
     granularity: str = "daily",
     window_start: str | None = None,
     config_path: str | None = None,
+    notify: bool = True,
 ) -> RunSummary:
-    """Monitor one window (the last complete one unless `window_start` is given)."""
+    """Monitor one window (the last complete one unless `window_start` is given).
+
+    `notify=False` records alerts without sending them (backfills)."""
     cfg = load_config(config_path)
     window = resolve_window(cfg, granularity, window_start)
     store = Store(cfg)
-    run = begin_run(store, window, flow_run.get_id())
+    run = begin_run(store, window, flow_run.get_id(), notify=notify)
     try:
         ctx = open_window_task(cfg, window, store)
         contract = check_contract_task(ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps)

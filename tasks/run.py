@@ -20,7 +20,7 @@ from aimon.config import Config
 from aimon.records import AnalyzerResult, MetricRecord
 from aimon.store import Store
 from aimon.warehouse import Warehouse
-from aimon.windows import Window, last_complete_window, window_containing
+from aimon.windows import Window, is_live, last_complete_window, window_containing
 from tasks.base import AnalysisContext
 from tasks.contract import ContractReport
 from tasks.registry import get_analyzer
@@ -31,6 +31,8 @@ class RunHandle:
     run_id: str
     window: Window
     started: float  # time.monotonic() at start
+    live: bool = True  # the last complete window: push figures, send notifications
+    notify: bool = True  # send notifications (False records alerts without sending)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class RunSummary:
     stored_in: str = ""
     error: str | None = None
     notes: tuple[str, ...] = field(default=())
+    live: bool = True
 
     def value(self, metric: str, **labels: str) -> float | None:
         want = tuple(sorted(labels.items()))
@@ -83,11 +86,11 @@ def resolve_window(
     return window_containing(ts, granularity, tz)
 
 
-def begin_run(store: Store, window: Window, flow_run_id: str | None = None) -> RunHandle:
+def begin_run(store: Store, window: Window, flow_run_id: str | None = None, *, notify: bool = True) -> RunHandle:
     store.ensure()
     run_id = uuid.uuid4().hex[:16]
     store.start_run(run_id, window, flow_run_id)
-    return RunHandle(run_id, window, time.monotonic())
+    return RunHandle(run_id, window, time.monotonic(), live=is_live(window), notify=notify)
 
 
 def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
@@ -147,6 +150,7 @@ def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: li
         store.where,
         None,
         tuple(notes),
+        run.live,
     )
 
 

@@ -49,3 +49,13 @@ def test_resolve_window_reads_naive_times_as_local() -> None:
     w = resolve_window(cfg, "daily", "2026-11-10")
     assert w.start == dt.datetime(2026, 11, 9, 23)
     assert resolve_window(cfg, "daily", "2026-11-10T12:00+00:00").start == dt.datetime(2026, 11, 9, 23)
+
+
+def test_only_the_last_complete_window_is_live() -> None:
+    from aimon.windows import is_live
+
+    now = dt.datetime(2026, 11, 29, 10, tzinfo=dt.UTC)
+    assert is_live(daily_window(dt.date(2026, 11, 28)), now)
+    assert not is_live(daily_window(dt.date(2026, 11, 27)), now)
+    assert is_live(window_containing(dt.datetime(2026, 11, 29, 9), "hourly"), now)
+    assert not is_live(window_containing(dt.datetime(2026, 11, 29, 8), "hourly"), now)
