@@ -48,7 +48,7 @@ def _load(path: Path | None) -> Config:
         _fail("config error", str(err), 2)
 
 
-def _run_window(cfg: Config, granularity: str, window_start: str | None, notify: bool = True) -> Any:
+def _run_window(cfg: Config, granularity: str, window_start: str | None, notify: bool | None = None) -> Any:
     from flows.monitor import monitor_window
 
     # The flow loads the file itself: deployments pass it only the path.
@@ -64,8 +64,12 @@ def run(
         str | None, typer.Option(help="a timestamp inside the window (local time unless it has an offset)")
     ] = None,
     notify: Annotated[
-        bool, typer.Option(help="send alert notifications (alerting lands with the AlertManager task)")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--notify/--no-notify",
+            help="send alert notifications; default: for the last complete window only",
+        ),
+    ] = None,
 ) -> None:
     """Monitor one window: the last complete one unless --date or --window-start is given."""
     from aimon.report import print_summary

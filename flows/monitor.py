@@ -26,11 +26,12 @@ def monitor_window(
     granularity: str = "daily",
     window_start: str | None = None,
     config_path: str | None = None,
-    notify: bool = True,
+    notify: bool | None = None,
 ) -> RunSummary:
     """Monitor one window (the last complete one unless `window_start` is given).
 
-    `notify=False` records alerts without sending them (backfills)."""
+    `notify`: None sends notifications for the live window only; False records
+    alerts without sending; True sends even for a historical window."""
     cfg = load_config(config_path)
     window = resolve_window(cfg, granularity, window_start)
     store = Store(cfg)

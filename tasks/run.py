@@ -32,7 +32,7 @@ class RunHandle:
     window: Window
     started: float  # time.monotonic() at start
     live: bool = True  # the last complete window: push figures, send notifications
-    notify: bool = True  # send notifications (False records alerts without sending)
+    notify: bool = True  # send notifications; False records alerts without sending
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,14 @@ def resolve_window(
     return window_containing(ts, granularity, tz)
 
 
-def begin_run(store: Store, window: Window, flow_run_id: str | None = None, *, notify: bool = True) -> RunHandle:
+def begin_run(store: Store, window: Window, flow_run_id: str | None = None, *, notify: bool | None = None) -> RunHandle:
+    """Record the run. `notify=None` means: send notifications for a live window only;
+    alerts of historical windows (backfills, old reruns) are recorded, not sent."""
     store.ensure()
     run_id = uuid.uuid4().hex[:16]
     store.start_run(run_id, window, flow_run_id)
-    return RunHandle(run_id, window, time.monotonic(), live=is_live(window), notify=notify)
+    live = is_live(window)
+    return RunHandle(run_id, window, time.monotonic(), live=live, notify=live if notify is None else notify)
 
 
 def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
