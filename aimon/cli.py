@@ -199,6 +199,12 @@ def demo(
         raise typer.Exit(1)
 
 
+# `aimon alerts ...`: imported last, it uses the helpers above.
+from aimon.cli_alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+
+
 def main() -> None:
     app()
 
