@@ -370,7 +370,7 @@ class AlertStore:
 
     def due(self) -> list[OutboxEntry]:
         """Pending notifications, oldest first."""
-        return sorted(self.outbox_entries("pending"), key=lambda e: (e.created_at, e.outbox_id))
+        return sorted(self.outbox_entries("pending"), key=lambda e: (e.created_at, e.window_start, e.outbox_id))
 
     def mark(
         self,

@@ -9,6 +9,7 @@ names, and are masked in every error message and log line.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import smtplib
@@ -50,6 +51,32 @@ def mask(text: str, channel: Channel | None = None) -> str:
     for pat in _SECRET_PATTERNS:
         text = pat.sub("***", text)
     return text
+
+
+class _MaskSecrets(logging.Filter):
+    """Rewrites a record with its secrets masked: slack-sdk's debug log prints the
+    webhook URL and request headers."""
+
+    def __init__(self, secrets: tuple[str, ...]):
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        for pat in _SECRET_PATTERNS:
+            text = pat.sub("***", text)
+        record.msg, record.args = text, ()
+        return True
+
+
+def masked_logger(name: str, secrets: tuple[str, ...]) -> logging.Logger:
+    logger = logging.getLogger(f"aimon.channels.{name}")
+    for f in list(logger.filters):
+        logger.removeFilter(f)
+    logger.addFilter(_MaskSecrets(secrets))
+    return logger
 
 
 def resolve_secret(env: str | None, block: str | None, what: str) -> str:
@@ -102,7 +129,12 @@ class SlackChannel:
 
             url = resolve_secret(cfg.webhook_url_env, cfg.webhook_url_secret, f"slack channel {name} webhook URL")
             self.secrets: tuple[str, ...] = (url,)
-            self._webhook: Any = WebhookClient(url, timeout=int(max(1, cfg.timeout_seconds)), retry_handlers=handlers)
+            self._webhook: Any = WebhookClient(
+                url,
+                timeout=int(max(1, cfg.timeout_seconds)),
+                retry_handlers=handlers,
+                logger=masked_logger(name, self.secrets),
+            )
             self._client: Any = None
         else:
             from slack_sdk import WebClient
@@ -111,7 +143,11 @@ class SlackChannel:
             self.secrets = (token,)
             kwargs: dict[str, Any] = {"base_url": cfg.base_url} if cfg.base_url else {}
             self._client = WebClient(
-                token=token, timeout=int(max(1, cfg.timeout_seconds)), retry_handlers=handlers, **kwargs
+                token=token,
+                timeout=int(max(1, cfg.timeout_seconds)),
+                retry_handlers=handlers,
+                logger=masked_logger(name, self.secrets),
+                **kwargs,
             )
             self._webhook = None
 

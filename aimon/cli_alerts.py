@@ -1,7 +1,8 @@
 """`aimon alerts list | history | silence | unsilence`.
 
-Imported at the end of aimon/cli.py (it uses that module's helpers), which adds it
-as the `alerts` sub-command.
+aimon/cli.py adds `alerts_app` as the `alerts` sub-command. The commands import
+cli.py's helpers when they run, not at import: `python -m aimon.cli` runs cli.py as
+__main__, and a module-level import back into it would be circular.
 """
 
 from __future__ import annotations
@@ -10,12 +11,36 @@ import datetime as dt
 import getpass
 import json
 import uuid
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
 
-from aimon.cli import ConfigOpt, _fail, _load, console
+from aimon.config import Config
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML config (default: $AIMON_CONFIG, then configs/monitoring.yaml)")
+]
+
+
+def _load(path: Path | None) -> Config:
+    from aimon.cli import _load as load
+
+    return load(path)
+
+
+def _fail(what: str, todo: str | None = None, code: int = 1) -> NoReturn:
+    from aimon.cli import _fail as fail
+
+    fail(what, todo, code)
+
+
+def _print(*args: Any) -> None:
+    from aimon.cli import console
+
+    console.print(*args)
+
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alert state, notification history and silences.")
 
@@ -98,9 +123,9 @@ def list_alerts(
             s.notified_status or "-",
         )
     if shown:
-        console.print(t)
+        _print(t)
     else:
-        console.print("no alerts firing or pending" if not all_ else "no alerts recorded")
+        _print("no alerts firing or pending" if not all_ else "no alerts recorded")
     silences = [si for si in astore.silences_all() if all_ or si.active(now) or si.starts_at > now]
     if silences:
         st = Table(title="silences", title_justify="left")
@@ -109,9 +134,9 @@ def list_alerts(
         for si in silences:
             state = "removed" if si.removed_at else ("active" if si.active(now) else "ended")
             st.add_row(si.silence_id, " ".join(si.matchers), _ts(si.ends_at), state, si.comment, si.created_by)
-        console.print(st)
+        _print(st)
     else:
-        console.print("no silences in force")
+        _print("no silences in force")
 
 
 @alerts_app.command("history")
@@ -140,7 +165,7 @@ def history(
                 _fail("bad --since", f"{since!r} is not YYYY-MM-DD", 2)
         events = astore.events_between(start)
         if not events:
-            console.print("no alert events recorded")
+            _print("no alert events recorded")
             return
         t = Table(title="alerts per window", title_justify="left")
         for col in ("window (UTC)", "status", "severity", "rule", "series", "value", "bound", "silenced by"):
@@ -156,13 +181,13 @@ def history(
                 fmt_value(ev.metric, ev.bound),
                 ev.silenced_by or "",
             )
-        console.print(t)
+        _print(t)
         return
     if status is not None and status not in OUTBOX_STATUSES:
         _fail("bad --status", f"use one of {', '.join(OUTBOX_STATUSES)}", 2)
     entries = astore.outbox_entries(status, limit)
     if not entries:
-        console.print("no notifications recorded" + (f" with status {status}" if status else ""))
+        _print("no notifications recorded" + (f" with status {status}" if status else ""))
         return
     t = Table(title="notifications (newest first)", title_justify="left")
     for col in ("queued (UTC)", "window", "route -> channel", "status", "tries", "sent (UTC)", "alerts", "last error"):
@@ -183,7 +208,7 @@ def history(
             what,
             (e.last_error or "")[:80],
         )
-    console.print(t)
+    _print(t)
 
 
 @alerts_app.command("silence")
@@ -226,7 +251,7 @@ def silence(
         now,
     )
     AlertStore(cfg).add_silence(s)
-    console.print(f"silence {s.silence_id}: {' '.join(s.matchers)} until {ends:%Y-%m-%d %H:%M} UTC")
+    _print(f"silence {s.silence_id}: {' '.join(s.matchers)} until {ends:%Y-%m-%d %H:%M} UTC")
 
 
 @alerts_app.command("unsilence")
@@ -239,7 +264,7 @@ def unsilence(
     cfg = _load(config)
     if not AlertStore(cfg).remove_silence(silence_id):
         _fail(f"no active silence {silence_id!r}", "see the ids with `aimon alerts list --all`", 1)
-    console.print(f"silence {silence_id} ended")
+    _print(f"silence {silence_id} ended")
 
 
 def _login() -> str:

@@ -621,6 +621,7 @@ def deliver(
     now = now or utcnow()
     built: dict[str, Channel] = dict(channels or {})
     sent, failed, expired = [], [], []
+    down: dict[str, str] = {}  # channel -> error: not tried again in this run
     for e in astore.due():
         where = f"{e.route} -> {e.channel} ({e.window_start:%Y-%m-%d %H:%M} {e.granularity})"
         if e.expires_at is not None and now >= e.expires_at:
@@ -628,8 +629,14 @@ def deliver(
             expired.append(where)
             log.error("notification %s expired unsent after %d attempts: %s", where, e.attempts, e.last_error)
             continue
+        if e.channel in down:
+            # One run does not hammer a channel that just failed every retry; the
+            # entry stays pending, untouched, for the next run.
+            failed.append(f"{where}: not tried, {e.channel} failed earlier in this run")
+            continue
         attempts = e.attempts
         error: str | None = None
+        transient = True
         try:
             ch = built.get(e.channel)
             if ch is None:
@@ -643,12 +650,12 @@ def deliver(
                     error = None
                     break
                 except SendError as err:
-                    error = str(err)
+                    error, transient = str(err), err.transient
                     if not err.transient or i == acfg.send_attempts - 1:
                         break
                     sleep(acfg.retry_backoff_seconds * 2**i)
         except SendError as err:
-            error = str(err)
+            error, transient = str(err), err.transient
         if error is None:
             astore.mark(e.outbox_id, "sent", attempts=attempts, now=utcnow())
             sent.append(where)
@@ -656,6 +663,8 @@ def deliver(
             error = mask(error, built.get(e.channel))
             astore.mark(e.outbox_id, "pending", attempts=attempts, error=error, now=utcnow())
             failed.append(f"{where}: {error}")
+            if transient:
+                down[e.channel] = error
             log.warning("notification %s not sent (attempt %d): %s", where, attempts, error)
     return DeliveryReport(tuple(sent), tuple(failed), tuple(expired))
 

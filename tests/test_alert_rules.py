@@ -272,8 +272,10 @@ def test_cli_silence_list_unsilence(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(
         app,
-        ["alerts", "silence", "--config", str(cfg), "-m", "alertname=CostSpike", "-m", "model=~claude.*"]
-        + ["--until", "3h", "--comment", "prompt change", "--author", "ana"],
+        [
+            *("alerts", "silence", "--config", str(cfg), "-m", "alertname=CostSpike", "-m", "model=~claude.*"),
+            *("--until", "3h", "--comment", "prompt change", "--author", "ana"),
+        ],
     )
     assert res.exit_code == 0, res.output
     sid = res.output.split()[1].rstrip(":")

@@ -5,6 +5,7 @@ pointed at it. The alert pipeline runs through its plain functions on a real sto
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -458,3 +459,32 @@ def test_repeat_interval_and_historical_windows(
     assert len(slack.requests) == 2
     [state] = AlertStore(cfg).states().values()
     assert state.status == "firing" and state.last_window_start.day == 6
+
+
+def test_slack_debug_log_masks_the_webhook_url(
+    slack: SlackServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _slack(slack, monkeypatch).send(PAYLOAD)
+    assert "Sending a request" in caplog.text  # slack-sdk did log the request ...
+    assert "webhooksecret42" not in caplog.text  # ... with the URL masked
+
+
+@pytest.mark.usefixtures("secrets")
+def test_a_channel_down_is_tried_once_per_run_and_delivers_in_order_when_back(
+    tmp_path: Path, cert: tuple[Path, Path], slack: SlackServer
+) -> None:
+    port = free_port()
+    cfg = alerts_cfg(tmp_path, port, cert[0], slack, rules=[RULES[0]])
+    run_day(cfg, 0, figures(0.31, 2.0))  # fires: the email fails (3 attempts)
+    report = run_day(cfg, 1, figures(0.01, 2.0))  # resolves: the old one fails again, the new one waits
+    assert any("not tried" in f for f in report.delivery.failed)
+    pending = sorted(AlertStore(cfg).outbox_entries("pending"), key=lambda e: e.created_at)
+    assert [e.attempts for e in pending] == [6, 0]
+    server = SmtpServer(port, *cert, password=PASSWORD).start()
+    try:
+        run_day(cfg, 2, figures(0.01, 2.0))
+        assert [m["Subject"].split(":")[0] for m in server.messages] == ["[aimon] FIRING 1", "[aimon] RESOLVED 1"]
+    finally:
+        server.stop()
+    assert AlertStore(cfg).outbox_entries("pending") == []
