@@ -38,7 +38,7 @@ from aimon.alert_store import AlertEvent, AlertState, AlertStore, OutboxEntry, S
 from aimon.channels import Channel, SendError, build_channel, mask
 from aimon.config import Config
 from aimon.matchers import Matcher, matches_all
-from aimon.records import labels_json
+from aimon.records import ALL, labels_json
 from aimon.render import describe_condition, fmt_value
 from aimon.store import Store
 from aimon.windows import Window, window_containing
@@ -318,7 +318,8 @@ class _Fields(dict[str, Any]):
 
 def render_summary(j: Judgement, window: Window) -> str:
     rule = j.rule
-    labels = dict(j.labels)
+    # A roll-up reads as words in a sentence: endpoint="__all__" -> "all endpoints".
+    labels = {k: (f"all {k}s" if v == ALL else v) for k, v in j.labels}
     default = f"{rule.metric}{{{', '.join(f'{k}={v}' for k, v in j.labels)}}} = {fmt_value(rule.metric, j.value)}"
     if not rule.summary:
         return default
