@@ -488,3 +488,41 @@ def test_a_channel_down_is_tried_once_per_run_and_delivers_in_order_when_back(
     finally:
         server.stop()
     assert AlertStore(cfg).outbox_entries("pending") == []
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("secrets")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_state_and_outbox_on_sqlite_and_postgresql(
+    backend: str, tmp_path: Path, smtp: SmtpServer, slack: SlackServer, cert: tuple[Path, Path], request: Any
+) -> None:
+    from tests.conftest import PG_URL
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    else:
+        url = f"{PG_URL}?options=-csearch_path%3D{request.getfixturevalue('pg_schema')}"
+    base = alerts_cfg(tmp_path, smtp.port, cert[0], slack)
+    cfg = base.model_copy(update={"warehouse": base.warehouse.model_copy(update={"url": url})})
+    baseline_days(cfg)
+    AlertStore(cfg).add_silence(
+        Silence("s1", ("alertname=CostSpike",), NOW, NOW + dt.timedelta(hours=1), "x", "me", NOW)
+    )
+    report = run_day(cfg, 3, figures(0.31, 6.0, cost=250.0))
+    assert len(report.firing) == 2 and len(report.silenced) == 1
+    run_day(cfg, 3, figures(0.31, 6.0, cost=250.0))
+    run_day(cfg, 4, figures(0.01, 2.0))
+    assert len(slack.requests) == 2 and len(smtp.messages) == 2
+    astore = AlertStore(cfg)
+    assert {e.status for e in astore.outbox_entries()} == {"sent"}
+    assert sorted((e.window_start.day, e.rule, e.status) for e in astore.events_between()) == [
+        (4, "CostSpike", "firing"),
+        (4, "ErrorRateHigh", "firing"),
+        (4, "LatencyP95High", "firing"),
+        (5, "CostSpike", "resolved"),
+        (5, "ErrorRateHigh", "resolved"),
+        (5, "LatencyP95High", "resolved"),
+    ]
+    [state] = [s for s in astore.states().values() if s.rule == "ErrorRateHigh"]
+    assert state.status == "resolved" and state.notified_status == "resolved"
+    assert state.active_since == dt.datetime(2026, 11, 4)
