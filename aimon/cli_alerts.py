@@ -94,7 +94,9 @@ def list_alerts(
         key=lambda s: (s.status != "firing", s.status != "pending", SEVERITIES.index(s.severity), s.rule, s.labels),
     )
     active = astore.active_silences(now)
-    shown = [s for s in states if all_ or s.status in ("firing", "pending")]
+    # An alert of a rule since removed from the config is history, not a live alert.
+    rules = {r.name for r in cfg.alerts.rules}
+    shown = [s for s in states if all_ or (s.status in ("firing", "pending") and s.rule in rules)]
     t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
     for col in ("status", "severity", "rule", "series", "value", "since", "last window", "told"):
         t.add_column(col)

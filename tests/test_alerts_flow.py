@@ -104,3 +104,14 @@ def test_a_failed_run_still_pages(tmp_path: Path, slack: SlackServer) -> None:
     assert "MonitoringRunFailed" in str(msg.body["blocks"]) and "CRITICAL" in str(msg.body["blocks"])
     [state] = AlertStore(load_config(cfg)).states().values()
     assert state.rule == "MonitoringRunFailed" and state.status == "firing"
+
+
+def test_a_secret_can_come_from_a_prefect_secret_block() -> None:
+    from prefect.blocks.system import Secret
+
+    from aimon.channels import SendError, resolve_secret
+
+    Secret(value="https://hooks.example.invalid/T/B/blocksecret").save("aimon-test-webhook", overwrite=True)
+    assert resolve_secret(None, "aimon-test-webhook", "x") == "https://hooks.example.invalid/T/B/blocksecret"
+    with pytest.raises(SendError, match="cannot load Prefect Secret block 'aimon-test-nope'"):
+        resolve_secret(None, "aimon-test-nope", "x")
