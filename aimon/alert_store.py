@@ -196,6 +196,10 @@ class AlertStore:
             sa.Column("sent_at", sa.DateTime),
             sa.Column("last_error", sa.Text),
             sa.Column("expires_at", sa.DateTime),
+            # A lease: the run sending this entry, and until when. Two runs delivering
+            # at once (a backfill with --notify beside a live run) never both send it.
+            sa.Column("claimed_by", sa.String(64)),
+            sa.Column("claimed_until", sa.DateTime),
         )
         self._md = md
 
@@ -372,6 +376,21 @@ class AlertStore:
         """Pending notifications, oldest first."""
         return sorted(self.outbox_entries("pending"), key=lambda e: (e.created_at, e.window_start, e.outbox_id))
 
+    def claim(self, outbox_id: str, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+        """Take the entry for sending; False if it is no longer pending or another run holds it."""
+        o = self.outbox
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                o.update()
+                .where(
+                    o.c.outbox_id == outbox_id,
+                    o.c.status == "pending",
+                    sa.or_(o.c.claimed_until.is_(None), o.c.claimed_until < now, o.c.claimed_by == owner),
+                )
+                .values(claimed_by=owner, claimed_until=now + lease)
+            )
+        return bool(res.rowcount)
+
     def mark(
         self,
         outbox_id: str,
@@ -383,7 +402,14 @@ class AlertStore:
     ) -> None:
         assert status in OUTBOX_STATUSES
         now = now or utcnow()
-        values: dict[str, Any] = {"status": status, "attempts": attempts, "last_attempt_at": now, "last_error": error}
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": attempts,
+            "last_attempt_at": now,
+            "last_error": error,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
         if status == "sent":
             values["sent_at"] = now
         with self.engine.begin() as conn:

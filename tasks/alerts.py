@@ -620,6 +620,10 @@ def deliver(
     accepted it, so a crash in between can re-send once (at least once), never lose."""
     acfg = cfg.alerts
     now = now or utcnow()
+    owner = uuid.uuid4().hex
+    # Long enough for every attempt with its backoff and timeouts; a run that dies
+    # holding a lease frees the entry when it runs out.
+    lease = dt.timedelta(seconds=acfg.send_attempts * (60 + acfg.retry_backoff_seconds * 2**acfg.send_attempts))
     built: dict[str, Channel] = dict(channels or {})
     sent, failed, expired = [], [], []
     down: dict[str, str] = {}  # channel -> error: not tried again in this run
@@ -635,6 +639,8 @@ def deliver(
             # entry stays pending, untouched, for the next run.
             failed.append(f"{where}: not tried, {e.channel} failed earlier in this run")
             continue
+        if not astore.claim(e.outbox_id, owner, now, lease):
+            continue  # another run is sending it right now, or has just sent it
         attempts = e.attempts
         error: str | None = None
         transient = True

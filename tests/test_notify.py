@@ -526,3 +526,33 @@ def test_state_and_outbox_on_sqlite_and_postgresql(
     [state] = [s for s in astore.states().values() if s.rule == "ErrorRateHigh"]
     assert state.status == "resolved" and state.notified_status == "resolved"
     assert state.active_since == dt.datetime(2026, 11, 4)
+
+
+@pytest.mark.usefixtures("secrets")
+def test_an_entry_another_run_is_sending_is_left_to_it(
+    tmp_path: Path, smtp: SmtpServer, slack: SlackServer, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.alerts as alerts_mod
+    from tasks.alerts import DeliveryReport, deliver
+
+    cfg = alerts_cfg(tmp_path, smtp.port, cert[0], slack, rules=[RULES[0]])
+    run_day(cfg, 0, figures(0.31, 2.0), send=True)
+    assert len(slack.requests) == 1 and len(smtp.messages) == 1
+    # Queue one more (the resolved notice) without delivering, as a run that died after committing.
+    store = Store(cfg)
+    window = daily_window(D0 + dt.timedelta(days=1))
+    store.replace_window(window, figures(0.01, 2.0), "run01")
+    astore = AlertStore(cfg)
+    with monkeypatch.context() as m:  # the run dies after committing, before delivering
+        m.setattr(alerts_mod, "deliver", lambda *a, **k: DeliveryReport())
+        alert_window(cfg, store, window, "run01", send=True, now=NOW)
+    pending = astore.outbox_entries("pending")
+    assert len(pending) == 2
+    for e in pending:  # another run holds them
+        assert astore.claim(e.outbox_id, "other-run", NOW, dt.timedelta(minutes=5))
+    report = deliver(cfg, astore, now=NOW + dt.timedelta(minutes=1))
+    assert report.sent == () and len(slack.requests) == 1 and len(smtp.messages) == 1
+    # Its lease runs out (that run died): the next delivery sends each entry once.
+    report = deliver(cfg, astore, now=NOW + dt.timedelta(minutes=6))
+    assert len(report.sent) == 2 and len(slack.requests) == 2 and len(smtp.messages) == 2
+    assert deliver(cfg, astore, now=NOW + dt.timedelta(minutes=7)).sent == ()
