@@ -237,6 +237,15 @@ def transition(
     since = j.streak_start
     before = window_containing(window.start - dt.timedelta(microseconds=1), window.granularity, window.timezone)
     if (
+        new_status == "pending"
+        and prev is not None
+        and prev.status == "firing"
+        and prev.last_window_start in (window.start, before.start)
+    ):
+        # Once firing, an alert fires while it breaches, even if the history behind the
+        # `for` count has a gap now (a failed run's window, a raised `for`).
+        new_status = "firing"
+    if (
         prev is not None
         and prev.status in ("pending", "firing")
         and new_status in ("pending", "firing")

@@ -297,3 +297,36 @@ def test_cli_silence_list_unsilence(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "in the past" in res.output
     res = runner.invoke(app, ["alerts", "history", "--config", str(cfg)])
     assert res.exit_code == 0 and "no notifications recorded" in res.output
+
+
+def test_a_firing_alert_stays_firing_while_it_breaches_even_if_the_streak_count_restarts() -> None:
+    r = rule(threshold=0.05, **{"for": 2})
+    w1, w2 = daily_window(dt.date(2026, 11, 1)), daily_window(dt.date(2026, 11, 2))
+    firing = Judgement(r, (("model", "a"),), 0.3, Condition(True, 0.05, 0.05), 2, w1.start - dt.timedelta(days=1))
+    t = transition(firing, None, w1, "r1", repeat_interval=dt.timedelta(days=3), silence=None)
+    assert t is not None and t.state.status == "firing"
+    # The next window breaches but its history has a gap, so the streak counts 1 (< for).
+    t2 = transition(_j(r, 0.3, True, w2.start), t.state, w2, "r2", repeat_interval=dt.timedelta(days=3), silence=None)
+    assert t2 is not None and t2.state.status == "firing" and t2.notify is None
+    assert t2.state.active_since == w1.start - dt.timedelta(days=1)
+
+
+def test_a_rule_for_another_granularity_is_not_judged(tmp_path: Path) -> None:
+    from aimon.alert_store import AlertStore
+    from aimon.records import MetricRecord
+    from aimon.store import Store
+    from tasks.alerts import alert_window
+
+    rules = [
+        {"name": "DailyOnly", "metric": "m", "op": ">", "threshold": 1, "granularity": "daily"},
+        {"name": "Any", "metric": "m", "op": ">", "threshold": 1},
+    ]
+    cfg = make_config(f"duckdb:///{tmp_path / 's.duckdb'}", alerts={"rules": rules})
+    store = Store(cfg)
+    store.ensure()
+    hour = window_containing(dt.datetime(2026, 11, 1, 13, 30), "hourly")
+    store.replace_window(hour, [MetricRecord.of("m", 5.0)], "r")
+    report = alert_window(cfg, store, hour, "r", send=True)
+    assert [f.split()[0] for f in report.firing] == ["Any"]
+    [event] = AlertStore(cfg).events_between()
+    assert (event.rule, event.granularity, event.window_start) == ("Any", "hourly", dt.datetime(2026, 11, 1, 13))
