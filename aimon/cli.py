@@ -128,6 +128,16 @@ def config_check(config: ConfigOpt = None) -> None:
     except AimonError as err:
         problems += 1
         err_console.print(f"[red]store[/red]: {err}")
+    # Alert channels: their secrets resolve (nothing is sent).
+    from aimon.channels import build_channel
+
+    for name, channel in cfg.alerts.channels.items():
+        try:
+            build_channel(name, channel)
+            console.print(f"[green]ok[/green] alert channel {name} ({channel.type}): secrets found")
+        except AimonError as err:
+            problems += 1
+            err_console.print(f"[red]alert channel {name}[/red]: {err}")
     if problems:
         raise typer.Exit(1)
 

@@ -330,3 +330,28 @@ def test_a_rule_for_another_granularity_is_not_judged(tmp_path: Path) -> None:
     assert [f.split()[0] for f in report.firing] == ["Any"]
     [event] = AlertStore(cfg).events_between()
     assert (event.rule, event.granularity, event.window_start) == ("Any", "hourly", dt.datetime(2026, 11, 1, 13))
+
+
+def test_config_check_says_which_channel_secret_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duck_url: str
+) -> None:
+    monkeypatch.setenv("AIMON_TEST_HOOK", "https://hooks.slack.com/services/T/B/zzz")
+    monkeypatch.delenv("AIMON_TEST_SMTP_PW", raising=False)
+    channels = {
+        "s": {"type": "slack", "webhook_url_env": "AIMON_TEST_HOOK"},
+        "e": {
+            "type": "email",
+            "host": "127.0.0.1",
+            "username": "u",
+            "password_env": "AIMON_TEST_SMTP_PW",
+            "sender": "a@example.com",
+            "recipients": ["b@example.com"],
+        },
+    }
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"warehouse": {"url": duck_url}, "alerts": {"channels": channels}}))
+    res = CliRunner().invoke(app, ["config", "check", "--config", str(cfg)])
+    assert res.exit_code == 1
+    assert "alert channel s (slack): secrets found" in res.output
+    assert "environment variable AIMON_TEST_SMTP_PW is not set" in res.output
+    assert "zzz" not in res.output
