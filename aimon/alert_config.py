@@ -13,7 +13,16 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 OPS = (">", ">=", "<", "<=")
 SEVERITIES = ("critical", "warning", "info")  # most severe first: the order of a grouped message
@@ -32,6 +41,10 @@ def parse_duration(v: Any) -> Any:
         m = _DURATION.match(v)
         if m:
             return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        try:  # ISO 8601 (P2D, PT4H), which is also how a dumped config writes it
+            return TypeAdapter(dt.timedelta).validate_python(v)
+        except ValidationError:
+            pass
     raise ValueError(f"{v!r} is not a duration: use e.g. 90s, 30m, 4h, 2d or 1w")
 
 

@@ -98,8 +98,8 @@ def list_alerts(
     rules = {r.name for r in cfg.alerts.rules}
     shown = [s for s in states if all_ or (s.status in ("firing", "pending") and s.rule in rules)]
     t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
-    for col in ("status", "severity", "rule", "series", "value", "since", "last window", "told"):
-        t.add_column(col)
+    for col in ("status", "severity", "rule", "series", "value", "since (UTC)", "told"):
+        t.add_column(col, overflow="fold", no_wrap=col != "series", min_width=40 if col == "series" else None)
     from aimon.render import fmt_value
 
     for s in shown:
@@ -120,8 +120,7 @@ def list_alerts(
             s.rule,
             _series(s.metric, s.labels),
             fmt_value(s.metric, s.value),
-            _ts(s.active_since),
-            f"{_ts(s.last_window_start)} {s.granularity}",
+            f"{_ts(s.active_since)} {s.granularity}",
             s.notified_status or "-",
         )
     if shown:
@@ -171,7 +170,7 @@ def history(
             return
         t = Table(title="alerts per window", title_justify="left")
         for col in ("window (UTC)", "status", "severity", "rule", "series", "value", "bound", "silenced by"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for ev in events[-limit * 10 :]:
             t.add_row(
                 f"{_ts(ev.window_start)} {ev.granularity}",
@@ -191,9 +190,9 @@ def history(
     if not entries:
         _print("no notifications recorded" + (f" with status {status}" if status else ""))
         return
-    t = Table(title="notifications (newest first)", title_justify="left")
-    for col in ("queued (UTC)", "window", "route -> channel", "status", "tries", "sent (UTC)", "alerts", "last error"):
-        t.add_column(col)
+    t = Table(title="notifications (newest first; times UTC)", title_justify="left")
+    for col in ("queued", "window", "route -> channel", "status", "tries", "sent", "alerts", "last error"):
+        t.add_column(col, no_wrap=col in ("route -> channel", "status"), overflow="fold")
     for e in entries:
         items = e.payload.get("items", [])
         what = ", ".join(f"{'RESOLVED ' if i['status'] == 'resolved' else ''}{i['rule']}" for i in items[:4])

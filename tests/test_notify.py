@@ -556,3 +556,29 @@ def test_an_entry_another_run_is_sending_is_left_to_it(
     report = deliver(cfg, astore, now=NOW + dt.timedelta(minutes=6))
     assert len(report.sent) == 2 and len(slack.requests) == 2 and len(smtp.messages) == 2
     assert deliver(cfg, astore, now=NOW + dt.timedelta(minutes=7)).sent == ()
+
+
+@pytest.mark.usefixtures("secrets")
+def test_cli_history_shows_what_was_sent_and_what_failed(
+    tmp_path: Path, cert: tuple[Path, Path], slack: SlackServer
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from aimon.cli import app
+
+    cfg = alerts_cfg(tmp_path, free_port(), cert[0], slack, rules=[RULES[0]], send_attempts=1)
+    run_day(cfg, 0, figures(0.31, 2.0))
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True, exclude={"source"})))
+    runner = CliRunner()
+    res = runner.invoke(app, ["alerts", "history", "--config", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "oncall -> oncall-slack" in res.output and "sent" in res.output
+    assert "oncall -> oncall-email" in res.output and "pending" in res.output and "unreachable" in res.output
+    res = runner.invoke(app, ["alerts", "history", "--status", "sent", "--config", str(path)])
+    assert "oncall-email" not in res.output and "ErrorRateHigh" in res.output
+    res = runner.invoke(app, ["alerts", "list", "--config", str(path)])
+    assert "ErrorRateHigh" in res.output and "firing" in res.output
+    res = runner.invoke(app, ["alerts", "history", "--windows", "--config", str(path)])
+    assert "2026-11-01" in res.output and "31.00%" in res.output
