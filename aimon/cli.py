@@ -200,6 +200,7 @@ def demo(
     console.print(
         "\nwhere to look next:\n"
         f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
+        f"  aimon alerts list --config {cfg.source}   (and: aimon alerts history --windows)\n"
         f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
         f'\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = '
         f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
