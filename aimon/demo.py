@@ -333,6 +333,7 @@ def seed_duckdb(
     table: str = "interactions",
     feedback_table: str | None = "feedback",
     chunk_rows: int = 2_000_000,
+    quality: bool = True,
 ) -> dict[str, int]:
     """(Re)create the demo tables in a DuckDB file; returns row counts."""
     import duckdb
@@ -351,7 +352,7 @@ def seed_duckdb(
             done = 0
             while done < rows_per_day:
                 n = min(chunk_rows, rows_per_day - done)
-                chunk = generate_day(day, n, rng, day_offset=offset, row_offset=done)
+                chunk = generate_day(day, n, rng, day_offset=offset, row_offset=done, quality=quality)
                 _append(con, table, chunk)
                 if feedback_table:
                     fb = generate_feedback(chunk, rng, day_offset=offset)

@@ -104,11 +104,6 @@ class Family:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def record(name: str, value: float, labels: dict[str, Any]) -> MetricRecord:
-    """A record whose labels may include `metric` (MetricRecord.of takes it as the name)."""
-    return MetricRecord(name, tuple(sorted((k, str(v)) for k, v in labels.items())), float(value))
-
-
 # -- segments: per model, all models, and per experiment variant --------------------
 
 
@@ -414,7 +409,7 @@ def generation_family(ctx: AnalysisContext) -> Family:
         if ci is not None:
             fam.extra.append(MetricRecord.of("generation_bleu_ci_low", ci[0], **labels))
             fam.extra.append(MetricRecord.of("generation_bleu_ci_high", ci[1], **labels))
-        fam.extra.append(record("quality_population_size", pop, {"metric": "generation", **labels}))
+        fam.extra.append(MetricRecord.of("quality_population_size", pop, metric="generation", **labels))
     capped = {m: v for m, v in sampled_models.items() if v[0] < v[1]}
     if capped:
         fam.notes.append(
@@ -779,11 +774,11 @@ def concept_drift(
             continue
         base = statistics.median(past)
         labels = {"metric": f.metric, **dict(f.labels)}
-        recs.append(record("quality_reference_value", base, labels))
+        recs.append(MetricRecord.of("quality_reference_value", base, **labels))
         if base <= 0:
             continue
         change = f.value / base - 1
-        recs.append(record("quality_change_ratio", change, labels))
+        recs.append(MetricRecord.of("quality_change_ratio", change, **labels))
         if change <= -cfg.change_note_ratio and f.n >= cfg.change_min_sample and headline(f, cfg):
             falls.append(
                 (
@@ -813,7 +808,7 @@ def quality_records(figures: Sequence[Figure]) -> list[MetricRecord]:
     out = []
     for f in figures:
         out.append(MetricRecord(f.metric, f.labels, f.value))
-        out.append(record("quality_sample_size", f.n, {"metric": f.metric, **dict(f.labels)}))
+        out.append(MetricRecord.of("quality_sample_size", f.n, metric=f.metric, **dict(f.labels)))
     return out
 
 

@@ -435,3 +435,51 @@ def test_quality_config_is_validated_naming_the_key() -> None:
         parse_config({"warehouse": {}, "quality": {"k": [0, 5]}})
     cfg = parse_config({"warehouse": {}, "quality": {"k": [10, 5, 5]}})
     assert cfg.quality.k == (5, 10)
+
+
+# -- the demo's quality drop ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
+    import yaml
+
+    from aimon.demo import INCIDENTS, QUALITY_DROP_MODEL, seed_duckdb
+    from flows.monitor import monitor_window
+
+    assert any(i.kind == "quality_drop" and i.day_offset == 0 for i in INCIDENTS)
+    db = tmp_path / "demo.duckdb"
+    seed_duckdb(db, days=8, rows_per_day=6000, seed=7, end=DAY)
+    url = f"duckdb:///{db}"
+    cfg = make_config(url, warehouse={"url": url, "feedback_table": "feedback"}, budgets=[])
+    store = Store(cfg)
+    store.ensure()
+    for offset in range(7, 0, -1):  # the reference: seven ordinary days
+        window = daily_window(DAY - dt.timedelta(days=offset))
+        store.replace_window(window, quality.analyze_quality(open_window(cfg, window, store)).records, "history")
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        yaml.safe_dump({"warehouse": {"url": url, "interactions_table": "interactions", "feedback_table": "feedback"}})
+    )
+    summary = monitor_window(granularity="daily", window_start=DAY.isoformat(), config_path=str(path))
+    assert summary.status == "success", summary.outcomes
+    recs = summary.records
+
+    drop = QUALITY_DROP_MODEL
+    assert get(recs, "model_accuracy", model=drop) < 0.7 < 0.85 < get(recs, "model_accuracy", model="gpt-4o")
+    for metric, labels in (
+        ("model_f1", {"model": drop, "average": "macro"}),
+        ("generation_rouge", {"model": drop, "variant": "rougeL"}),
+        ("generation_bleu", {"model": drop}),
+        ("feedback_rating_mean", {"model": drop}),
+        ("rag_recall_at_k", {"k": 10}),
+        ("rag_mrr", {}),
+    ):
+        assert get(recs, "quality_change_ratio", metric=metric, **labels) < -0.15, (metric, labels)
+    assert get(recs, "quality_change_ratio", metric="model_accuracy", model="gpt-4o") > -0.05
+    fell = [n for n in summary.notes if " fell " in n]
+    assert any(n.startswith(f"macro F1 (model={drop}) fell") and "7-day baseline" in n for n in fell), fell
+    assert any(n.startswith("recall@10 fell") for n in fell), fell
+    assert len(fell) <= 9  # the eight largest falls, then "... and N more"
+    assert not any("model=gpt-4o)" in n or "claude" in n or "llama" in n for n in fell), fell
