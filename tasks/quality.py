@@ -173,7 +173,9 @@ def confusion_counts(ctx: AnalysisContext) -> pd.DataFrame:
         .select_from(ix.table)
         .where(ix.in_window(), valid_rows(ix), sa.or_(label.is_not(None), pred.is_not(None)))
         .group_by(
-            *[sa.literal_column(c.key) for c in seg], sa.literal_column("g_label"), sa.literal_column("g_prediction")
+            *[sa.literal_column(str(c.key)) for c in seg],
+            sa.literal_column("g_label"),
+            sa.literal_column("g_prediction"),
         )
     )
     df = _fetch_frame(ctx, stmt)
@@ -620,7 +622,7 @@ def feedback_sums(ctx: AnalysisContext, fb: sa.TableClause) -> pd.DataFrame:
         )
         .select_from(ix.table.outerjoin(per_req, req_id == per_req.c.rid))
         .where(ix.in_window(), valid_rows(ix))
-        .group_by(*[sa.literal_column(c.key) for c in seg])
+        .group_by(*[sa.literal_column(str(c.key)) for c in seg])
     )
     df = _fetch_frame(ctx, stmt)
     for c in ["n_requests", "n_with_fb", *sums]:
