@@ -201,9 +201,11 @@ def classification_family(ctx: AnalysisContext) -> Family:
     pred = counts["g_prediction"].astype("string").str.strip()
     has_label = (lab.notna() & (lab != "")).to_numpy(dtype=bool)
     has_pred = (pred.notna() & (pred != "")).to_numpy(dtype=bool)
-    empty = int(counts.loc[((lab == "") | (pred == "")).fillna(False).to_numpy(dtype=bool), "n"].sum())
-    awaiting = int(counts.loc[has_pred & ~has_label, "n"].sum())
-    no_pred = int(counts.loc[has_label & ~has_pred, "n"].sum())
+    # A blank label or prediction is bad input, counted once as such (not as awaiting).
+    blank = ((lab == "") | (pred == "")).fillna(False).to_numpy(dtype=bool)
+    empty = int(counts.loc[blank, "n"].sum())
+    awaiting = int(counts.loc[has_pred & lab.isna().to_numpy(dtype=bool), "n"].sum())
+    no_pred = int(counts.loc[has_label & pred.isna().to_numpy(dtype=bool), "n"].sum())
     both = has_label & has_pred
     counts = counts.assign(g_label=lab, g_prediction=pred)
     for labels, mask in segments(counts):

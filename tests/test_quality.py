@@ -85,7 +85,12 @@ def test_classification_equals_sklearn_on_the_raw_rows(tmp_path: Path, backend: 
     df = pd.DataFrame(base_rows(n, list(models), label=label, prediction=pred))
     # Rows awaiting a label, a row without prediction, a rejected row, a row outside the window.
     extra = pd.DataFrame(
-        base_rows(4, ["a", "a", None, "a"], label=[None, "tech", "tech", "tech"], prediction=["tech", None, "x", "x"])
+        base_rows(
+            6,
+            ["a", "a", None, "a", "b", "b"],
+            label=[None, "tech", "tech", "tech", "", "tech"],
+            prediction=["tech", None, "x", "x", "tech", " "],
+        )
     )
     extra.loc[3, "timestamp"] = pd.Timestamp(DAY) - pd.Timedelta(hours=1)
     df = pd.concat([df, extra], ignore_index=True)
@@ -108,7 +113,7 @@ def test_classification_equals_sklearn_on_the_raw_rows(tmp_path: Path, backend: 
             v, size = got[(metric, tuple(sorted(labels.items())))]
             assert v == pytest.approx(value, rel=1e-12), (metric, labels)
             assert size == len(y)
-    assert fam.details == {"labelled": n, "awaiting_label": 1, "no_prediction": 1, "empty": 0}
+    assert fam.details == {"labelled": n, "awaiting_label": 1, "no_prediction": 1, "empty": 2}
     assert any("1 await a label" in note for note in fam.notes)
     extra_recs = figs(fam.extra)
     coverage_a = extra_recs[("quality_label_coverage", (("model", "a"),))]
