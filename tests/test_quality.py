@@ -488,3 +488,42 @@ def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
     assert any(n.startswith("recall@10 fell") for n in fell), fell
     assert len(fell) <= 9  # the eight largest falls, then "... and N more"
     assert not any("model=gpt-4o)" in n or "claude" in n or "llama" in n for n in fell), fell
+
+
+def test_column_path_equals_the_row_by_row_definition_on_random_lists() -> None:
+    """id_lists + rank_hits (Arrow and pandas, what the analyzer runs) against
+    parse_id_lists + rag_scores (plain Python, the definition) on random lists with
+    duplicates, short lists, and every text form."""
+    import json
+
+    rng = np.random.default_rng(3)
+    ret_lists = [list(rng.integers(0, 12, rng.integers(0, 8))) for _ in range(500)]
+    rel_lists = [list(rng.integers(0, 12, rng.integers(1, 4))) for _ in range(500)]
+    forms = [
+        lambda ids: json.dumps([int(x) for x in ids]),
+        lambda ids: json.dumps([f"d{x}" for x in ids]),
+        lambda ids: ", ".join(f"d{x}" for x in ids),
+        lambda ids: json.dumps([f"d,{x}" for x in ids]),  # a comma inside an id: the json.loads path
+    ]
+    ret_text = [forms[i % 4](r) for i, r in enumerate(ret_lists)]
+    rel_text = [forms[i % 4](r) for i, r in enumerate(rel_lists)]
+    ret_text[7], rel_text[9] = "[1, 2", '["a", {"b": 1}]'
+    fast_ret, fast_rel = quality.id_lists(pa.array(ret_text)), quality.id_lists(pa.array(rel_text))
+    slow_ret, bad_ret = quality.parse_id_lists(ret_text)
+    slow_rel, bad_rel = quality.parse_id_lists(rel_text)
+    assert fast_ret.bad.tolist() == bad_ret.tolist() and bad_ret[7] and bad_rel[9]
+    for fast, slow in ((fast_ret, slow_ret), (fast_rel, slow_rel)):
+        rebuilt: list[list[str]] = [[] for _ in range(fast.n)]
+        for p, x in zip(fast.parent, fast.ids, strict=True):
+            rebuilt[p].append(x)
+        assert rebuilt == [ids or [] for ids in slow]
+    use = ~(bad_ret | bad_rel)
+    hits, nrel, rr = quality.rank_hits(fast_ret, fast_rel, use, 5)
+    got = quality.retrieval_metrics(hits, nrel, rr, (1, 3, 5))
+    rows = np.flatnonzero(use)
+    want = quality.rag_scores([slow_ret[i] for i in rows], [slow_rel[i] for i in rows], (1, 3, 5))
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=str(key))
+    native = quality.id_lists(pa.array([[1, 1, 2], None, []], pa.list_(pa.int64())))
+    assert native.parent.tolist() == [0, 0, 0] and native.ids.tolist() == ["1", "1", "2"]
+    assert native.null.tolist() == [False, True, False]
