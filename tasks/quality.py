@@ -300,15 +300,19 @@ def bleu_from_statistics(stats_sum: np.ndarray) -> float:
 def bootstrap_interval(
     n: int, statistic: Any, iterations: int, rng: np.random.Generator, chunk: int = 100
 ) -> np.ndarray | None:
-    """Percentile 95% interval of `statistic(idx)` over resamples: idx is a (B, n)
-    array of row indices drawn with replacement. Returns [low, high] (for a vector
-    statistic, one column each), or None without iterations or with under 2 rows."""
+    """Percentile 95% interval of `statistic(counts)` over resamples: counts is a
+    (B, n) array of how often each row is drawn (n draws with replacement), so a
+    statistic is a matrix product rather than a gather of B copies of the data.
+    Returns [low, high] (for a vector statistic, one column each), or None without
+    iterations or with under 2 rows."""
     if iterations <= 0 or n < 2:
         return None
     values = []
     for start in range(0, iterations, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, iterations - start), n))
-        values.append(np.asarray(statistic(idx), dtype=float))
+        b = min(chunk, iterations - start)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        values.append(np.asarray(statistic(counts), dtype=float))
     return np.quantile(np.concatenate(values), [0.025, 0.975], axis=0)
 
 
@@ -393,26 +397,28 @@ def generation_family(ctx: AnalysisContext) -> Family:
         rng = np.random.default_rng([q.seed, stamp, zlib.crc32(json.dumps(labels, sort_keys=True).encode())])
         ww = w[rows]
         x = rouge[rows]
+        st = stats[rows] * ww[:, None]
         means = np.average(x, axis=0, weights=ww)
-        ci = bootstrap_interval(
-            n,
-            lambda i, x=x, ww=ww: (ww[i][..., None] * x[i]).sum(1) / ww[i].sum(1)[:, None],
-            q.bootstrap_iterations,
-            rng,
-        )
+
+        # One matrix product per chunk of resamples gives the weighted ROUGE sums, the
+        # weight sums and the BLEU statistics at once.
+        stacked = np.column_stack([x * ww[:, None], ww, st])
+
+        def resampled(c: np.ndarray, stacked: np.ndarray = stacked) -> np.ndarray:
+            sums = c @ stacked
+            rouge_means = sums[:, :3] / sums[:, 3:4]
+            return np.column_stack([rouge_means, [bleu_from_statistics(r) for r in sums[:, 4:]]])
+
+        ci = bootstrap_interval(n, resampled, q.bootstrap_iterations, rng)
         for j, variant in enumerate(ROUGE_VARIANTS):
             fam.figures.append(Figure.of("generation_rouge", means[j], n, variant=variant, **labels))
             if ci is not None:
                 fam.extra.append(MetricRecord.of("generation_rouge_ci_low", ci[0, j], variant=variant, **labels))
                 fam.extra.append(MetricRecord.of("generation_rouge_ci_high", ci[1, j], variant=variant, **labels))
-        s = stats[rows] * ww[:, None]
-        fam.figures.append(Figure.of("generation_bleu", bleu_from_statistics(s.sum(0)), n, **labels))
-        ci = bootstrap_interval(
-            n, lambda i, s=s: [bleu_from_statistics(r) for r in s[i].sum(1)], q.bootstrap_iterations, rng
-        )
+        fam.figures.append(Figure.of("generation_bleu", bleu_from_statistics(st.sum(0)), n, **labels))
         if ci is not None:
-            fam.extra.append(MetricRecord.of("generation_bleu_ci_low", ci[0], **labels))
-            fam.extra.append(MetricRecord.of("generation_bleu_ci_high", ci[1], **labels))
+            fam.extra.append(MetricRecord.of("generation_bleu_ci_low", ci[0, -1], **labels))
+            fam.extra.append(MetricRecord.of("generation_bleu_ci_high", ci[1, -1], **labels))
         fam.extra.append(MetricRecord.of("quality_population_size", pop, metric="generation", **labels))
     capped = {m: v for m, v in sampled_models.items() if v[0] < v[1]}
     if capped:
