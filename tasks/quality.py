@@ -547,7 +547,7 @@ class IdLists:
 
     n: int
     parent: np.ndarray
-    ids: np.ndarray
+    ids: pa.Array  # strings
     null: np.ndarray  # the row's value is null
     bad: np.ndarray  # the row's value could not be read
 
@@ -566,9 +566,8 @@ def id_lists(values: pa.Array | pa.ChunkedArray, fmt: str = "auto", delimiter: s
         item_null = np.asarray(flat.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         bad = np.zeros(n, dtype=bool)
         bad[parent[item_null]] = True
-        ids = np.asarray(_text(flat).to_numpy(zero_copy_only=False), dtype=object)
         keep = ~bad[parent]
-        return IdLists(n, parent[keep], ids[keep], null, bad)
+        return IdLists(n, parent[keep], _text(flat).filter(pa.array(keep)), null, bad)
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         # Other types (nested lists, types of other engines): one row at a time.
         return _id_lists_python(arr.to_pylist(), fmt, delimiter)
@@ -597,9 +596,9 @@ def id_lists(values: pa.Array | pa.ChunkedArray, fmt: str = "auto", delimiter: s
         joined = pc.if_else(pa.array(slow), pa.array(fixed, pa.string()).take(pa.array(pos, mask=pos < 0)), joined)
     lists = pc.split_pattern(pc.if_else(pa.array(bad | null), pa.scalar(None, pa.string()), joined), _SEP)
     parent = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
-    ids = np.asarray(pc.utf8_trim_whitespace(lists.flatten()).to_numpy(zero_copy_only=False), dtype=object)
-    keep = ids != ""
-    return IdLists(n, parent[keep], ids[keep], null, bad)
+    ids = pc.utf8_trim_whitespace(lists.flatten())
+    keep = np.asarray(pc.not_equal(ids, "").to_numpy(zero_copy_only=False), dtype=bool)
+    return IdLists(n, parent[keep], ids.filter(pa.array(keep)), null, bad)
 
 
 def _text(arr: pa.Array) -> pa.Array:
@@ -613,34 +612,49 @@ def _text(arr: pa.Array) -> pa.Array:
 def _id_lists_python(values: Sequence[Any], fmt: str, delimiter: str) -> IdLists:
     parsed, bad = parse_id_lists(values, fmt, delimiter)
     parent = np.array([i for i, ids in enumerate(parsed) if ids for _ in ids], dtype=np.int64)
-    ids = np.array([x for ids in parsed if ids for x in ids], dtype=object)
+    ids = pa.array([x for ids in parsed if ids for x in ids], pa.string())
     null = np.array([v is None for v in values], dtype=bool)
     return IdLists(len(values), parent, ids, null, bad)
 
 
+def _keys(lists: IdLists, codes: np.ndarray, q: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(query, id code) as one int64 per id, for the ids of the rows in use, in order."""
+    qq = q[lists.parent]
+    use = qq >= 0
+    return qq[use], qq[use] * width + codes[use]
+
+
 def rank_hits(
     retrieved: IdLists, relevant: IdLists, use: np.ndarray, kmax: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For the rows in `use`: hits (m, kmax), distinct relevant ids, reciprocal rank;
-    the same decisions as `rag_scores` (first occurrence of a retrieved id ranks)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """For the rows in `use`: hits (m, kmax), distinct relevant ids, reciprocal rank,
+    and how many queries retrieved an id twice; the same decisions as `rag_scores`
+    (a repeated retrieved id ranks at its first occurrence). Ids are dictionary-encoded
+    once, so everything after is integer arithmetic."""
     m = int(use.sum())
     q = np.full(retrieved.n, -1, dtype=np.int64)
     q[use] = np.arange(m)
-    ret = pd.DataFrame({"q": q[retrieved.parent], "id": retrieved.ids})
-    ret = ret[ret["q"] >= 0].drop_duplicates(["q", "id"])
-    ret = ret.assign(pos=ret.groupby("q").cumcount().to_numpy())
-    rel = pd.DataFrame({"q": q[relevant.parent], "id": relevant.ids})
-    rel = rel[rel["q"] >= 0].drop_duplicates(["q", "id"])
-    nrel = np.bincount(rel["q"].to_numpy(), minlength=m).astype(float)
-    found = ret.merge(rel.assign(hit=True), on=["q", "id"], how="inner")
-    fq, fpos = found["q"].to_numpy(), found["pos"].to_numpy()
+    both = pa.concat_arrays([retrieved.ids, relevant.ids]).dictionary_encode()
+    codes = np.asarray(both.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    width = max(len(both.dictionary), 1)
+    ret_q, ret_key = _keys(retrieved, codes[: len(retrieved.ids)], q, width)
+    _, rel_key = _keys(relevant, codes[len(retrieved.ids) :], q, width)
+    # First occurrences, back in list order (rows are in order, so queries ascend).
+    first = np.sort(np.unique(ret_key, return_index=True)[1])
+    duplicates = len(np.unique(np.delete(ret_q, first)))
+    ret_q, ret_key = ret_q[first], ret_key[first]
+    pos = np.arange(len(ret_q)) - np.searchsorted(ret_q, ret_q, side="left")
+    rel_key = np.unique(rel_key)
+    nrel = np.bincount(rel_key // width, minlength=m).astype(float)
+    hit = np.isin(ret_key, rel_key)
+    hq, hpos = ret_q[hit], pos[hit]
     hits = np.zeros((m, kmax), dtype=bool)
-    top = fpos < kmax
-    hits[fq[top], fpos[top]] = True
+    top = hpos < kmax
+    hits[hq[top], hpos[top]] = True
     rr = np.zeros(m)
-    first = found.groupby("q")["pos"].min()
-    rr[first.index.to_numpy()] = 1.0 / (first.to_numpy() + 1)
-    return hits, nrel, rr
+    fq, fi = np.unique(hq, return_index=True)
+    rr[fq] = 1.0 / (hpos[fi] + 1)
+    return hits, nrel, rr, duplicates
 
 
 def rag_family(ctx: AnalysisContext) -> Family:
@@ -673,9 +687,7 @@ def rag_family(ctx: AnalysisContext) -> Family:
     for reason in RAG_EXCLUDED:
         fam.extra.append(MetricRecord.of("rag_excluded_queries", int(reasons[reason].sum()), reason=reason))
     rows = np.flatnonzero(use)
-    per_row = pd.DataFrame({"q": retrieved.parent, "id": retrieved.ids})
-    per_row = per_row[use[retrieved.parent]]
-    dups = int(per_row.duplicated(["q", "id"]).groupby(per_row["q"]).any().sum())
+    hits, nrel, rr, dups = rank_hits(retrieved, relevant, use, max(q.k))
     fam.extra.append(MetricRecord.of("rag_duplicate_id_queries", dups))
     excluded = {k: int(v.sum()) for k, v in reasons.items() if v.sum()}
     if excluded:
@@ -688,7 +700,6 @@ def rag_family(ctx: AnalysisContext) -> Family:
     if not n:
         fam.notes.append("RAG: no queries with relevant ids in this window")
         return fam
-    hits, nrel, rr = rank_hits(retrieved, relevant, use, max(q.k))
     for (metric, k), per_query in retrieval_metrics(hits, nrel, rr, q.k).items():
         labels = {"k": k} if k is not None else {}
         fam.figures.append(Figure.of(metric, float(per_query.mean()), n, **labels))
