@@ -639,21 +639,34 @@ def rank_hits(
     width = max(len(both.dictionary), 1)
     ret_q, ret_key = _keys(retrieved, codes[: len(retrieved.ids)], q, width)
     _, rel_key = _keys(relevant, codes[len(retrieved.ids) :], q, width)
+    # Sort-based throughout: numpy's hash-based unique is slow on millions of keys.
+    order = np.argsort(ret_key, kind="stable")
+    sorted_keys = ret_key[order]
+    is_first = np.ones(len(order), dtype=bool)
+    is_first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    dup_queries = np.zeros(m, dtype=bool)
+    dup_queries[ret_q[order[~is_first]]] = True
+    duplicates = int(dup_queries.sum())
     # First occurrences, back in list order (rows are in order, so queries ascend).
-    first = np.sort(np.unique(ret_key, return_index=True)[1])
-    duplicates = len(np.unique(np.delete(ret_q, first)))
+    first = np.sort(order[is_first])
     ret_q, ret_key = ret_q[first], ret_key[first]
     pos = np.arange(len(ret_q)) - np.searchsorted(ret_q, ret_q, side="left")
-    rel_key = np.unique(rel_key)
+    rel_key = np.sort(rel_key)
+    if len(rel_key):
+        keep = np.ones(len(rel_key), dtype=bool)
+        keep[1:] = rel_key[1:] != rel_key[:-1]
+        rel_key = rel_key[keep]
     nrel = np.bincount(rel_key // width, minlength=m).astype(float)
-    hit = np.isin(ret_key, rel_key)
+    at = np.minimum(np.searchsorted(rel_key, ret_key), max(len(rel_key) - 1, 0))
+    hit = rel_key[at] == ret_key if len(rel_key) else np.zeros(len(ret_key), dtype=bool)
     hq, hpos = ret_q[hit], pos[hit]
     hits = np.zeros((m, kmax), dtype=bool)
     top = hpos < kmax
     hits[hq[top], hpos[top]] = True
     rr = np.zeros(m)
-    fq, fi = np.unique(hq, return_index=True)
-    rr[fq] = 1.0 / (hpos[fi] + 1)
+    first_hit = np.ones(len(hq), dtype=bool)
+    first_hit[1:] = hq[1:] != hq[:-1]
+    rr[hq[first_hit]] = 1.0 / (hpos[first_hit] + 1)
     return hits, nrel, rr, duplicates
 
 
