@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from rich.console import Console
 
 from aimon.config import parse_config
 from aimon.errors import ConfigError
 from aimon.records import ALL, MetricRecord
+from aimon.report import print_summary
 from aimon.store import Store
 from aimon.windows import daily_window
 from tasks import quality
@@ -487,6 +490,15 @@ def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
     assert any(n.startswith(f"macro F1 (model={drop}) fell") and "7-day baseline" in n for n in fell), fell
     assert any(n.startswith("recall@10 fell") for n in fell), fell
     assert len(fell) <= 9  # the eight largest falls, then "... and N more"
+    # The printed summary shows the drop next to the figures, and names it.
+    console = Console(record=True, width=220)
+    print_summary(summary, console)
+    text = console.export_text()
+    assert "quality by model (change vs reference)" in text
+    row = next(line for line in text.splitlines() if line.strip("│ ").startswith(drop))
+    assert len(re.findall(r"\(-\d+%\)", row)) >= 4, row  # accuracy, F1, ROUGE-L, BLEU, rating, helpful
+    assert re.search(r"retrieval: recall@10 0\.\d+ \(-\d+%\)", text)
+    assert f"macro F1 (model={drop}) fell" in text
     assert not any("model=gpt-4o)" in n or "claude" in n or "llama" in n for n in fell), fell
 
 
