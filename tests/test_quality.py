@@ -495,7 +495,8 @@ def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
     print_summary(summary, console)
     text = console.export_text()
     assert "quality by model (change vs reference)" in text
-    row = next(line for line in text.splitlines() if line.strip("│ ").startswith(drop))
+    table = text[text.index("quality by model") :]
+    row = next(line for line in table.splitlines() if line.strip("│ ").startswith(drop))
     assert len(re.findall(r"\(-\d+%\)", row)) >= 4, row  # accuracy, F1, ROUGE-L, BLEU, rating, helpful
     assert re.search(r"retrieval: recall@10 0\.\d+ \(-\d+%\)", text)
     assert f"macro F1 (model={drop}) fell" in text
