@@ -388,7 +388,8 @@ def generation_family(ctx: AnalysisContext) -> Family:
         if "experiment" in labels:
             # `variant` is the ROUGE variant here (the catalogue's label), so the
             # experiment's arm is `experiment_variant` on generation figures.
-            labels = {**labels, "experiment_variant": labels.pop("variant")}
+            arm = labels.pop("variant")
+            labels = {**labels, "experiment_variant": arm}
         rows = np.flatnonzero(mask)
         n = len(rows)
         if not n:

@@ -202,6 +202,22 @@ def test_rouge_and_bleu_equal_rouge_score_and_sacrebleu(tmp_path: Path) -> None:
         assert lo < get(recs, "generation_rouge", model="m", variant=v) < hi
 
 
+def test_generation_per_experiment_variant_labels_the_arm_experiment_variant(tmp_path: Path) -> None:
+    import sacrebleu
+
+    n = len(RESPONSES)
+    df = pd.DataFrame(
+        base_rows(n, response=RESPONSES, reference=REFERENCES, experiment=["exp"] * n, variant=["a", "b"] * (n // 2))
+    )
+    url = write_arrow(tmp_path / "v.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
+    fam = quality.generation_family(ctx_for(url))
+    recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
+    arm_b = slice(1, None, 2)
+    want = sacrebleu.corpus_bleu(RESPONSES[arm_b], [REFERENCES[arm_b]]).score
+    assert get(recs, "generation_bleu", model=ALL, experiment="exp", experiment_variant="b") == pytest.approx(want)
+    assert get(recs, "generation_rouge", model=ALL, experiment="exp", experiment_variant="a", variant="rouge1") > 0
+
+
 def test_bleu_of_weighted_statistics_equals_sacrebleu_on_the_expanded_corpus() -> None:
     import sacrebleu
 
