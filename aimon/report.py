@@ -126,6 +126,14 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         forecast = summary.value("llm_cost_forecast_usd", scope=scope) if b.label("period") == "month" else None
         extra = f", month-end forecast ${forecast:,.0f}" if forecast is not None else ""
         console.print(f"budget [bold]{scope}[/bold] ({b.label('period')}): {b.value:.0%} used{extra}")
+    from aimon.report_quality import quality_table, retrieval_line
+
+    quality = quality_table(summary)
+    if quality is not None:
+        console.print(quality)
+    retrieval = retrieval_line(summary)
+    if retrieval:
+        console.print(retrieval)
     for o in summary.outcomes:
         if o.error:
             console.print(f"[red]analyzer {o.name} failed[/red]: {o.error}")

@@ -12,12 +12,14 @@ from aimon.records import AnalyzerResult
 from tasks.base import AnalysisContext
 from tasks.cost import analyze_cost
 from tasks.operational import analyze_operational
+from tasks.quality import analyze_quality
 
 Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 
 ANALYZERS: dict[str, Analyzer] = {
     "operational": analyze_operational,
     "cost": analyze_cost,
+    "quality": analyze_quality,
 }
 
 
