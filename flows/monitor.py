@@ -8,6 +8,7 @@ from prefect.runtime import flow_run
 from aimon.config import load_config
 from aimon.store import Store
 from tasks.contract import check_contract_task
+from tasks.prometheus import push_run_failure, push_task
 from tasks.registry import ANALYZERS
 from tasks.run import (
     RunSummary,
@@ -41,7 +42,9 @@ def monitor_window(
         contract = check_contract_task(ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps)
         futures = {name: analyze_task.with_options(name=f"analyze-{name}").submit(name, ctx) for name in ANALYZERS}
         outcomes = [outcome_of(name, f) for name, f in futures.items()]
-        return publish_task(store, run, contract, outcomes)
+        summary = publish_task(store, run, contract, outcomes)
+        return push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
     except BaseException as err:
         record_failure(store, run, err)
+        push_run_failure(cfg, run, err)
         raise
