@@ -31,6 +31,7 @@ from tasks.prometheus import PushError, push_records, pushable
 from tests import promstack
 from tests.conftest import DAY, PRICING, make_config, write_duckdb
 from tests.promstack import Server, free_port, need, query, query_range, wait_for
+from tests.test_deployments import dashboard_exprs, promql_names, rules
 
 DEPLOY = promstack.DEPLOY
 PROM_RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
@@ -197,6 +198,18 @@ def test_live_run_pushes_prometheus_serves_the_stored_values_and_a_vanished_seri
         "AimonLatencyP95High to fire",
     )
     assert firing
+
+    # Every dashboard query parses in the real Prometheus, and the ones on names this
+    # run emitted return data.
+    emitted = {k[0] for k in want} | {"push_time_seconds", "up", "ALERTS"}
+    emitted |= {r["record"] for r in rules() if "record" in r and promql_names(r["expr"]) <= emitted}
+    for expr in dashboard_exprs():
+        if expr.startswith("label_values("):
+            continue
+        q = expr.replace("$granularity", "daily").replace("$model", ".*").replace("$lookback", "1d")
+        result = query(prometheus, q)
+        if promql_names(expr) <= emitted:
+            assert result, f"no data for dashboard query {q}"
 
     # A historical window is stored but never pushed: the gateway serves exactly what
     # it served before (push_time_seconds included).
