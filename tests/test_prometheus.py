@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import math
 import subprocess
 from collections.abc import Iterator
@@ -283,11 +284,32 @@ def test_gateway_down_run_degraded_exit_1_nothing_lost_next_run_pushes(tmp_path:
             in text
         )
         assert 'monitoring_run_success{granularity="daily",instance="",job="aimon"} 1' in text
+
+        # A live run that fails replaces only the run-meta figures on the gateway: the
+        # failure shows at once (AimonRunFailed), the last good figures stay.
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE interactions RENAME TO interactions_moved"))
+        engine.dispose()
+        third = runner.invoke(app, ["run", "--config", cfg])
+        assert third.exit_code == 1 and "interactions" in third.output
+        text = gateway.get("/metrics")
+        assert 'monitoring_run_success{granularity="daily",instance="",job="aimon"} 0' in text
+        assert (
+            f'llm_requests{{endpoint="__all__",granularity="daily",instance="",job="aimon",model="__all__"}} {n:g}'
+            in text
+        )
+        assert "monitoring_last_success_timestamp_seconds{" in text
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE interactions_moved RENAME TO interactions"))
+        engine.dispose()
     finally:
         gateway.stop()
-    assert Store(make_config(url)).runs_for(window)[-1]["status"] == "success"
+    statuses = [r["status"] for r in Store(make_config(url)).runs_for(window)]
+    assert statuses == ["degraded", "success", "failed"]
     after = stored(url, window)
-    assert after[key("monitoring_run_success", {})] == 1
+    assert after[key("monitoring_run_success", {})] == 0  # the failed run's
     # The degraded run had lost nothing: the same figures as the successful rerun.
     meta = {"monitoring_run_success", "monitoring_run_duration_seconds", "monitoring_last_success_timestamp_seconds"}
     assert {k: v for k, v in figs.items() if k[0] not in meta} == {k: v for k, v in after.items() if k[0] not in meta}
@@ -445,3 +467,104 @@ def test_alertmanager_config_passes_amtool() -> None:
         if "alert" in r
     }
     assert severities == {"critical", "warning"}
+
+
+# -- the whole alert path: Pushgateway -> Prometheus rules -> Alertmanager -> Slack, email
+
+
+class _SlackHook:
+    """A local stand-in for a Slack incoming webhook: records the JSON bodies."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.bodies: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXXX"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.slow
+def test_alerts_route_by_severity_to_slack_and_email(tmp_path: Path, pushgateway: Server) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    mails: list[Any] = []
+
+    class Collect(Message):
+        def handle_message(self, message: Any) -> None:
+            mails.append(message)
+
+    smtp_port = free_port()
+    smtp = Controller(Collect(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    hook = _SlackHook()
+    servers: list[Server] = []
+    try:
+        # deployments/alertmanager/alertmanager.yml, pointed at the loopback stand-ins,
+        # without TLS and auth (the local SMTP server has neither), and short waits.
+        am_cfg = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+        (tmp_path / "slack_webhook_url").write_text(hook.url)
+        glob = am_cfg["global"]
+        glob["slack_api_url_file"] = str(tmp_path / "slack_webhook_url")
+        glob["smtp_smarthost"] = f"127.0.0.1:{smtp_port}"
+        glob["smtp_require_tls"] = False
+        del glob["smtp_auth_username"], glob["smtp_auth_password_file"]
+        am_cfg["route"].update(group_wait="1s", group_interval="1s")
+        am_path = tmp_path / "alertmanager.yml"
+        am_path.write_text(yaml.safe_dump(am_cfg))
+        am = promstack.start_alertmanager(tmp_path, am_path)
+        servers.append(am)
+        config = promstack.prometheus_config(tmp_path, pushgateway=pushgateway, alertmanager=am)
+        servers.append(promstack.start_prometheus(tmp_path, config, tmp_path / "prom-data"))
+
+        pg = PushgatewayConfig(url=pushgateway.url)
+        push_records(
+            pg,
+            "daily",
+            [
+                MetricRecord.of("llm_error_rate", 0.2, model="gpt-4o", endpoint="chat"),  # critical
+                MetricRecord.of("llm_requests", 500, model="gpt-4o", endpoint="chat"),
+                MetricRecord.of("data_drift_detected", 1, feature="language"),  # warning
+                MetricRecord.of("data_drift_detected", 0, feature="country"),
+            ],
+        )
+        wait_for(lambda: len(hook.bodies) >= 2 and mails, "Slack messages and an email", timeout=60)
+        texts = [json.dumps(b) for b in hook.bodies]
+        assert any("AimonErrorRateHigh" in t and "20% of gpt-4o requests on chat failed" in t for t in texts)
+        assert any("AimonDataDrift" in t and "feature language drifted" in t for t in texts)
+        assert not any("country" in t for t in texts)
+        assert all(b["channel"] == "#ml-alerts" for b in hook.bodies)
+        # Only the critical alert is mailed.
+        assert len(mails) == 1
+        assert "AimonErrorRateHigh" in mails[0]["Subject"] and mails[0]["To"] == "ml-oncall@example.com"
+        body = mails[0].get_payload(decode=True) or b"".join(
+            p.get_payload(decode=True) or b"" for p in mails[0].walk() if not p.is_multipart()
+        )
+        assert b"gpt-4o" in body
+    finally:
+        for s in reversed(servers):
+            s.stop()
+        hook.close()
+        smtp.stop()
