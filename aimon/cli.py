@@ -129,6 +129,18 @@ def config_check(config: ConfigOpt = None) -> None:
     except AimonError as err:
         problems += 1
         err_console.print(f"[red]store[/red]: {err}")
+    if cfg.pushgateway.url:
+        from tasks.prometheus import check_gateway, safe_url
+
+        gw = safe_url(cfg.pushgateway.url)
+        why = check_gateway(cfg.pushgateway)
+        if why is None:
+            console.print(
+                f"[green]ok[/green] pushgateway {gw}: ready (live windows are pushed as job={cfg.pushgateway.job})"
+            )
+        else:
+            problems += 1
+            err_console.print(f"[red]pushgateway[/red] {gw}: {why}: start it, or remove pushgateway.url to not push")
     if problems:
         raise typer.Exit(1)
 

@@ -20,6 +20,7 @@ import logging
 import time
 import urllib.error
 import urllib.parse
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,18 @@ def push_records(
         f"could not reach the Pushgateway at {url} after {pg.attempts} attempts "
         f"(timeout {pg.timeout_seconds:g}s each): {last}"
     )
+
+
+def check_gateway(pg: PushgatewayConfig) -> str | None:
+    """None when the gateway at pg.url answers its readiness probe, else why not."""
+    if pg.url is None:
+        return "pushgateway.url is not set"
+    try:
+        with urllib.request.urlopen(f"{pg.url.rstrip('/')}/-/ready", timeout=pg.timeout_seconds) as resp:
+            resp.read()
+    except (OSError, http.client.HTTPException) as err:
+        return _describe(err)
+    return None
 
 
 def mark_degraded(store: Store, summary: RunSummary, reason: str) -> RunSummary:
