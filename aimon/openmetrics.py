@@ -61,15 +61,24 @@ def format_value(v: float) -> str:
     return repr(float(v))
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def unix_seconds(ts: dt.datetime) -> str:
     """Naive UTC datetime -> Unix seconds, as an integer where it is one."""
-    seconds = ts.replace(tzinfo=dt.UTC).timestamp()
-    return str(int(seconds)) if seconds == int(seconds) else repr(seconds)
+    delta = ts - _EPOCH
+    if delta.microseconds == 0:
+        return str(delta.days * 86400 + delta.seconds)
+    return repr(delta.total_seconds())
+
+
+def series_prefix(metric: str, labels: dict[str, str]) -> str:
+    """`metric{k="v",...} `: the part of a sample line shared by a series' samples."""
+    return metric + "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "} "
 
 
 def series_line(metric: str, labels: dict[str, str], value: float, ts: dt.datetime) -> str:
-    body = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-    return f"{metric}{{{body}}} {format_value(value)} {unix_seconds(ts)}\n"
+    return f"{series_prefix(metric, labels)}{format_value(value)} {unix_seconds(ts)}\n"
 
 
 def _rows(store: Store, start: dt.datetime, end: dt.datetime, granularity: str | None) -> Iterator[sa.RowMapping]:
@@ -100,26 +109,35 @@ def write_openmetrics(
     stats = ExportStats()
     metric = None
     series = None
+    prefix: str | None = None  # the current series' `name{labels} `, built once per series
+    problem: str | None = None  # why the current series cannot be exported
     for row in _rows(store, start, end, granularity):
-        labels = json.loads(row["labels"])
-        problem = series_problem(row["metric"], labels)
-        if problem is not None:
-            stats.skipped[problem] = stats.skipped.get(problem, 0) + 1
-            continue
         name: str = row["metric"]
-        if name != metric:
-            metric = name
-            out.write(f"# HELP {name} {escape_help(help_text(name))}\n# TYPE {name} gauge\n")
-            stats.metrics += 1
         if (name, row["granularity"], row["labels"]) != series:
             series = (name, row["granularity"], row["labels"])
-            stats.series += 1
+            labels = json.loads(row["labels"])
+            problem = series_problem(name, labels)
+            if problem is not None:
+                prefix = None
+            else:
+                if name != metric:
+                    metric = name
+                    out.write(f"# HELP {name} {escape_help(help_text(name))}\n# TYPE {name} gauge\n")
+                    stats.metrics += 1
+                stats.series += 1
+                prefix = series_prefix(name, {"job": job, "granularity": row["granularity"], **labels})
+        if prefix is None:
+            why = problem or "not exportable"
+            stats.skipped[why] = stats.skipped.get(why, 0) + 1
+            continue
         ts = _as_datetime(row["window_end"])
-        out.write(series_line(name, {"job": job, "granularity": row["granularity"], **labels}, row["value"], ts))
+        out.write(f"{prefix}{format_value(row['value'])} {unix_seconds(ts)}\n")
         stats.samples += 1
-        stats.windows.add((_as_datetime(row["window_start"]), row["granularity"]))
-        stats.first = ts if stats.first is None else min(stats.first, ts)
-        stats.last = ts if stats.last is None else max(stats.last, ts)
+        stats.windows.add((row["window_start"], row["granularity"]))
+        if stats.first is None or ts < stats.first:
+            stats.first = ts
+        if stats.last is None or ts > stats.last:
+            stats.last = ts
     out.write("# EOF\n")
     return stats
 
