@@ -433,6 +433,15 @@ def test_exported_history_becomes_blocks_that_prometheus_reads_back(tmp_path: Pa
         prom.stop()
 
 
+def test_samples_newer_than_three_hours_are_flagged() -> None:
+    from aimon.openmetrics import ExportStats, too_recent
+
+    now = dt.datetime(2026, 11, 29, 12, 0)
+    assert not too_recent(ExportStats(last=now - dt.timedelta(hours=3, minutes=1)), now)
+    assert too_recent(ExportStats(last=now - dt.timedelta(hours=2, minutes=59)), now)
+    assert not too_recent(ExportStats(), now)
+
+
 def test_export_with_nothing_stored_fails_and_writes_no_file(tmp_path: Path, duck_url: str) -> None:
     out = tmp_path / "none.om"
     cfg = write_config(tmp_path, duck_url)
