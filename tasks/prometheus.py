@@ -15,6 +15,7 @@ push replaces the group, so nothing needs replaying).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import http.client
 import logging
 import time
@@ -35,7 +36,7 @@ from aimon.catalogue import help_text, series_problem
 from aimon.config import Config, PushgatewayConfig
 from aimon.errors import AimonError
 from aimon.records import MetricRecord
-from aimon.store import Store
+from aimon.store import Store, _as_datetime
 from tasks.run import RunHandle, RunSummary, run_meta
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,19 @@ def mark_degraded(store: Store, summary: RunSummary, reason: str) -> RunSummary:
     return dataclasses.replace(summary, status="degraded", records=tuple(records), notes=(*summary.notes, note))
 
 
+def last_success(store: Store, granularity: str) -> MetricRecord | None:
+    """When the latest successful run of a granularity finished, from the runs table
+    (the metrics table keeps it per window only, and a rerun replaces the window's)."""
+    runs = store.runs
+    q = sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.status == "success", runs.c.granularity == granularity)
+    with store.engine.connect() as conn:
+        value = conn.execute(q).scalar()
+    if value is None:
+        return None
+    finished = _as_datetime(value).replace(tzinfo=dt.UTC)
+    return MetricRecord.of("monitoring_last_success_timestamp_seconds", finished.timestamp())
+
+
 def publish_to_pushgateway(cfg: Config, store: Store, summary: RunSummary) -> RunSummary:
     """Push a live window's figures (run-meta included); leave historical ones alone."""
     pg = cfg.pushgateway
@@ -204,8 +218,15 @@ def publish_to_pushgateway(cfg: Config, store: Store, summary: RunSummary) -> Ru
     if not summary.live:
         note = "historical window: figures stored, not pushed (load history with `aimon export openmetrics`)"
         return dataclasses.replace(summary, notes=(*summary.notes, note))
+    records = list(summary.records)
+    if summary.value("monitoring_last_success_timestamp_seconds") is None:
+        # A degraded run has no last-success time of its own; the push replaces the
+        # group, so carry the last one forward, or the missed-run alert loses its series.
+        previous = last_success(store, summary.window.granularity)
+        if previous is not None:
+            records.append(previous)
     try:
-        result = push_records(pg, summary.window.granularity, summary.records)
+        result = push_records(pg, summary.window.granularity, records)
     except PushError as err:
         return mark_degraded(store, summary, str(err))
     notes = [f"not pushed: {p}" for p in result.skipped]

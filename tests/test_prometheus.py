@@ -349,6 +349,32 @@ def test_gateway_down_run_degraded_exit_1_nothing_lost_next_run_pushes(tmp_path:
     assert {k: v for k, v in figs.items() if k[0] not in meta} == {k: v for k, v in after.items() if k[0] not in meta}
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_degraded_live_run_keeps_the_last_success_time_on_the_gateway(
+    tmp_path: Path, pushgateway: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks import registry
+
+    window = last_complete_window("daily")
+    url = write_duckdb(tmp_path / "wh.duckdb", live_frame(window.start.date()))
+    cfg = write_config(tmp_path, url, pushgateway={"url": pushgateway.url})
+    assert monitor_window(config_path=cfg).status == "success"
+    success_at = stored(url, window)[key("monitoring_last_success_timestamp_seconds", {})]
+
+    def broken(ctx: Any) -> Any:
+        raise RuntimeError("analyzer exploded")
+
+    monkeypatch.setitem(registry.ANALYZERS, "broken", broken)
+    degraded = monitor_window(config_path=cfg)
+    assert degraded.status == "degraded"
+    assert key("monitoring_last_success_timestamp_seconds", {}) not in stored(url, window)
+    lines = aimon_lines(pushgateway)
+    assert 'monitoring_run_success{granularity="daily",instance="",job="aimon"} 0' in lines
+    last = [ln for ln in lines if ln.startswith("monitoring_last_success_timestamp_seconds{")]
+    # The first run's success time, carried forward (from the runs table's finished_at).
+    assert len(last) == 1 and abs(float(last[0].split()[-1]) - success_at) < 5
+
+
 # -- history: OpenMetrics export, promtool blocks, query_range -----------------------
 
 
