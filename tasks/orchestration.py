@@ -8,6 +8,7 @@ Plain functions plus thin @task wrappers, like the rest of tasks/.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,7 @@ def backoff(cfg: Config) -> list[float]:
 def task_options(cfg: Config) -> dict[str, Any]:
     """Options for every task of a run: `task.with_options(**task_options(cfg))`."""
     o = cfg.orchestration
+    quiet_thread_timeout_notice()
     return {
         "timeout_seconds": o.task_timeout_seconds,
         "retries": o.retries,
@@ -106,6 +108,26 @@ def task_options(cfg: Config) -> dict[str, Any]:
         "retry_jitter_factor": 0.2,  # a pile-up of runs does not retry in lockstep
         "retry_condition_fn": retry_if_transient,
     }
+
+
+class _ThreadTimeoutNotice(logging.Filter):
+    """Prefect logs, for every task with a timeout that runs in a worker thread, that
+    the timeout cannot interrupt a blocking call (it takes effect when the call
+    returns). True, and documented in the README; once per process is enough."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Timeout of %s seconds configured for this task, but the task is running"):
+            return True
+        first, _ThreadTimeoutNotice.seen = not _ThreadTimeoutNotice.seen, True
+        return first
+
+
+def quiet_thread_timeout_notice() -> None:
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _ThreadTimeoutNotice) for f in logger.filters):
+        logger.addFilter(_ThreadTimeoutNotice())
 
 
 def scheduled_time() -> dt.datetime:
