@@ -92,6 +92,9 @@ def run(
         _fail("bad window", str(err), 2)
     except AimonError as err:
         _fail("run failed", str(err), err.exit_code)
+    if summary.status == "skipped":  # another run holds the window's claim: not a failure
+        console.print(f"[yellow]skipped[/yellow]: {'; '.join(summary.notes)}")
+        return
     print_summary(summary, console)
     if summary.status != "success":
         raise typer.Exit(1)

@@ -178,11 +178,6 @@ class OrchestrationConfig(_Strict):
     # Backfill defaults (the CLI flags and the deployment's parameters override them).
     backfill_concurrency: int = Field(default=2, ge=1)
     backfill_order: Literal["oldest", "newest"] = "oldest"
-    # Where the analyzers of one run execute: Prefect's thread pool, or a Dask cluster
-    # through prefect-dask (dask_address: null starts a LocalCluster on 127.0.0.1).
-    task_runner: Literal["threads", "dask"] = "threads"
-    dask_address: str | None = None
-    dask_workers: int = Field(default=2, ge=1)
 
 
 class Config(_Strict):
