@@ -178,6 +178,14 @@ class OrchestrationConfig(_Strict):
     # Backfill defaults (the CLI flags and the deployment's parameters override them).
     backfill_concurrency: int = Field(default=2, ge=1)
     backfill_order: Literal["oldest", "newest"] = "oldest"
+    # Where the analyzers of one run execute: Prefect's thread pool in the flow's
+    # process, or a Dask cluster through prefect-dask (pip install 'aimon[dask]'):
+    # dask_address null starts a LocalCluster of dask_workers processes on 127.0.0.1;
+    # "tcp://scheduler:8786" uses a running cluster. The warehouse must then be reachable
+    # from the workers (a server database: a DuckDB file opens in one process only).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1)
 
 
 class Config(_Strict):

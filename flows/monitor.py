@@ -10,14 +10,12 @@ from aimon.config import Config, load_config
 from aimon.store import Store
 from aimon.windows import UTC, Window
 from tasks.contract import check_contract_task
+from tasks.fanout import run_analyzers
 from tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
-from tasks.registry import ANALYZERS
 from tasks.run import (
     RunSummary,
-    analyze_task,
     begin_run,
     open_window_task,
-    outcome_of,
     publish_task,
     record_failure,
     resolve_window,
@@ -66,10 +64,7 @@ def monitor_window(
         contract = check_contract_task.with_options(**opts)(
             ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
         )
-        futures = {
-            name: analyze_task.with_options(name=f"analyze-{name}", **opts).submit(name, ctx) for name in ANALYZERS
-        }
-        outcomes = [outcome_of(name, f) for name, f in futures.items()]
+        outcomes = run_analyzers(cfg, ctx, opts)  # threads, or Dask (orchestration.task_runner)
         summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
     except BaseException as err:
         record_failure(store, run, err)

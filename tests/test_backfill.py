@@ -225,3 +225,32 @@ def test_cli_backfill_dry_run_then_run(tmp_path: Path, duck_url: str) -> None:
     assert "windows by outcome" in res.output and "success" in res.output
     res = runner.invoke(app, [*args, "--redo", "bogus"])
     assert res.exit_code == 2 and "missing, failed, all" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_analyzers_fan_out_on_a_local_dask_cluster(
+    tmp_path: Path, frame: pd.DataFrame, pg_schema: str, monkeypatch
+) -> None:
+    # PostgreSQL, not DuckDB: the Dask workers are separate processes, and a DuckDB
+    # file opens read-write in one process only.
+    url = f"{PG_URL}?options=-csearch_path%3D{pg_schema}"
+    write_sqlalchemy(url, frame, "interactions")
+    threads = monitor_window(window_start=DAY.isoformat(), config_path=write_config(tmp_path, url))
+    (tmp_path / "dask").mkdir()
+    cfg = write_config(tmp_path / "dask", url, orchestration={"task_runner": "dask", "dask_workers": 2})
+    # An analyzer registered only in this process: the Dask worker processes import
+    # the registry afresh and do not know it, which shows the analyzers ran there.
+    monkeypatch.setitem(registry.ANALYZERS, "probe", lambda ctx: AnalyzerResult("probe", ()))
+    on_dask = monitor_window(window_start=DAY.isoformat(), config_path=cfg)
+    assert on_dask.status == "degraded"
+    errors = {o.name: o.error for o in on_dask.outcomes}
+    assert errors["operational"] is None and errors["cost"] is None
+    assert "unknown analyzer 'probe'" in (errors["probe"] or "")
+    volatile = {
+        "monitoring_run_duration_seconds",
+        "monitoring_last_success_timestamp_seconds",
+        "monitoring_run_success",
+    }
+    same = {(r.metric, r.labels): r.value for r in threads.records if r.metric not in volatile}
+    assert {(r.metric, r.labels): r.value for r in on_dask.records if r.metric not in volatile} == same
