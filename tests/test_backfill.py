@@ -48,6 +48,7 @@ def latest_runs(url: str) -> dict[dt.date, str]:
     return out
 
 
+@pytest.mark.slow
 def test_backfill_skips_complete_windows_redoes_failed_and_all(tmp_path: Path, duck_url: str) -> None:
     cfg = write_config(tmp_path, duck_url)
     report = backfill(start=FIRST, end=DAY, config_path=cfg, concurrency=2)
@@ -138,6 +139,7 @@ def _two_runs_at_once(cfg: str, monkeypatch) -> list:
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_two_concurrent_runs_of_one_window_make_one_run_and_one_set_of_figures(
     backend: str, tmp_path: Path, frame: pd.DataFrame, monkeypatch, request: pytest.FixtureRequest
@@ -254,3 +256,13 @@ def test_analyzers_fan_out_on_a_local_dask_cluster(
     }
     same = {(r.metric, r.labels): r.value for r in threads.records if r.metric not in volatile}
     assert {(r.metric, r.labels): r.value for r in on_dask.records if r.metric not in volatile} == same
+
+
+def test_scheduled_run_without_a_window_takes_the_last_complete_one(tmp_path: Path, duck_url: str) -> None:
+    from aimon.windows import last_complete_window
+
+    cfg = write_config(tmp_path, duck_url, orchestration={"catchup_windows": 1})
+    summary = monitor_window(config_path=cfg, scheduled=True)  # the schedule's time is now here
+    assert summary.status == "success" and summary.window == last_complete_window("daily")
+    previous = daily_window(summary.window.start.date() - dt.timedelta(days=1))
+    assert [r["status"] for r in Store(make_config(duck_url)).runs_for(previous)] == ["success"]  # caught up

@@ -161,6 +161,7 @@ time.sleep(600)  # killed here, mid-run
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_killed_runs_window_is_claimable_again_after_expiry(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
