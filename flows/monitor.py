@@ -9,6 +9,7 @@ from aimon.claims import RunSkipped
 from aimon.config import Config, load_config
 from aimon.store import Store
 from aimon.windows import UTC, Window
+from tasks.alerts import alert_failed_run, alert_task, with_alerts
 from tasks.contract import check_contract_task
 from tasks.fanout import run_analyzers
 from tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
@@ -66,8 +67,11 @@ def monitor_window(
         )
         outcomes = run_analyzers(cfg, ctx, opts)  # threads, or Dask (orchestration.task_runner)
         summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
+        summary = with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
     except BaseException as err:
         record_failure(store, run, err)
+        if isinstance(err, Exception):
+            alert_failed_run(cfg, store, run)
         raise
     run_artifact_task(summary)
     return summary
