@@ -29,7 +29,7 @@ def redact(url: str) -> str:
         return "<unparseable URL>"
 
 
-@functools.lru_cache(maxsize=32)
+@functools.cache
 def get_engine(url: str) -> sa.Engine:
     """One engine per URL per process, so the store and the warehouse share a
     DuckDB file's single database instance."""
