@@ -47,7 +47,6 @@ METRICS: dict[str, str] = {
     "feedback_helpful_ratio": "Share of feedback marked helpful.",
     "feedback_count": "Feedback entries in the window.",
     "feedback_coverage": "Share of the window's requests with feedback.",
-    "feedback_rows": "Feedback rows read for the window's requests.",
     "feedback_invalid_rows": "Feedback rows left out (rating outside 1-5).",
     "feedback_unmatched_rows": "Feedback rows whose request_id matches no request of the window.",
     "generation_rouge_ci_low": "Lower bound of the bootstrap 95% interval of ROUGE (sampled windows).",
