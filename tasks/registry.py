@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aimon.records import AnalyzerResult
 from tasks.base import AnalysisContext
 from tasks.cost import analyze_cost
+from tasks.drift import analyze_drift
 from tasks.operational import analyze_operational
 
 Analyzer = Callable[[AnalysisContext], AnalyzerResult]
@@ -18,6 +19,7 @@ Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 ANALYZERS: dict[str, Analyzer] = {
     "operational": analyze_operational,
     "cost": analyze_cost,
+    "drift": analyze_drift,
 }
 
 
