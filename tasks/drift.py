@@ -125,7 +125,7 @@ def choose_methods(spec: FeatureSpec, n_ref: int, n_values: int, small_sample: i
 
 def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpec], dcfg: DriftConfig) -> DriftReport:
     """Every feature's test and effect, BH across features, the dataset verdict."""
-    rows: list[dict[str, Any]] = []
+    jobs: list[tuple[FeatureSpec, Any, Any, str, str, str]] = []
     notes: list[str] = []
     for spec in specs:
         if spec.kind == "numerical":
@@ -138,10 +138,17 @@ def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpe
             continue
         n_values = _values(ref_s, cur_s) if spec.kind == "numerical" else len(set(ref_s.keys) | set(cur_s.keys))
         method, test, effect = choose_methods(spec, ref_s.n, n_values, dcfg.small_sample)
+        jobs.append((spec, ref_s, cur_s, method, test, effect))
+
+    def run(job: tuple[FeatureSpec, Any, Any, str, str, str]) -> dict[str, Any]:
         try:
-            rows.append(_run_feature(spec, ref_s, cur_s, method, test, effect, dcfg))
+            return _run_feature(*job, dcfg)
         except ValueError as err:
-            raise ValueError(f"drift.features {spec.name!r}, method {method!r}: {err}") from None
+            raise ValueError(f"drift.features {job[0].name!r}, method {job[3]!r}: {err}") from None
+
+    # numpy's searches, cumsums and sorts release the GIL: features run side by side.
+    with ThreadPoolExecutor(THREADS) as pool:
+        rows = list(pool.map(run, jobs))
     adjusted = st.benjamini_hochberg([r["test"].p_value for r in rows])
     out = []
     for r, p_adj in zip(rows, adjusted, strict=True):
@@ -460,8 +467,11 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     cache = ReferenceCache(cfg.store_url)
     h = stats_hash(cfg, specs)
     current, stored = read_window(ctx, ix, specs, ctx.window)
-    # Today's window is tomorrow's reference: keep its statistics.
-    cache.put(entry_key(h, ctx.window.start, ctx.window.end), ctx.window.start, ctx.window.end, h, stored)
+    # Today's window is tomorrow's reference: keep its statistics (unless a rerun
+    # already stored them for the same rows).
+    key = entry_key(h, ctx.window.start, ctx.window.end)
+    if cache.rows(key) != current.rows:
+        cache.put(key, ctx.window.start, ctx.window.end, h, stored)
     ref = load_reference(ctx, ix, specs, cache, h)
     notes.append(
         f"drift reference: {ref.windows} window(s), {ref.stats.rows:,} rows; "

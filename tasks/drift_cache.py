@@ -132,6 +132,13 @@ class ReferenceCache:
             return None
         return int(row.rows), WindowStats.from_bytes(bytes(row.payload))
 
+    def rows(self, key: str) -> int | None:
+        """The stored entry's row count, without loading it."""
+        self.ensure()
+        with self.engine.connect() as conn:
+            n = conn.execute(sa.select(self.table.c.rows).where(self.table.c.key == key)).scalar()
+        return None if n is None else int(n)
+
     def put(self, key: str, start: dt.datetime, end: dt.datetime, cfg_hash: str, stats: WindowStats) -> None:
         self.ensure()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

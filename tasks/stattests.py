@@ -91,7 +91,9 @@ def numeric_sample(values: Any) -> NumericSample:
 def sample_from_sorted(x: np.ndarray) -> NumericSample:
     n = len(x)
     distinct = None
-    if n:
+    # A strided look first: more than MAX_DISCRETE distinct values in every 1000th row
+    # means more in the whole, without a full pass.
+    if n and len(np.unique(x[:: max(1, n // 1000)])) <= MAX_DISCRETE:
         edges = np.flatnonzero(x[1:] != x[:-1])
         if len(edges) < MAX_DISCRETE:
             starts = np.concatenate([[0], edges + 1])
@@ -256,15 +258,17 @@ def _pool(ref: NumericSample, cur: NumericSample) -> _Pooled:
     follows from a binary search in the other, so the cost is a search, not a sort."""
     r, c = ref.values, cur.values
     m, n = len(r), len(c)
+    # Reference values go before equal current ones; the current values fill the rest
+    # in order, so only the (usually smaller) reference side is searched.
     pos_r = np.arange(m) + np.searchsorted(c, r, side="left")
-    pos_c = np.arange(n) + np.searchsorted(r, c, side="right")
+    is_cur = np.ones(m + n, dtype=bool)
+    is_cur[pos_r] = False
     vals = np.empty(m + n)
     vals[pos_r] = r
-    vals[pos_c] = c
-    step = np.empty(m + n)
+    vals[is_cur] = c
+    step = np.full(m + n, -1.0 / n)
     wr = ref.weight_array()
     step[pos_r] = wr / wr.sum()
-    step[pos_c] = -1.0 / n
     diff = np.cumsum(step)
     last = np.empty(m + n, dtype=bool)
     np.not_equal(vals[1:], vals[:-1], out=last[:-1])
