@@ -559,10 +559,15 @@ def _finite(v: float) -> float:
 def save_html_report(ctx: AnalysisContext, ix: Interactions, specs: list[FeatureSpec], cap: int = 100_000) -> Any:
     """Evidently's DataDriftPreset on (up to `cap` rows of) the reference and the window.
     Slow by design (it re-reads raw reference rows): off unless drift.html_report."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    import warnings
 
     from aimon.env import aimon_home
+
+    with warnings.catch_warnings():
+        # evidently's import chain (numpy.core, litestar) warns about itself; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
 
     def frame(bounds: list[Window]) -> Any:
         import pandas as pd
