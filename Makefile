@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 DEBS := prometheus-pushgateway prometheus prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint bench services install install-test clean
+.PHONY: demo test check lint bench calibrate services install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ check: lint test
 
 bench: install
 	$(BIN)/python bench/bench_run.py
+	nice -n 10 $(BIN)/python bench/bench_drift.py
+
+# Drift defaults: false-positive rate and power on simulated windows (README "Drift").
+calibrate: install
+	nice -n 10 $(BIN)/python bench/calibrate_drift.py
 
 clean:
 	rm -rf $(VENV) .aimon

@@ -272,7 +272,7 @@ def _pool(ref: NumericSample, cur: NumericSample) -> _Pooled:
     step = np.full(m + n, -1.0 / n)
     wr = ref.weight_array()
     step[pos_r] = wr / wr.sum()
-    diff = np.cumsum(step)
+    diff = np.cumsum(step, out=step)  # in place: at 10M rows every temporary is 80 MB
     last = np.empty(m + n, dtype=bool)
     np.not_equal(vals[1:], vals[:-1], out=last[:-1])
     last[-1] = True
