@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aimon.config import DriftConfig  # noqa: E402
-from tasks.drift import FeatureSpec, compare, compare_embeddings, stats_from_arrays  # noqa: E402
+from aimon.config import DriftConfig
+from tasks.drift import FeatureSpec, compare, compare_embeddings, stats_from_arrays
 
 SCENARIOS = ("no drift", "mean +0.1σ", "mean +0.25σ", "variance ×1.5", "new category 5%", "embedding rotation 15°")
 SPECS = [
@@ -124,7 +124,8 @@ def run(ns: list[int], reps: dict[int, int], seed: int = 0, scenarios: tuple[str
 
 def table(results: dict) -> str:
     lines = [
-        "| scenario | n a side | reps | feature FPR | dataset FPR | power (shifted feature) | embedding flag | MMD p<0.05 |",
+        "| scenario | n a side | reps | feature FPR | dataset FPR | power (shifted feature) "
+        "| embedding flag | MMD p<0.05 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (scenario, n), t in results.items():
