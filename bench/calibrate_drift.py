@@ -143,11 +143,14 @@ def table(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    ap.add_argument("--reps", type=int, default=None, help="repetitions per cell (default 200, 100, 40 by n)")
+    ap.add_argument(
+        "--reps", type=int, nargs="+", default=None, help="repetitions per cell, one per n (default 100 50 20)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    default = {1000: 200, 10_000: 100, 100_000: 40}
-    reps = {n: args.reps or default.get(n, 40) for n in args.n}
+    default = {1000: 100, 10_000: 50, 100_000: 20}
+    given = args.reps or []
+    reps = {n: given[min(i, len(given) - 1)] if given else default.get(n, 20) for i, n in enumerate(args.n)}
     t0 = time.perf_counter()
     results = run(args.n, reps, args.seed)
     print(table(results))
