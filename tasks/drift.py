@@ -133,8 +133,9 @@ def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpe
             cur_s: Any = current.numeric.get(spec.name)
         else:
             ref_s, cur_s = reference.categorical.get(spec.name), current.categorical.get(spec.name)
-        if ref_s is None or cur_s is None or ref_s.n == 0 or cur_s.n == 0:
-            notes.append(f"drift: {spec.name} skipped, no values in the {'reference' if not ref_s else 'current'}")
+        empty = [side for side, s in (("reference", ref_s), ("current window", cur_s)) if s is None or s.n == 0]
+        if empty:
+            notes.append(f"drift: {spec.name} skipped, no values in the {' or '.join(empty)}")
             continue
         n_values = _values(ref_s, cur_s) if spec.kind == "numerical" else len(set(ref_s.keys) | set(cur_s.keys))
         method, test, effect = choose_methods(spec, ref_s.n, n_values, dcfg.small_sample)

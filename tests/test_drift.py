@@ -243,3 +243,13 @@ def test_html_report_is_saved(demo_url: str, tmp_path: Path, monkeypatch: pytest
     path = Path(res.details["html_report"])
     assert path.is_file() and path.parent == tmp_path / "home" / "reports"
     assert path.stat().st_size > 100_000 and "language" in path.read_text(errors="ignore")
+
+
+def test_a_feature_without_values_is_skipped_with_a_note() -> None:
+    rng = np.random.default_rng(3)
+    ref = stats_from_arrays({"x": rng.normal(0, 1, 2000)}, {"error_type": ["timeout"] * 30})
+    cur = stats_from_arrays({"x": rng.normal(0, 1, 2000)}, {"error_type": []})
+    specs = [FeatureSpec("x", "numerical"), FeatureSpec("error_type", "categorical")]
+    report = compare(ref, cur, specs, DriftConfig())
+    assert [f.feature for f in report.features] == ["x"]
+    assert report.notes == ("drift: error_type skipped, no values in the current window",)
