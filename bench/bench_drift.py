@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -81,8 +82,14 @@ def main() -> None:
     ap.add_argument("--no-evidently", action="store_true")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-
     tmp = Path(tempfile.mkdtemp(prefix="aimon-bench-drift-"))
+    try:
+        bench(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the 10M warehouse is a few GB
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> None:
     os.environ["AIMON_HOME"] = str(tmp / ".aimon")
     from aimon.config import parse_config
     from aimon.store import Store
