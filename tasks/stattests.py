@@ -117,9 +117,12 @@ def sketch(sample: NumericSample, size: int) -> NumericSample:
     if len(sample.values) <= size + 2:
         return sample
     x = sample.values
-    w = sample.weight_array()
-    cw = np.concatenate([[0.0], np.cumsum(w)])
-    area = np.concatenate([[0.0], np.cumsum(w * x)])  # integral of the quantile function, piecewise linear
+    if sample.weights is None:
+        cw = np.arange(len(x) + 1, dtype=np.float64)
+        area = np.concatenate([[0.0], np.cumsum(x)])  # integral of the quantile function, piecewise linear
+    else:
+        cw = np.concatenate([[0.0], np.cumsum(sample.weights)])
+        area = np.concatenate([[0.0], np.cumsum(sample.weights * x)])
     total = cw[-1]
     cuts = np.interp(np.linspace(0.0, total, size + 1), cw, area)
     means = np.diff(cuts) / (total / size)
@@ -269,8 +272,9 @@ def _pool(ref: NumericSample, cur: NumericSample) -> _Pooled:
     vals = np.empty(m + n)
     vals[pos_r] = r
     vals[is_cur] = c
-    step = np.full(m + n, -1.0 / n)
-    wr = ref.weight_array()
+    wr, wc = ref.weight_array(), cur.weight_array()
+    step = np.empty(m + n)
+    step[is_cur] = -wc / wc.sum()
     step[pos_r] = wr / wr.sum()
     diff = np.cumsum(step, out=step)  # in place: at 10M rows every temporary is 80 MB
     last = np.empty(m + n, dtype=bool)
@@ -323,35 +327,44 @@ def ks_and_wasserstein(ref: NumericSample, cur: NumericSample) -> tuple[float, f
 
 
 def ks_and_w1(ref: NumericSample, cur: NumericSample) -> tuple[float, float]:
-    """KS D and raw W1 in O(m log n + n) from the sorted samples, without merging."""
+    """KS D and raw W1 in O(m log n + n) from the sorted samples, without merging.
+
+    Between two reference values F_ref is constant, so the KS supremum sits at the
+    reference values or just below them, and the integral of |F_ref - F_cur| splits at
+    the point where F_cur crosses F_ref, using G(x) = integral of F_cur up to x =
+    (W_k x - S_k) / W with W_k, S_k the current side's prefix weight and weighted sum."""
     r, c = ref.values, cur.values
     wr = ref.weight_array()
-    n = len(c)
     last = np.empty(len(r), dtype=bool)
     np.not_equal(r[1:], r[:-1], out=last[:-1])
     last[-1] = True
     u = r[last]
     big_r = np.cumsum(wr)[last] / wr.sum()  # F_ref at each distinct reference value
-    cr = np.searchsorted(c, u, side="right") / n  # F_cur at u
-    cl = np.searchsorted(c, u, side="left") / n  # F_cur just below u
+    shift = float(u[0])  # subtract an offset so the prefix sums keep their precision
+    if cur.weights is None:
+        cw = np.arange(len(c) + 1, dtype=np.float64)
+        s = np.concatenate([[0.0], np.cumsum(c - shift)])
+    else:
+        cw = np.concatenate([[0.0], np.cumsum(cur.weights)])
+        s = np.concatenate([[0.0], np.cumsum(cur.weights * (c - shift))])
+    total_w = cw[-1]
+    cr = cw[np.searchsorted(c, u, side="right")] / total_w  # F_cur at u
+    cl = cw[np.searchsorted(c, u, side="left")] / total_w  # F_cur just below u
     prev = np.concatenate([[0.0], big_r[:-1]])
     d = float(max(np.abs(big_r - cr).max(), np.abs(prev - cl).max(), 0.0))
-    # W1 = integral of |F_ref - F_cur|: F_ref is constant between reference values, and
-    # G(x) = integral of F_cur up to x = (k x - S_k) / n with k = #{c <= x}, S_k = prefix sum.
-    shift = float(u[0])  # subtract an offset so the prefix sums keep their precision
-    s = np.concatenate([[0.0], np.cumsum(c - shift)])
     uu = u - shift
 
     def g(x: np.ndarray) -> np.ndarray:
         k = np.searchsorted(c, x + shift, side="right")
-        return (k * x - s[k]) / n
+        return (cw[k] * x - s[k]) / total_w  # type: ignore[no-any-return]
 
     c_hi = c[-1] - shift
     total = float(g(np.array([uu[0]]))[0])  # below the first reference value F_ref = 0
     if len(uu) > 1:
         a, b, rr = uu[:-1], uu[1:], big_r[:-1]
-        j = np.clip(np.ceil(rr * n).astype(np.int64), 1, n)
-        xs = np.clip(c[j - 1] - shift, a, b)  # where F_cur reaches F_ref
+        # First current value where F_cur reaches F_ref (cw[j] is the weight up to and including c[j-1]).
+        j = np.clip(np.searchsorted(cw, rr * total_w * (1 - 1e-12), side="left"), 1, len(c))
+        xs = np.clip(c[j - 1] - shift, a, b)
         ga, gb, gx = g(a), g(b), g(xs)
         total += float(np.sum(rr * (xs - a) - (gx - ga) + (gb - gx) - rr * (b - xs)))
     top = uu[-1]
@@ -387,7 +400,7 @@ def cramer_von_mises(reference: Any, current: Any, threshold: float) -> StatTest
         return _p_result("cramer_von_mises", res.statistic, res.pvalue, threshold, nx, ny)
     p = _pool(ref, cur)
     k, big_n = nx * ny, nx + ny
-    if ref.exact:
+    if ref.exact and cur.exact:
         t = _cvm_from_midranks(ref, cur, p) / (k * big_n) - (4 * k - 1) / (6 * big_n)
     else:
         # A sketch has no ranks: T = (mn/N^2) * sum over the pooled rows of (F_ref - F_cur)^2,
@@ -398,7 +411,7 @@ def cramer_von_mises(reference: Any, current: Any, threshold: float) -> StatTest
         pos_r = np.arange(len(ref.values)) + np.searchsorted(cur.values, ref.values, side="left")
         is_ref[pos_r] = True
         rows[is_ref] = wr
-        rows[~is_ref] = 1.0
+        rows[~is_ref] = cur.weight_array()
         # CDFs at a tie are those after the whole tie group.
         grp_end = np.flatnonzero(p.last)
         group_diff = np.repeat(p.diff[grp_end], np.diff(np.concatenate([[-1], grp_end])))

@@ -176,3 +176,16 @@ def test_benjamini_hochberg_by_hand() -> None:
     # sorted .01 .03 .04 .20 -> x4/1, x4/2, x4/3, x4/4 = .04 .06 .0533 .20 -> monotone .04 .0533 .0533 .20
     got = st.benjamini_hochberg(p)
     assert np.allclose(got, [0.04, 0.16 / 3, 0.16 / 3, 0.20])
+
+
+def test_a_sketched_current_side_stays_within_its_bound() -> None:
+    """Current windows above 1M rows are compared through a sketch (tasks.drift)."""
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(0, 1, 50_000), rng.normal(0.05, 1.1, 400_000)
+    cur = st.sketch(st.numeric_sample(b), 5000)
+    assert abs(st.ks(a, cur, 0.05).statistic - stats.ks_2samp(a, b).statistic) <= 1 / 5000
+    assert abs(st.wasserstein(a, cur, 0.1).statistic - stats.wasserstein_distance(a, b) / np.std(a)) <= 2e-3
+    assert st.ks(a, cur, 0.05).n_current == 400_000
+    assert abs(st.cramer_von_mises(a, cur, 0.05).statistic - stats.cramervonmises_2samp(a, b).statistic) < 0.01 * (
+        stats.cramervonmises_2samp(a, b).statistic
+    )
