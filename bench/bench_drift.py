@@ -33,6 +33,14 @@ DAY = dt.date(2026, 11, 2)
 
 
 def rss_gib() -> float:
+    """This process's peak RSS. VmHWM, not getrusage: ru_maxrss survives fork + exec on
+    Linux, so a child would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
