@@ -186,6 +186,73 @@ class QualityConfig(_Strict):
         if not v or any(k < 1 for k in v):
             raise ValueError("k values must be positive integers, at least one")
         return tuple(sorted(set(v)))
+class DriftFeature(_Strict):
+    """A feature column of the interactions table to watch for drift."""
+
+    name: str
+    type: Literal["numerical", "categorical"]
+    method: str | None = None  # None: chosen by type and size (Evidently's rules)
+    threshold: float | None = None  # for `method`: alpha of a test, or a distance's threshold
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_identifier(v, "drift feature column")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from tasks.stattests import STATTESTS  # numpy/scipy only; no import cycle
+
+        if v not in STATTESTS:
+            raise ValueError(f"unknown drift method {v!r}; valid: {', '.join(sorted(STATTESTS))}")
+        return v
+
+
+class EffectFloors(_Strict):
+    # A p-value alone never marks a feature drifted: on a million rows every feature
+    # is "significant". The effect must also reach its floor (Evidently's large-sample
+    # thresholds, so a drift means the same at every n).
+    numerical: float = Field(default=0.1, ge=0)  # normalised Wasserstein distance
+    categorical: float = Field(default=0.1, ge=0)  # Jensen-Shannon distance
+
+
+class EmbeddingDriftConfig(_Strict):
+    column: str = "embedding"  # contract name (or mapped column) holding a list of floats
+    methods: tuple[Literal["centroid", "domain_classifier", "mmd"], ...] = ("centroid", "domain_classifier", "mmd")
+    detect_with: tuple[Literal["domain_classifier", "mmd"], ...] = ("domain_classifier",)
+    cap: int = Field(default=5000, ge=50)  # rows per side, subsampled with `seed`
+    mmd_cap: int = Field(default=1000, ge=20)  # the MMD kernel matrix is (2 * mmd_cap)^2
+    permutations: int = Field(default=200, ge=19)
+    seed: int = 0
+    auc_threshold: float = Field(default=0.55, gt=0.5, le=1.0)
+
+    @field_validator("column")
+    @classmethod
+    def _col(cls, v: str) -> str:
+        return check_identifier(v, "embedding column")
+
+
+class DriftConfig(_Strict):
+    features: tuple[DriftFeature, ...] = ()
+    builtins: bool = True  # latency, input/output tokens, model/endpoint/error-type mix
+    p_value: float = Field(default=0.05, gt=0, lt=1)  # alpha, after Benjamini-Hochberg
+    effect_floors: EffectFloors = EffectFloors()
+    dataset_share: float = Field(default=0.5, gt=0, le=1)
+    small_sample: int = Field(default=1000, ge=1)  # Evidently: p-value tests up to this many reference rows
+    sketch_size: int = Field(default=20_000, ge=100)  # reference points kept per window and feature
+    embeddings: EmbeddingDriftConfig | None = EmbeddingDriftConfig()
+    html_report: bool = False  # an Evidently HTML report under .aimon/reports/ (slow, ~4 MB)
+
+    @model_validator(mode="after")
+    def _unique(self) -> DriftConfig:
+        names = [f.name for f in self.features]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"drift.features lists {', '.join(dup)} more than once")
+        return self
 
 
 class PushgatewayConfig(_Strict):
@@ -253,6 +320,7 @@ class Config(_Strict):
     orchestration: OrchestrationConfig = OrchestrationConfig()
     alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
     quality: QualityConfig = QualityConfig()
+    drift: DriftConfig = DriftConfig()
 
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<memory>", exclude=True)

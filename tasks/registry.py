@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aimon.records import AnalyzerResult
 from tasks.base import AnalysisContext
 from tasks.cost import analyze_cost
+from tasks.drift import analyze_drift
 from tasks.operational import analyze_operational
 from tasks.quality import analyze_quality
 
@@ -20,6 +21,7 @@ ANALYZERS: dict[str, Analyzer] = {
     "operational": analyze_operational,
     "cost": analyze_cost,
     "quality": analyze_quality,
+    "drift": analyze_drift,
 }
 
 

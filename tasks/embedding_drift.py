@@ -1,0 +1,147 @@
+"""Embedding drift: centroid cosine distance, a domain classifier, and MMD.
+
+Both sides are subsampled to a cap with a fixed seed before any of this runs, and the
+results carry the sample sizes. The MMD test permutes the *pooled* sample and counts
+the observed statistic among the permutations (p = (1 + #{perm >= obs}) / (B + 1)),
+avoiding two bugs seen in peers: resampling only the reference, and leaving the
+observed statistic out (which lets p reach 0 and inflates false positives).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EmbeddingTestResult:
+    method: str  # centroid | domain_classifier | mmd
+    statistic: float  # cosine distance, ROC AUC, or MMD^2
+    p_value: float | None
+    threshold: float | None  # what `drifted` compared against (None: a score only)
+    drifted: bool | None
+    n_reference: int
+    n_current: int
+
+
+def subsample(x: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """At most `cap` rows, chosen without replacement by a seeded generator, in row order."""
+    if len(x) <= cap:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=cap, replace=False))
+    return x[idx]
+
+
+def centroid_distance(reference: np.ndarray, current: np.ndarray) -> EmbeddingTestResult:
+    """1 - cosine similarity of the two mean vectors."""
+    a, b = reference.mean(axis=0, dtype=np.float64), current.mean(axis=0, dtype=np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    dist = 0.0 if na == 0 or nb == 0 else 1.0 - float(a @ b / (na * nb))
+    return EmbeddingTestResult("centroid", dist, None, None, None, len(reference), len(current))
+
+
+def domain_classifier_auc(
+    reference: np.ndarray, current: np.ndarray, *, threshold: float = 0.55, seed: int = 0, folds: int = 5
+) -> EmbeddingTestResult:
+    """Can a classifier tell the windows apart? Cross-validated ROC AUC of a logistic
+    regression on standardised embeddings; 0.5 means no, drift above `threshold`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.vstack([reference, current]).astype(np.float64)
+    y = np.concatenate([np.zeros(len(reference)), np.ones(len(current))])
+    k = max(2, min(folds, len(reference), len(current)))
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    auc = float(np.mean(cross_val_score(model, x, y, cv=cv, scoring="roc_auc")))
+    return EmbeddingTestResult("domain_classifier", auc, None, threshold, auc > threshold, len(reference), len(current))
+
+
+def rbf_kernel(z: np.ndarray, bandwidth: float) -> np.ndarray:
+    sq = np.einsum("ij,ij->i", z, z)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (z @ z.T), 0.0)
+    return np.exp(-d2 / (2.0 * bandwidth**2))  # type: ignore[no-any-return]
+
+
+def median_bandwidth(z: np.ndarray, seed: int = 0, max_rows: int = 1000) -> float:
+    """The median pairwise distance of (up to 1000 rows of) the pooled sample."""
+    s = subsample(z, max_rows, seed)
+    sq = np.einsum("ij,ij->i", s, s)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (s @ s.T), 0.0)
+    med = float(np.sqrt(np.median(d2[np.triu_indices(len(s), k=1)])))
+    return med if med > 0 else 1.0
+
+
+def mmd2_biased(kernel: np.ndarray, is_current: np.ndarray) -> float:
+    """Biased MMD^2 = a' K a with a = 1/n on reference rows, -1/m on current rows."""
+    a = np.where(is_current, -1.0 / is_current.sum(), 1.0 / (~is_current).sum())
+    return float(a @ kernel @ a)
+
+
+def mmd_test(
+    reference: np.ndarray, current: np.ndarray, *, permutations: int = 200, seed: int = 0, alpha: float = 0.05
+) -> EmbeddingTestResult:
+    """MMD^2 (RBF kernel, median-heuristic bandwidth) with a pooled permutation test."""
+    z = np.vstack([reference, current]).astype(np.float64)
+    n, m = len(reference), len(current)
+    is_cur = np.concatenate([np.zeros(n, bool), np.ones(m, bool)])
+    k = rbf_kernel(z, median_bandwidth(z, seed))
+    observed = mmd2_biased(k, is_cur)
+    rng = np.random.default_rng(seed)
+    # Every permutation relabels the pooled sample; their a-vectors go through one matmul.
+    a = np.empty((n + m, permutations))
+    for j in range(permutations):
+        lab = rng.permutation(is_cur)
+        a[:, j] = np.where(lab, -1.0 / m, 1.0 / n)
+    perm_stats = np.einsum("ij,ij->j", a, k @ a)
+    # Ties (e.g. identical samples) count as >= with a relative tolerance for rounding.
+    ge = int(np.sum(perm_stats >= observed - 1e-12 * max(1.0, abs(observed))))
+    p = (1 + ge) / (permutations + 1)
+    return EmbeddingTestResult("mmd", observed, p, alpha, p < alpha, n, m)
+
+
+def to_matrix(column: Any) -> np.ndarray:
+    """Rows x dim float32 from an Arrow list column (or a list of lists / JSON strings).
+
+    Nulls are dropped; rows whose length differs from the first row's are an error."""
+    import json
+
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.Array):
+        column = column.drop_null()
+        if pa.types.is_fixed_size_list(column.type):
+            dim = column.type.list_size
+            return np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            lengths = column.value_lengths().to_numpy(zero_copy_only=False)
+            if len(lengths) and (lengths != lengths[0]).any():
+                raise ValueError(f"embeddings have different lengths ({sorted(set(lengths.tolist()))[:5]})")
+            flat = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+            return flat.reshape(len(column), -1) if len(column) else np.empty((0, 0), np.float32)
+        column = column.to_pylist()
+    rows = [json.loads(v) if isinstance(v, str) else v for v in column if v is not None]
+    if not rows:
+        return np.empty((0, 0), np.float32)
+    dims = {len(r) for r in rows}
+    if len(dims) > 1:
+        raise ValueError(f"embeddings have different lengths ({sorted(dims)[:5]})")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def combine_reference(parts: list[tuple[int, np.ndarray]], cap: int, seed: int) -> np.ndarray:
+    """A reference sample from per-window samples: each window contributes in proportion
+    to its rows (each stored sample is a uniform subsample of its window)."""
+    parts = [(n, s) for n, s in parts if n and len(s)]
+    if not parts:
+        return np.empty((0, 0), np.float32)
+    total = sum(n for n, _ in parts)
+    take = [min(len(s), max(1, math.floor(cap * n / total + 0.5))) for n, s in parts]
+    return np.vstack([subsample(s, t, seed + i) for i, ((_, s), t) in enumerate(zip(parts, take, strict=True))])
