@@ -186,6 +186,8 @@ class QualityConfig(_Strict):
         if not v or any(k < 1 for k in v):
             raise ValueError("k values must be positive integers, at least one")
         return tuple(sorted(set(v)))
+
+
 class DriftFeature(_Strict):
     """A feature column of the interactions table to watch for drift."""
 
