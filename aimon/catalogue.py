@@ -30,6 +30,9 @@ METRICS: dict[str, str] = {
     "data_drift_p_value": "Drift test p-value of a feature, where the method has one.",
     "data_drift_detected": "1 if the feature drifted against the reference, else 0.",
     "data_drift_share": "Share of drifted features.",
+    "data_drift_p_value_adjusted": "Benjamini-Hochberg adjusted p-value of a feature's drift test.",
+    "data_drift_dataset_detected": "1 if the share of drifted features reached drift.dataset_share, else 0.",
+    "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD.",
     "embedding_drift_score": "Embedding drift score against the reference.",
     "embedding_drift_detected": "1 if the embeddings drifted against the reference, else 0.",
     # quality
