@@ -105,7 +105,7 @@ class ExperimentResult:
     other_units: int  # rows of the experiment with an unconfigured variant value
     srm: SrmResult | None
     comparisons: tuple[Comparison, ...]
-    needed_units: float | None  # units the slowest undecided comparison needs in total
+    needed_units: float | None  # units (all arms) the slowest non-significant comparison needs
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -309,7 +309,9 @@ def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]])
         status = "collecting"
     else:
         status = "no_difference"
-    undecided = [c.needed_units for c in final if c.status == "collecting" and c.needed_units is not None]
+    undecided = [
+        c.needed_units for c in final if c.status in ("collecting", "no_difference") and c.needed_units is not None
+    ]
     return ExperimentResult(
         exp.name,
         status,
@@ -373,18 +375,18 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
 
-def _p(p: float | None) -> str:
-    if p is None:
-        return "-"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
-
-
 def experiment_notes(res: ExperimentResult, window: Window, last_window_units: int) -> list[str]:
     mode = "sequential" if res.sequential else "fixed-horizon"
     head = (
         f"experiment {res.name}: {STATUS_TEXT[res.status]} after {res.looks} {window.granularity} windows, "
         f"{res.total_units:,} requests ({mode}, {res.correction} correction)"
     )
+    decided = [c for c in res.comparisons if c.status in ("improvement", "regression")]
+    if decided and res.status != "invalid":
+        head += ": " + ", ".join(
+            f"{'better' if c.status == 'improvement' else 'worse'} {c.metric} ({c.variant}) {_pct(c.lift)}"
+            for c in decided
+        )
     notes = [head]
     if res.srm is not None and res.srm.mismatch:
         split = ", ".join(f"{v} {n:,}" for v, n in res.units.items())
@@ -393,13 +395,6 @@ def experiment_notes(res: ExperimentResult, window: Window, last_window_units: i
             f"(observed {split}; expected {', '.join(f'{x:,.0f}' for x in res.srm.expected)}): "
             "the assignment is broken; results are not trustworthy"
         )
-    for c in res.comparisons:
-        if c.status in ("improvement", "regression"):
-            ci = f" [{_pct(c.lift_ci[0])}, {_pct(c.lift_ci[1])}]" if c.lift_ci else ""
-            notes.append(
-                f"experiment {res.name}: {c.metric} {c.variant} vs control {_pct(c.lift)}{ci}, "
-                f"p = {_p(c.p_adjusted)} ({STATUS_TEXT[c.status]})"
-            )
     if res.status == "collecting" and res.needed_units is not None:
         more = max(0.0, res.needed_units - res.total_units)
         eta = f", about {math.ceil(more / last_window_units)} more windows" if last_window_units and more else ""
