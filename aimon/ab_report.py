@@ -47,22 +47,18 @@ def _p(p: float | None) -> str:
 
 
 def experiment_table(exp: dict[str, Any]) -> Table:
-    mode = "sequential (always-valid)" if exp["sequential"] else "fixed horizon"
+    mode = "sequential, always-valid" if exp["sequential"] else "fixed-horizon"
     style = STATUS_STYLE.get(exp["status"], "")
     srm = exp.get("srm") or {}
     units = ", ".join(f"{v} {n:,}" for v, n in exp["units"].items())
     title = (
-        f"experiment [bold]{exp['name']}[/bold]: [{style}]{exp['status_text']}[/{style}]  "
-        f"({exp['looks']} windows, {units}; SRM p = {srm.get('p_value', float('nan')):.3g}; {mode}, "
-        f"{exp['correction']})"
+        f"experiment [bold]{exp['name']}[/bold]: [{style}]{exp['status_text']}[/{style}] "
+        f"({exp['looks']} windows; {units}; SRM p = {srm.get('p_value', float('nan')):.2g})"
     )
-    caption = (
-        "intervals and p are per comparison; 'p adj.' is corrected across the experiment's "
-        f"metrics x variants ({exp['correction']}) and decides the status"
-    )
-    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     level = f"{1 - exp['alpha']:.0%}"
     cols = ("metric", "variant", "control", "variant mean", "lift", f"{level} interval", "p", "p adj.", "status")
+    caption = f"{mode} intervals and p per comparison; p adj.: {exp['correction']} across metrics x variants"
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for col in cols:
         t.add_column(col, justify="left" if col in ("metric", "variant", "status") else "right")
     for c in exp["comparisons"]:

@@ -126,6 +126,13 @@ class ABStatsStore:
                 seen.setdefault(_as_datetime(ws), set()).add(metric)
         return {ws for ws, got in seen.items() if wanted <= got}
 
+    def first_window(self, experiment: str, granularity: str) -> dt.datetime | None:
+        t = self.table
+        q = sa.select(sa.func.min(t.c.window_start)).where(t.c.experiment == experiment, t.c.granularity == granularity)
+        with self.engine.connect() as conn:
+            v = conn.execute(q).scalar_one_or_none()
+        return None if v is None else _as_datetime(v)
+
     def load(
         self, experiment: str, granularity: str, start: dt.datetime, until: dt.datetime
     ) -> dict[dt.datetime, list[StatRow]]:

@@ -559,7 +559,7 @@ def window_stats(
         .group_by(sa.literal_column("g_variant"))
     )
     found = {
-        str(r["g_variant"]) if r["g_variant"] is not None else None: r
+        str(r["g_variant"]) if r["g_variant"] is not None else "(null)": r
         for r in ctx.warehouse.fetch(q, window_params(window))
     }
 
@@ -638,8 +638,7 @@ def run_experiment(ctx: AnalysisContext, exp: ExperimentConfig, abstore: ABStats
 
     start_date = exp.start
     if start_date is None:
-        stored = abstore.load(exp.name, g, dt.datetime(1970, 1, 1), window.start)
-        seen = min(stored) if stored else first_seen(ctx, exp, window.end)
+        seen = abstore.first_window(exp.name, g) or first_seen(ctx, exp, window.end)
         if seen is None:
             return {
                 "records": [MetricRecord.of("ab_status", STATUS_CODES["collecting"], experiment=exp.name)],
