@@ -408,3 +408,39 @@ def test_monitor_window_stores_the_ab_figures_and_prints_the_table(tmp_path: Pat
     print_summary(summary, console)
     text = console.export_text()
     assert "experiment prompt-v2:" in text and "cost_per_1k_output_tokens" in text and "p adj." in text
+
+
+def test_hourly_windows_catch_up_within_the_day_and_equal_one_shot(duck_url: str, frame: pd.DataFrame) -> None:
+    from aimon.windows import window_containing
+
+    cfg = config(duck_url, experiment(start=DAY.isoformat(), sequential=False, correction="none"))
+    window = window_containing(dt.datetime.combine(DAY, dt.time(5, 30)), "hourly")
+    res = analyze_abtest(open_window(cfg, window, Store(cfg)))
+    assert any("computed the statistics of 5 earlier windows" in n for n in res.notes)
+    assert res.details["experiments"][0]["looks"] == 6
+    rows = reference.accepted(reference.in_window(frame, dt.datetime.combine(DAY, dt.time()), window.end))
+    rows = rows[rows["experiment"] == EXP]
+    c, t = arm(rows, "control", "output_tokens"), arm(rows, "treatment", "output_tokens")
+    got = figures(res)
+    assert got[key("ab_metric_mean", "treatment", "output_tokens")] == pytest.approx(t.mean(), rel=1e-9)
+    ref = stats.ttest_ind(t, c, equal_var=False)
+    assert got[key("ab_p_value", "treatment", "output_tokens")] == pytest.approx(ref.pvalue, rel=1e-6)
+    # Hourly and daily statistics are kept apart.
+    assert not ABStatsStore(cfg).covered_windows(EXP, "daily", ["output_tokens"], window.start, window.end)
+
+
+def test_daily_windows_follow_the_configured_timezone(duck_url: str, frame: pd.DataFrame) -> None:
+    tz = "America/New_York"
+    cfg = make_config(
+        duck_url,
+        windows={"timezone": tz},
+        experiments=[experiment(start=(START + dt.timedelta(days=1)).isoformat(), sequential=False)],
+    )
+    first, last = daily_window(START + dt.timedelta(days=1), tz), daily_window(DAY, tz)
+    res = analyze_abtest(open_window(cfg, last, Store(cfg)))
+    rows = reference.accepted(reference.in_window(frame, first.start, last.end))
+    rows = rows[rows["experiment"] == EXP]
+    got = figures(res)
+    assert got[key("ab_units", "control")] == (rows["variant"] == "control").sum()
+    t = arm(rows, "treatment", "latency_seconds")
+    assert got[key("ab_metric_mean", "treatment", "latency")] == pytest.approx(t.mean(), rel=1e-9)
