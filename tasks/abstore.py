@@ -68,6 +68,10 @@ class ABStatsStore:
         try:
             self._md.create_all(self.engine, checkfirst=True)
         except sa.exc.SQLAlchemyError as err:
+            # Concurrent runs (a backfill) may race to create it: theirs is as good.
+            with self.engine.connect() as conn:
+                if sa.inspect(conn).has_table(self.table.name):
+                    return
             raise StoreError(f"cannot create the A/B statistics table {self.where}: {err}") from None
 
     def write_window(self, experiment: str, window: Window, rows: Sequence[StatRow], run_id: str) -> None:
