@@ -10,6 +10,7 @@ deletes and inserts its rows in one transaction: a rerun replaces, never duplica
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -65,14 +66,20 @@ class ABStatsStore:
         return f"table {self.table.name} at {redact(self.url)}"
 
     def ensure(self) -> None:
-        try:
-            self._md.create_all(self.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as err:
-            # Concurrent runs (a backfill) may race to create it: theirs is as good.
-            with self.engine.connect() as conn:
-                if sa.inspect(conn).has_table(self.table.name):
-                    return
-            raise StoreError(f"cannot create the A/B statistics table {self.where}: {err}") from None
+        last: sa.exc.SQLAlchemyError | None = None
+        for attempt in range(4):
+            try:
+                self._md.create_all(self.engine, checkfirst=True)
+                return
+            except sa.exc.SQLAlchemyError as err:
+                # Concurrent runs (a backfill) race to create it: theirs is as good,
+                # once their transaction has committed.
+                last = err
+                time.sleep(0.05 * 2**attempt)
+                with self.engine.connect() as conn:
+                    if sa.inspect(conn).has_table(self.table.name):
+                        return
+        raise StoreError(f"cannot create the A/B statistics table {self.where}: {last}") from None
 
     def write_window(self, experiment: str, window: Window, rows: Sequence[StatRow], run_id: str) -> None:
         """Replace the window's statistics of this experiment, atomically."""

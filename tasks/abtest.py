@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -618,13 +619,19 @@ def first_seen(ctx: AnalysisContext, exp: ExperimentConfig, before: dt.datetime)
 def _write(
     abstore: ABStatsStore, exp: ExperimentConfig, w: Window, rows: Sequence[StatRow], run_id: str, names: list[str]
 ) -> None:
-    """Write one window; a concurrent backfill may have written the same window first."""
-    try:
-        abstore.write_window(exp.name, w, rows, run_id)
-    except sa.exc.DBAPIError:
-        done = abstore.covered_windows(exp.name, w.granularity, names, w.start, w.end)
-        if w.start not in done:
+    """Write one window. Concurrent runs of a backfill may write the same window at
+    the same time (the same statistics): a write conflict is retried, and a window
+    someone else has written meanwhile is left as it is."""
+    for attempt in range(4):
+        try:
             abstore.write_window(exp.name, w, rows, run_id)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == 3:
+                raise
+            time.sleep(0.05 * 2**attempt)
+            if w.start in abstore.covered_windows(exp.name, w.granularity, names, w.start, w.end):
+                return
 
 
 def run_experiment(ctx: AnalysisContext, exp: ExperimentConfig, abstore: ABStatsStore, run_id: str) -> dict[str, Any]:
