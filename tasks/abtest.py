@@ -287,7 +287,9 @@ def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]])
         needed = _needed(exp, comp, c, t, pair_units, max(1, len(comps))) if c.n >= 2 and t.n >= 2 else None
         comp = _replace(comp, needed_units=needed)
         if comp.p_adjusted is not None and comp.p_adjusted < exp.alpha and comp.lift is not None:
-            better = (comp.lift > 0) == (metric.good == "higher")
+            # The side of 0 the interval lies on (the estimate's sign if it straddles 0).
+            up = comp.lift_ci[0] > 0 if comp.lift_ci and (comp.lift_ci[0] > 0 or comp.lift_ci[1] < 0) else comp.lift > 0
+            better = up == (metric.good == "higher")
             status = "improvement" if better else "regression"
         elif (
             comp.p_adjusted is not None
@@ -403,6 +405,9 @@ def experiment_notes(res: ExperimentResult, window: Window, last_window_units: i
             f"experiment {res.name}: needs ~{math.ceil(res.needed_units):,} requests in total to detect the "
             f"configured MDE at the configured power ({math.ceil(more):,} more{eta})"
         )
+    for c in res.comparisons:
+        if c.reason and c.p_value is not None:  # tested, with a caveat
+            notes.append(f"experiment {res.name}: {c.metric} ({c.variant}): {c.reason}")
     if res.other_units:
         notes.append(
             f"experiment {res.name}: {res.other_units:,} requests carry a variant value not in the config "

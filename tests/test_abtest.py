@@ -464,3 +464,53 @@ def test_concurrent_windows_like_a_backfill_store_each_window_once(tmp_path: Pat
     engine.dispose()
     assert [n for _, n in per_window] == [2 * 5] * 4
     assert figures(run_day(cfg, days[-1])) == figures(results[-1])
+
+
+def _looks(days: int, per_arm: int, effects: dict[str, list[float]], seed: int = 3) -> list[dict]:
+    """Per-day statistics for metrics whose treatment effect may change by day."""
+    from tasks.abstats import Moments
+    from tasks.abstore import ASSIGNMENTS
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(days):
+        look = {("control", ASSIGNMENTS): Moments(per_arm), ("treatment", ASSIGNMENTS): Moments(per_arm)}
+        for name, lifts in effects.items():
+            look[("control", name)] = Moments.of(rng.lognormal(0, 0.5, per_arm))
+            look[("treatment", name)] = Moments.of(rng.lognormal(0, 0.5, per_arm) * (1 + lifts[d]))
+        out.append(look)
+    return out
+
+
+def test_a_regression_on_one_metric_outranks_an_improvement_on_another() -> None:
+    from aimon.config import ExperimentConfig
+    from tasks.abtest import analyze_looks
+
+    exp = ExperimentConfig.model_validate(
+        {
+            "name": "e",
+            "metrics": [
+                {"name": "tokens", "type": "continuous", "column": "output_tokens", "good": "lower"},
+                {"name": "quality", "type": "continuous", "column": "judge", "good": "higher"},
+            ],
+        }
+    )
+    res = analyze_looks(exp, _looks(5, 3000, {"tokens": [-0.1] * 5, "quality": [-0.1] * 5}))
+    by_metric = {c.metric: c.status for c in res.comparisons}
+    assert by_metric == {"tokens": "improvement", "quality": "regression"}
+    assert res.status == "regression"
+
+
+def test_an_effect_that_flips_sign_is_reported_not_hidden() -> None:
+    from aimon.config import ExperimentConfig
+    from tasks.abtest import analyze_looks, experiment_notes
+
+    exp = ExperimentConfig.model_validate(
+        {"name": "e", "metrics": [{"name": "m", "type": "continuous", "column": "x", "good": "higher"}]}
+    )
+    res = analyze_looks(exp, _looks(8, 5000, {"m": [0.15] * 3 + [-0.3] * 5}))
+    comp = res.comparisons[0]
+    # Significant early (the always-valid p keeps it), but the intervals stopped overlapping.
+    assert comp.p_value is not None and comp.p_value < 0.05
+    assert comp.reason is not None and "not stable" in comp.reason
+    assert any("not stable over time" in n for n in experiment_notes(res, daily_window(DAY), 0))
