@@ -486,7 +486,10 @@ def _plan(
         if usable and fb_table is not None:
             schema, _, name = fb_table.rpartition(".")
             cols = {m.column for m in usable if m.column}
-            ft = sa.table(name, sa.column("request_id"), *[sa.column(c) for c in sorted(cols)], schema=schema or None)
+            extra = ["timestamp"] if "timestamp" in fb_cols else []
+            ft = sa.table(
+                name, sa.column("request_id"), *[sa.column(c) for c in sorted(cols) + extra], schema=schema or None
+            )
             aggs = []
             for c in sorted(cols):
                 kinds = {m.type for m in usable if m.column == c}
@@ -495,8 +498,15 @@ def _plan(
                     aggs.append(sa.func.max(sa.cast(ft.c[c], sa.Integer)).label(f"b_{c}"))
                 if "continuous" in kinds:
                     aggs.append(sa.func.avg(sa.cast(ft.c[c], sa.Double)).label(f"c_{c}"))
-            fb = sa.select(ft.c.request_id, *aggs).group_by(ft.c.request_id).subquery("ab_fb")
-            from_ = sa.outerjoin(ix.table, fb, fb.c.request_id == ix.req("request_id"))
+            fb_q = sa.select(ft.c.request_id, *aggs).group_by(ft.c.request_id)
+            if extra:
+                # Feedback never precedes its request: read only what can belong to
+                # this window, not the feedback table's whole history.
+                fb_q = fb_q.where(ft.c.timestamp >= sa.bindparam("window_start", type_=sa.DateTime))
+            fb = fb_q.subquery("ab_fb")
+            # An inner join, in a query of its own (window_stats): the feedback metrics
+            # only count rated requests, and the interaction metrics stay a plain scan.
+            from_ = sa.join(ix.table, fb, fb.c.request_id == ix.req("request_id"))
 
     plans: list[_MetricSql] = []
     for m in exp.metrics:
@@ -532,42 +542,47 @@ def window_stats(
     """The window's moments per configured variant and metric (zeros included, so a
     stored window is known to be complete), and the counts of unconfigured variants."""
     ix = ctx.interactions
-    variant = sa.cast(ix.req("variant"), sa.String).label("g_variant")
-    cols: list[Any] = [variant, sa.func.count().label("n")]
-    for i, p in enumerate(plans):
-        x, y = p.x, p.y
-        if y is None:
-            cols += [
-                sa.func.count(x).label(f"m{i}_n"),
-                sa.func.sum(x).label(f"m{i}_sx"),
-                sa.func.sum(x * x).label(f"m{i}_sx2"),
-            ]
-            if p.metric.type == "binary":
-                cols += [sa.func.min(x).label(f"m{i}_min"), sa.func.max(x).label(f"m{i}_max")]
-        else:
-            both = sa.and_(x.is_not(None), y.is_not(None))
-            cols += [
-                sa.func.sum(sa.case((both, 1), else_=0)).label(f"m{i}_n"),
-                sa.func.sum(sa.case((both, x))).label(f"m{i}_sx"),
-                sa.func.sum(sa.case((both, x * x))).label(f"m{i}_sx2"),
-                sa.func.sum(sa.case((both, y))).label(f"m{i}_sy"),
-                sa.func.sum(sa.case((both, y * y))).label(f"m{i}_sy2"),
-                sa.func.sum(sa.case((both, x * y))).label(f"m{i}_sxy"),
-            ]
-    q = (
-        sa.select(*cols)
-        .select_from(from_)
-        .where(
-            ix.in_window(),
-            valid_rows(ix),
-            sa.cast(ix.req("experiment"), sa.String) == sa.bindparam("ab_experiment", exp.name),
-        )
-        .group_by(sa.literal_column("g_variant"))
+    where = sa.and_(
+        ix.in_window(),
+        valid_rows(ix),
+        sa.cast(ix.req("experiment"), sa.String) == sa.bindparam("ab_experiment", exp.name),
     )
-    found = {
-        str(r["g_variant"]) if r["g_variant"] is not None else "(null)": r
-        for r in ctx.warehouse.fetch(q, window_params(window))
-    }
+
+    def aggregate(source: sa.FromClause, indexed: list[tuple[int, _MetricSql]], count: bool) -> dict[str, Any]:
+        variant = sa.cast(ix.req("variant"), sa.String).label("g_variant")
+        cols: list[Any] = [variant] + ([sa.func.count().label("n")] if count else [])
+        for i, p in indexed:
+            x, y = p.x, p.y
+            if y is None:
+                cols += [
+                    sa.func.count(x).label(f"m{i}_n"),
+                    sa.func.sum(x).label(f"m{i}_sx"),
+                    sa.func.sum(x * x).label(f"m{i}_sx2"),
+                ]
+                if p.metric.type == "binary":
+                    cols += [sa.func.min(x).label(f"m{i}_min"), sa.func.max(x).label(f"m{i}_max")]
+            else:
+                both = sa.and_(x.is_not(None), y.is_not(None))
+                cols += [
+                    sa.func.sum(sa.case((both, 1), else_=0)).label(f"m{i}_n"),
+                    sa.func.sum(sa.case((both, x))).label(f"m{i}_sx"),
+                    sa.func.sum(sa.case((both, x * x))).label(f"m{i}_sx2"),
+                    sa.func.sum(sa.case((both, y))).label(f"m{i}_sy"),
+                    sa.func.sum(sa.case((both, y * y))).label(f"m{i}_sy2"),
+                    sa.func.sum(sa.case((both, x * y))).label(f"m{i}_sxy"),
+                ]
+        q = sa.select(*cols).select_from(source).where(where).group_by(sa.literal_column("g_variant"))
+        return {
+            str(r["g_variant"]) if r["g_variant"] is not None else "(null)": r
+            for r in ctx.warehouse.fetch(q, window_params(window))
+        }
+
+    indexed = list(enumerate(plans))
+    found = aggregate(ctx.interactions.table, [ip for ip in indexed if ip[1].metric.source != "feedback"], True)
+    feedback = [ip for ip in indexed if ip[1].metric.source == "feedback"]
+    if feedback:
+        for v, r in aggregate(from_, feedback, False).items():
+            found[v] = {**found.get(v, {}), **r}
 
     def num(r: Mapping[str, Any], key: str) -> float:
         v = r.get(key)
