@@ -86,7 +86,9 @@ def main() -> None:
                 env=env,
                 cwd=ROOT,
             ).stdout
-            runs.append(json.loads(next(line for line in out.splitlines() if line.startswith(TAG))[len(TAG) :]))
+            # DuckDB's progress bar may share the line: take what follows the tag.
+            line = next(line for line in out.splitlines() if TAG in line)
+            runs.append(json.loads(line.split(TAG, 1)[1]))
         rows.append(
             {
                 "rows": size,
