@@ -128,6 +128,16 @@ def config_check(config: ConfigOpt = None) -> None:
     except AimonError as err:
         problems += 1
         err_console.print(f"[red]store[/red]: {err}")
+    # Alert channels: their secrets resolve (nothing is sent).
+    from aimon.channels import build_channel
+
+    for name, channel in cfg.alerts.channels.items():
+        try:
+            build_channel(name, channel)
+            console.print(f"[green]ok[/green] alert channel {name} ({channel.type}): secrets found")
+        except AimonError as err:
+            problems += 1
+            err_console.print(f"[red]alert channel {name}[/red]: {err}")
     if problems:
         raise typer.Exit(1)
 
@@ -190,6 +200,7 @@ def demo(
     console.print(
         "\nwhere to look next:\n"
         f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
+        f"  aimon alerts list --config {cfg.source}   (and: aimon alerts history --windows)\n"
         f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
         f'\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = '
         f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
@@ -197,6 +208,12 @@ def demo(
     )
     if summary.status != "success":
         raise typer.Exit(1)
+
+
+# `aimon alerts ...`: imported last, it uses the helpers above.
+from aimon.cli_alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aimon.alert_config import AlertsConfig
 from aimon.errors import ConfigError
 
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
@@ -271,6 +272,7 @@ class Config(_Strict):
     contract: ContractConfig = ContractConfig()
     pushgateway: PushgatewayConfig = PushgatewayConfig()
     experiments: tuple[ExperimentConfig, ...] = ()
+    alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
 
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<memory>", exclude=True)

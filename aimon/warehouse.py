@@ -155,6 +155,24 @@ class Warehouse:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt, params or {}).mappings()]
 
+    def _fetch_arrow_adbc(self, stmt: sa.Select[Any], params: dict[str, Any] | None) -> pa.Table | None:
+        """PostgreSQL through ADBC: Arrow off the wire, ~3x faster than row fetches and a
+        fraction of the memory (DESIGN.md, Scale). None when the driver is missing."""
+        try:
+            import adbc_driver_postgresql.dbapi as adbc
+        except ImportError:
+            return None
+        from sqlalchemy.dialects import postgresql
+
+        compiled = stmt.compile(dialect=postgresql.psycopg.dialect(paramstyle="numeric_dollar"))
+        values = {**compiled.params, **(params or {})}
+        positional = [values[k] for k in (compiled.positiontup or [])]
+        uri = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with adbc.connect(uri) as conn, conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.execute(str(compiled), positional or None)
+            return cur.fetch_arrow_table()
+
     def scalar(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(stmt, params or {}).scalar_one()
@@ -169,6 +187,10 @@ class Warehouse:
                 raw = conn.connection.driver_connection
                 assert raw is not None
                 return raw.sql(str(compiled), params=positional or None).to_arrow_table()  # type: ignore[no-any-return]
+        if self.backend == "postgresql":
+            table = self._fetch_arrow_adbc(stmt, params)
+            if table is not None:
+                return table
         with self.engine.connect() as conn:
             result = conn.execute(stmt, params or {})
             names = list(result.keys())

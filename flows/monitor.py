@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 
 from aimon.config import load_config
 from aimon.store import Store
+from tasks.alerts import alert_failed_run, alert_task, with_alerts
 from tasks.contract import check_contract_task
 from tasks.registry import ANALYZERS
 from tasks.run import (
@@ -41,7 +42,10 @@ def monitor_window(
         contract = check_contract_task(ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps)
         futures = {name: analyze_task.with_options(name=f"analyze-{name}").submit(name, ctx) for name in ANALYZERS}
         outcomes = [outcome_of(name, f) for name, f in futures.items()]
-        return publish_task(store, run, contract, outcomes)
+        summary = publish_task(store, run, contract, outcomes)
+        return with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
     except BaseException as err:
         record_failure(store, run, err)
+        if isinstance(err, Exception):
+            alert_failed_run(cfg, store, run)
         raise

@@ -1,0 +1,421 @@
+"""Alert state, per-window alert events, silences and the notification outbox.
+
+Four tables on the store's engine (same database as the metrics table):
+
+- alerts (state): one row per (rule, labels, granularity): pending, firing, resolved,
+  and what the route was last told (so a rerun never re-sends).
+- alert events: what each evaluated window found, replaced when the window is
+  re-evaluated: the queryable history of alerts, sent or not (backfills record here).
+- silences: matchers muting alerts until a time.
+- outbox: every notification is written here, in the same transaction as the state
+  change that caused it, before any attempt to send it; marked sent after. A send that
+  fails stays pending and is retried on later runs until it goes or expires.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from aimon.config import Config
+from aimon.errors import StoreError
+from aimon.warehouse import get_engine, redact
+
+OUTBOX_STATUSES = ("pending", "sent", "expired")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _dt(v: Any) -> dt.datetime | None:
+    if v is None or isinstance(v, dt.datetime):
+        return v
+    return dt.datetime.fromisoformat(str(v))
+
+
+@dataclass(frozen=True)
+class AlertState:
+    alert_id: str
+    rule: str
+    granularity: str
+    labels: str  # JSON, sorted keys
+    metric: str
+    severity: str
+    route: str
+    status: str  # pending | firing | resolved | inactive
+    value: float | None
+    bound: float | None
+    active_since: dt.datetime | None  # start of the first window of the breach streak
+    last_window_start: dt.datetime
+    fired_window_start: dt.datetime | None = None
+    resolved_window_start: dt.datetime | None = None
+    notified_status: str | None = None  # firing | resolved: what the route was last told
+    last_notified_window_start: dt.datetime | None = None
+    run_id: str = ""
+
+    @property
+    def labels_dict(self) -> dict[str, str]:
+        return dict(json.loads(self.labels))
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    window_start: dt.datetime
+    window_end: dt.datetime
+    granularity: str
+    rule: str
+    labels: str
+    metric: str
+    severity: str
+    route: str
+    status: str  # pending | firing | resolved
+    value: float | None
+    bound: float | None
+    active_since: dt.datetime | None
+    silenced_by: str | None
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Silence:
+    silence_id: str
+    matchers: tuple[str, ...]
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    comment: str
+    created_by: str
+    created_at: dt.datetime
+    removed_at: dt.datetime | None = None
+
+    def active(self, now: dt.datetime) -> bool:
+        return self.removed_at is None and self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    outbox_id: str
+    dedup_key: str
+    created_at: dt.datetime
+    run_id: str
+    route: str
+    channel: str
+    granularity: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    payload: dict[str, Any] = field(hash=False)
+    status: str = "pending"
+    attempts: int = 0
+    last_attempt_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    last_error: str | None = None
+    expires_at: dt.datetime | None = None
+
+
+class AlertStore:
+    def __init__(self, cfg: Config):
+        a = cfg.alerts
+        self.url = cfg.store_url
+        self.engine = get_engine(self.url)
+        md = sa.MetaData()
+        self.state = sa.Table(
+            a.state_table,
+            md,
+            sa.Column("alert_id", sa.String(40), primary_key=True),
+            sa.Column("rule", sa.String(100), nullable=False),
+            sa.Column("granularity", sa.String(16), nullable=False),
+            sa.Column("labels", sa.String(2000), nullable=False),
+            sa.Column("metric", sa.String(200), nullable=False),
+            sa.Column("severity", sa.String(16), nullable=False),
+            sa.Column("route", sa.String(100), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("value", sa.Double),
+            sa.Column("bound", sa.Double),
+            sa.Column("active_since", sa.DateTime),
+            sa.Column("last_window_start", sa.DateTime, nullable=False),
+            sa.Column("fired_window_start", sa.DateTime),
+            sa.Column("resolved_window_start", sa.DateTime),
+            sa.Column("notified_status", sa.String(16)),
+            sa.Column("last_notified_window_start", sa.DateTime),
+            sa.Column("run_id", sa.String(64), nullable=False),
+            sa.Column("updated_at", sa.DateTime, nullable=False),
+        )
+        self.events = sa.Table(
+            a.events_table,
+            md,
+            sa.Column("window_start", sa.DateTime, nullable=False),
+            sa.Column("window_end", sa.DateTime, nullable=False),
+            sa.Column("granularity", sa.String(16), nullable=False),
+            sa.Column("rule", sa.String(100), nullable=False),
+            sa.Column("labels", sa.String(2000), nullable=False),
+            sa.Column("metric", sa.String(200), nullable=False),
+            sa.Column("severity", sa.String(16), nullable=False),
+            sa.Column("route", sa.String(100), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("value", sa.Double),
+            sa.Column("bound", sa.Double),
+            sa.Column("active_since", sa.DateTime),
+            sa.Column("silenced_by", sa.String(200)),
+            sa.Column("run_id", sa.String(64), nullable=False),
+            sa.Column("evaluated_at", sa.DateTime, nullable=False),
+            sa.UniqueConstraint("rule", "labels", "window_start", "granularity"),
+        )
+        self.silences = sa.Table(
+            a.silences_table,
+            md,
+            sa.Column("silence_id", sa.String(16), primary_key=True),
+            sa.Column("matchers", sa.Text, nullable=False),  # JSON list of 'k=v' strings
+            sa.Column("starts_at", sa.DateTime, nullable=False),
+            sa.Column("ends_at", sa.DateTime, nullable=False),
+            sa.Column("comment", sa.Text, nullable=False),
+            sa.Column("created_by", sa.String(100), nullable=False),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+            sa.Column("removed_at", sa.DateTime),
+        )
+        self.outbox = sa.Table(
+            a.outbox_table,
+            md,
+            sa.Column("outbox_id", sa.String(32), primary_key=True),
+            sa.Column("dedup_key", sa.String(300), nullable=False, unique=True),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+            sa.Column("run_id", sa.String(64), nullable=False),
+            sa.Column("route", sa.String(100), nullable=False),
+            sa.Column("channel", sa.String(100), nullable=False),
+            sa.Column("granularity", sa.String(16), nullable=False),
+            sa.Column("window_start", sa.DateTime, nullable=False),
+            sa.Column("window_end", sa.DateTime, nullable=False),
+            sa.Column("payload", sa.Text, nullable=False),  # JSON: the grouped alerts
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("last_attempt_at", sa.DateTime),
+            sa.Column("sent_at", sa.DateTime),
+            sa.Column("last_error", sa.Text),
+            sa.Column("expires_at", sa.DateTime),
+            # A lease: the run sending this entry, and until when. Two runs delivering
+            # at once (a backfill with --notify beside a live run) never both send it.
+            sa.Column("claimed_by", sa.String(64)),
+            sa.Column("claimed_until", sa.DateTime),
+        )
+        self._md = md
+
+    @property
+    def where(self) -> str:
+        return f"tables {self.state.name}, {self.events.name}, {self.outbox.name} at {redact(self.url)}"
+
+    def ensure(self) -> None:
+        try:
+            self._md.create_all(self.engine, checkfirst=True)
+        except sa.exc.SQLAlchemyError as err:
+            raise StoreError(f"cannot create the alert tables at {redact(self.url)}: {err}") from None
+
+    def _has(self, table: sa.Table) -> bool:
+        with self.engine.connect() as conn:
+            return sa.inspect(conn).has_table(table.name)
+
+    # -- state ----------------------------------------------------------------------
+
+    def states(self, alert_ids: Iterable[str] | None = None) -> dict[str, AlertState]:
+        if not self._has(self.state):
+            return {}
+        q = sa.select(self.state)
+        if alert_ids is not None:
+            ids = list(alert_ids)
+            if not ids:
+                return {}
+            q = q.where(self.state.c.alert_id.in_(ids))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        out = {}
+        for r in rows:
+            d = {k: r[k] for k in AlertState.__dataclass_fields__}
+            for k in (
+                "active_since",
+                "last_window_start",
+                "fired_window_start",
+                "resolved_window_start",
+                "last_notified_window_start",
+            ):
+                d[k] = _dt(d[k])
+            out[r["alert_id"]] = AlertState(**d)
+        return out
+
+    def commit_evaluation(
+        self,
+        *,
+        window_start: dt.datetime,
+        granularity: str,
+        rules: Sequence[str],
+        states: Sequence[AlertState],
+        events: Sequence[AlertEvent],
+        outbox: Sequence[OutboxEntry],
+    ) -> int:
+        """In one transaction: new alert states, the window's events for these rules
+        (replacing a previous evaluation of the window), and the notifications to send.
+        Returns how many outbox entries were new (a dedup key seen before is skipped)."""
+        now = utcnow()
+        added = 0
+        with self.engine.begin() as conn:
+            for s in states:
+                conn.execute(self.state.delete().where(self.state.c.alert_id == s.alert_id))
+                conn.execute(self.state.insert().values(**s.__dict__, updated_at=now))
+            if rules:
+                conn.execute(
+                    self.events.delete().where(
+                        self.events.c.window_start == window_start,
+                        self.events.c.granularity == granularity,
+                        self.events.c.rule.in_(list(rules)),
+                    )
+                )
+            if events:
+                conn.execute(self.events.insert(), [{**e.__dict__, "evaluated_at": now} for e in events])
+            for o in outbox:
+                seen = conn.execute(
+                    sa.select(sa.func.count()).select_from(self.outbox).where(self.outbox.c.dedup_key == o.dedup_key)
+                ).scalar_one()
+                if seen:
+                    continue
+                row = {**o.__dict__, "payload": json.dumps(o.payload, sort_keys=True, default=str)}
+                conn.execute(self.outbox.insert().values(**row))
+                added += 1
+        return added
+
+    # -- events ---------------------------------------------------------------------
+
+    def events_between(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None, granularity: str | None = None
+    ) -> list[AlertEvent]:
+        if not self._has(self.events):
+            return []
+        e = self.events
+        q = sa.select(e).order_by(e.c.window_start, e.c.rule, e.c.labels)
+        if start is not None:
+            q = q.where(e.c.window_start >= start)
+        if end is not None:
+            q = q.where(e.c.window_start < end)
+        if granularity is not None:
+            q = q.where(e.c.granularity == granularity)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        fields = AlertEvent.__dataclass_fields__
+        out = []
+        for r in rows:
+            d = {k: r[k] for k in fields}
+            for k in ("window_start", "window_end", "active_since"):
+                d[k] = _dt(d[k])
+            out.append(AlertEvent(**d))
+        return out
+
+    # -- silences -------------------------------------------------------------------
+
+    def add_silence(self, s: Silence) -> None:
+        self.ensure()
+        with self.engine.begin() as conn:
+            row = {**s.__dict__, "matchers": json.dumps(list(s.matchers))}
+            conn.execute(self.silences.insert().values(**row))
+
+    def remove_silence(self, silence_id: str, now: dt.datetime | None = None) -> bool:
+        if not self._has(self.silences):
+            return False
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                self.silences.update()
+                .where(self.silences.c.silence_id == silence_id, self.silences.c.removed_at.is_(None))
+                .values(removed_at=now or utcnow())
+            )
+        return bool(res.rowcount)
+
+    def silences_all(self) -> list[Silence]:
+        if not self._has(self.silences):
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.silences).order_by(self.silences.c.created_at)).mappings().all()
+        return [
+            Silence(
+                r["silence_id"],
+                tuple(json.loads(r["matchers"])),
+                _dt(r["starts_at"]),  # type: ignore[arg-type]
+                _dt(r["ends_at"]),  # type: ignore[arg-type]
+                r["comment"],
+                r["created_by"],
+                _dt(r["created_at"]),  # type: ignore[arg-type]
+                _dt(r["removed_at"]),
+            )
+            for r in rows
+        ]
+
+    def active_silences(self, now: dt.datetime) -> list[Silence]:
+        return [s for s in self.silences_all() if s.active(now)]
+
+    # -- outbox ---------------------------------------------------------------------
+
+    def _entry(self, r: Any) -> OutboxEntry:
+        d = {k: r[k] for k in OutboxEntry.__dataclass_fields__}
+        d["payload"] = json.loads(d["payload"])
+        for k in ("created_at", "window_start", "window_end", "last_attempt_at", "sent_at", "expires_at"):
+            d[k] = _dt(d[k])
+        return OutboxEntry(**d)
+
+    def outbox_entries(self, status: str | None = None, limit: int | None = None) -> list[OutboxEntry]:
+        if not self._has(self.outbox):
+            return []
+        o = self.outbox
+        q = sa.select(o).order_by(o.c.created_at.desc(), o.c.route, o.c.channel)
+        if status is not None:
+            q = q.where(o.c.status == status)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [self._entry(r) for r in conn.execute(q).mappings().all()]
+
+    def due(self) -> list[OutboxEntry]:
+        """Pending notifications, oldest first."""
+        return sorted(self.outbox_entries("pending"), key=lambda e: (e.created_at, e.window_start, e.outbox_id))
+
+    def claim(self, outbox_id: str, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+        """Take the entry for sending; False if it is no longer pending or another run holds it."""
+        o = self.outbox
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                o.update()
+                .where(
+                    o.c.outbox_id == outbox_id,
+                    o.c.status == "pending",
+                    sa.or_(o.c.claimed_until.is_(None), o.c.claimed_until < now, o.c.claimed_by == owner),
+                )
+                .values(claimed_by=owner, claimed_until=now + lease)
+            )
+        return bool(res.rowcount)
+
+    def mark(
+        self,
+        outbox_id: str,
+        status: str,
+        *,
+        attempts: int,
+        error: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        assert status in OUTBOX_STATUSES
+        now = now or utcnow()
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": attempts,
+            "last_attempt_at": now,
+            "last_error": error,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if status == "sent":
+            values["sent_at"] = now
+        with self.engine.begin() as conn:
+            # Only a pending entry changes: a concurrent run that already sent it wins.
+            conn.execute(
+                self.outbox.update()
+                .where(self.outbox.c.outbox_id == outbox_id, self.outbox.c.status == "pending")
+                .values(**values)
+            )
