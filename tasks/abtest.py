@@ -358,6 +358,9 @@ def experiment_records(res: ExperimentResult, control: str) -> list[MetricRecord
     for c in res.comparisons:
         lab = {"experiment": e, "variant": c.variant, "metric": c.metric}
         recs.append(_rec("ab_metric_status", STATUS_CODES["invalid" if res.status == "invalid" else c.status], lab))
+        # 0/1, so an alert rule can fire on a guardrail that broke (rules compare values).
+        regressed = c.status == "regression" and res.status != "invalid"
+        recs.append(_rec("ab_regression_detected", 1.0 if regressed else 0.0, lab))
         pairs: list[tuple[str, float | None]] = [
             ("ab_lift", c.lift),
             ("ab_lift_ci_low", c.lift_ci[0] if c.lift_ci else None),

@@ -273,6 +273,7 @@ def test_decision_status(tmp_path: Path, good: str, lift: float, status: str | N
     got = figures(res)
     if status is not None:
         assert got[key("ab_status")] == STATUS_CODES[status]
+        assert got[key("ab_regression_detected", "treatment", "output_tokens")] == (status == "regression")
         assert got[key("ab_lift", "treatment", "output_tokens")] == pytest.approx(lift, abs=0.03)
         assert any(status.split("_")[0] in n for n in res.notes)
     else:
