@@ -51,6 +51,7 @@ check: lint test
 
 bench: install
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_quality.py
 
 clean:
 	rm -rf $(VENV) .aimon

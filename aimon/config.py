@@ -254,6 +254,36 @@ class ExperimentConfig(_Strict):
         raw = self.split or {v: 1.0 for v in self.variants}
         total = sum(raw.values())
         return {v: raw[v] / total for v in self.variants}
+class QualityConfig(_Strict):
+    """Quality monitoring (tasks/quality.py)."""
+
+    # Cut-offs for precision@k, recall@k, NDCG@k and hit rate@k.
+    k: tuple[int, ...] = (1, 3, 5, 10)
+    # ROUGE and BLEU are pure Python: above this many (response, reference) pairs per
+    # model in a window, a seeded random sample of this size is scored instead.
+    sample_cap: int = Field(default=2000, ge=10)
+    seed: int = 0  # with the window start and the model, fixes which rows are sampled
+    bootstrap_iterations: int = Field(default=1000, ge=0)  # 95% intervals; 0: none
+    # Labels arriving this many days after the request: windows younger than that are
+    # marked provisional; rerun (or backfill) them once the labels are in.
+    label_delay_days: int = Field(default=0, ge=0)
+    # retrieved_ids / relevant_ids held as text: "auto" takes a value starting with
+    # '[' as a JSON array and anything else as a delimited list.
+    id_format: Literal["auto", "json", "delimited"] = "auto"
+    id_delimiter: str = Field(default=",", min_length=1)
+    # Also compute the figures per experiment variant (labels experiment, variant).
+    by_variant: bool = True
+    # The summary names a quality figure that fell at least this much (relative) below
+    # its reference, when at least `change_min_sample` rows produced it.
+    change_note_ratio: float = Field(default=0.05, gt=0, lt=1)
+    change_min_sample: int = Field(default=30, ge=1)
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("k values must be positive integers, at least one")
+        return tuple(sorted(set(v)))
 
 
 class PushgatewayConfig(_Strict):
@@ -273,6 +303,7 @@ class Config(_Strict):
     pushgateway: PushgatewayConfig = PushgatewayConfig()
     experiments: tuple[ExperimentConfig, ...] = ()
     alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
+    quality: QualityConfig = QualityConfig()
 
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<memory>", exclude=True)

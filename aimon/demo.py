@@ -7,6 +7,7 @@ a 10M-row day takes seconds. Same seed and end date, same data.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,12 @@ INCIDENTS = (
     Incident(0, "drifted_feature", "`language` shifts: a surge of 'ja' traffic, and embeddings move"),
     Incident(0, "unpriced_model", f"a new model, {NEW_MODEL}, takes 2% of traffic with no price configured"),
     Incident(2, "error_burst", "claude-3-5-sonnet returns rate_limit_exceeded for 30% of requests 09:00-12:00 UTC"),
+    Incident(
+        0,
+        "quality_drop",
+        "gpt-4o-mini gets worse: intent accuracy on /chat ~90% -> ~60%, /summarize answers drift from the "
+        "references, its users rate it a point lower; and the retriever on /rag misses more relevant documents",
+    ),
 )
 
 
@@ -68,7 +75,13 @@ def _dict(codes: np.ndarray, values: tuple[str, ...]) -> pa.DictionaryArray:
 
 
 def generate_day(
-    day: dt.date, rows: int, rng: np.random.Generator, *, day_offset: int, row_offset: int = 0
+    day: dt.date,
+    rows: int,
+    rng: np.random.Generator,
+    *,
+    day_offset: int,
+    row_offset: int = 0,
+    quality: bool = True,
 ) -> pa.Table:
     """One UTC day of interactions. `day_offset` counts back from the last day and
     decides which incidents apply; `row_offset` keeps request ids unique across chunks."""
@@ -149,7 +162,7 @@ def generate_day(
 
     uid = np.minimum(rng.zipf(1.5, n), 50_000)
     ids = np.arange(row_offset, row_offset + n)
-    return pa.table(
+    table = pa.table(
         {
             "timestamp": pa.array(ts, pa.timestamp("us")),
             "request_id": _prefixed(f"{day:%Y%m%d}-", ids),
@@ -169,6 +182,10 @@ def generate_day(
             "embedding": embedding,
         }
     )
+    if quality:
+        for name, col in quality_columns(day, model, endpoint, tuple(models), day_offset, row_offset).items():
+            table = table.append_column(name, col)
+    return table
 
 
 def _masked(arr: pa.Array, mask: np.ndarray) -> pa.Array:
@@ -181,11 +198,18 @@ def _prefixed(prefix: str, ids: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pc.cast(pa.array(ids), pa.string()), "")
 
 
-def generate_feedback(interactions: pa.Table, rng: np.random.Generator, share: float = 0.1) -> pa.Table:
+def generate_feedback(
+    interactions: pa.Table, rng: np.random.Generator, share: float = 0.1, day_offset: int | None = None
+) -> pa.Table:
     n = interactions.num_rows
     pick = np.flatnonzero(rng.random(n) < share)
     ok = np.asarray(interactions.column("status").to_numpy(zero_copy_only=False)[pick] == "ok")
     rating = np.where(ok, rng.choice([3, 4, 5], size=len(pick), p=(0.2, 0.4, 0.4)), rng.choice([1, 2], size=len(pick)))
+    if day_offset == QUALITY_DROP_DAY:
+        # The quality drop: gpt-4o-mini's users rate it a point lower (no extra draws
+        # from rng, so the rest of the data stays as it was).
+        worse = np.asarray(interactions.column("model").to_numpy(zero_copy_only=False)[pick] == QUALITY_DROP_MODEL)
+        rating = np.where(worse, np.maximum(1, rating - 1), rating)
     ts = interactions.column("timestamp").take(pa.array(pick)).to_numpy() + np.timedelta64(90, "s")
     return pa.table(
         {
@@ -196,6 +220,108 @@ def generate_feedback(interactions: pa.Table, rng: np.random.Generator, share: f
             "comment": pa.array([None] * len(pick), pa.string()),
         }
     )
+
+
+# -- quality columns (tasks/quality.py) ---------------------------------------------
+# Cheap at 10M rows: texts are picked from a small pool as dictionary codes and RAG id
+# lists are built as Arrow lists and joined into JSON text, never per row in Python.
+# They come from their own generator, seeded by the day and chunk, so adding them
+# leaves every other column exactly as it was.
+
+QUALITY_DROP_DAY = 0
+QUALITY_DROP_MODEL = "gpt-4o-mini"
+INTENTS = ("billing", "technical", "account", "cancel", "other")
+_WORDS = (  # split into words in summary_texts()
+    "the customer asked about invoice refund delayed shipment order account password reset team "
+    "reported outage server latency database migration quarterly revenue growth market report "
+    "contract renewal pricing plan upgrade support ticket escalated resolved engineer deployed "
+    "fix release notes security patch login error mobile app users feedback survey results "
+    "improved onboarding flow churn decreased meeting summary action items deadline budget "
+    "approved hiring roadmap priority feature request bug crash payment failed card declined "
+    "subscription cancelled policy update compliance audit data retention privacy request export "
+    "download storage quota"
+)
+_TEMPLATES = 48
+
+
+@functools.cache
+def summary_texts() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(references, responses): for reference i, responses 3i, 3i+1, 3i+2 are a close
+    paraphrase (2 of 14 words changed), a loose one (7 changed) and an off-topic answer."""
+    g = np.random.default_rng(20261129)
+    words = np.array(_WORDS.split())
+    refs = [g.choice(words, 14, replace=False) for _ in range(_TEMPLATES)]
+    responses = []
+    for i, ref in enumerate(refs):
+        for changed in (2, 7):
+            r = ref.copy()
+            pos = g.choice(14, changed, replace=False)
+            r[pos] = g.choice(words, changed)
+            responses.append(" ".join(r) + ".")
+        responses.append(" ".join(refs[(i + 7) % _TEMPLATES]) + ".")
+    return tuple(" ".join(r) + "." for r in refs), tuple(responses)
+
+
+def quality_columns(
+    day: dt.date,
+    model: np.ndarray,
+    endpoint: np.ndarray,
+    models: tuple[str, ...],
+    day_offset: int,
+    row_offset: int = 0,
+) -> dict[str, pa.Array]:
+    """label/prediction (an intent classifier on /chat, labelled for 30% of rows),
+    response/reference (every /summarize row has a response, half a reference) and
+    retrieved_ids/relevant_ids as JSON text (every /rag row; 2% without relevant ids)."""
+    n = len(model)
+    g = np.random.default_rng([day.toordinal(), row_offset, n])
+    drop = day_offset == QUALITY_DROP_DAY
+    worse = (model == models.index(QUALITY_DROP_MODEL)) & drop
+
+    chat, summarize, rag = endpoint == 0, endpoint == 1, endpoint == 2
+    truth = g.choice(len(INTENTS), size=n, p=(0.3, 0.3, 0.2, 0.1, 0.1))
+    right = g.random(n) < np.where(worse, 0.6, 0.9)
+    pred = np.where(right, truth, (truth + g.integers(1, len(INTENTS), n)) % len(INTENTS))
+    labelled = chat & (g.random(n) < 0.3)
+
+    refs, responses = summary_texts()
+    template = g.integers(0, len(refs), n)
+    u = g.random(n)
+    level = np.where(worse, np.digitize(u, (0.3, 0.7)), np.digitize(u, (0.75, 0.95)))
+    with_ref = summarize & (g.random(n) < 0.5)
+
+    m = int(rag.sum())
+    k = 5
+    retrieved = g.integers(0, 1_000_000, (m, k))
+    nrel = g.integers(1, 4, m)
+    nrel[g.random(m) < 0.02] = 0
+    relevant = 2_000_000 + (row_offset + np.arange(m))[:, None] * 4 + np.arange(3)
+    p_hit = 0.45 if drop else 0.8
+    for j in range(3):
+        place = (j < nrel) & (g.random(m) < p_hit)
+        pos = np.minimum(g.geometric(0.5, m) - 1, k - 1)
+        retrieved[place, pos[place]] = relevant[place, j]
+    keep = np.arange(3) < nrel[:, None]
+    where_rag = pa.array(np.cumsum(rag) - 1, mask=~rag)
+    return {
+        "label": _sparse(truth, INTENTS, labelled),
+        "prediction": _sparse(pred, INTENTS, chat),
+        "response": _sparse(template * 3 + level, responses, summarize),
+        "reference": _sparse(template, refs, with_ref),
+        "retrieved_ids": _json_lists(retrieved.ravel(), np.arange(0, m * k + 1, k)).take(where_rag),
+        "relevant_ids": _json_lists(relevant[keep], np.concatenate([[0], np.cumsum(nrel)])).take(where_rag),
+    }
+
+
+def _sparse(codes: np.ndarray, values: tuple[str, ...], keep: np.ndarray) -> pa.Array:
+    """values[codes] where `keep`, else null; only the kept strings are materialised."""
+    return _dict(codes[keep], values).cast(pa.string()).take(pa.array(np.cumsum(keep) - 1, mask=~keep))
+
+
+def _json_lists(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """Integer id lists as JSON text ('[3, 17]'), built with Arrow string kernels."""
+    lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pc.cast(pa.array(values), pa.string()))
+    return pc.binary_join_element_wise("[", pc.binary_join(lists, ", "), "]", "")
 
 
 def days_back(end: dt.date, days: int) -> Iterator[tuple[dt.date, int]]:
@@ -213,6 +339,7 @@ def seed_duckdb(
     table: str = "interactions",
     feedback_table: str | None = "feedback",
     chunk_rows: int = 2_000_000,
+    quality: bool = True,
 ) -> dict[str, int]:
     """(Re)create the demo tables in a DuckDB file; returns row counts."""
     import duckdb
@@ -231,10 +358,10 @@ def seed_duckdb(
             done = 0
             while done < rows_per_day:
                 n = min(chunk_rows, rows_per_day - done)
-                chunk = generate_day(day, n, rng, day_offset=offset, row_offset=done)
+                chunk = generate_day(day, n, rng, day_offset=offset, row_offset=done, quality=quality)
                 _append(con, table, chunk)
                 if feedback_table:
-                    fb = generate_feedback(chunk, rng)
+                    fb = generate_feedback(chunk, rng, day_offset=offset)
                     _append(con, feedback_table, fb)
                     counts[feedback_table] += fb.num_rows
                 counts[table] += n

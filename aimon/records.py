@@ -16,7 +16,8 @@ class MetricRecord:
     value: float
 
     @classmethod
-    def of(cls, metric: str, value: float, **labels: Any) -> MetricRecord:
+    def of(cls, metric: str, value: float, /, **labels: Any) -> MetricRecord:
+        # Positional-only, so `metric` can also be a label (quality_sample_size{metric=...}).
         return cls(metric, tuple(sorted((k, str(v)) for k, v in labels.items())), float(value))
 
     @property

@@ -132,6 +132,14 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 
             for table in ab_tables(o.result.details):
                 console.print(table)
+    from aimon.report_quality import quality_table, retrieval_line
+
+    quality = quality_table(summary)
+    if quality is not None:
+        console.print(quality)
+    retrieval = retrieval_line(summary)
+    if retrieval:
+        console.print(retrieval)
     for o in summary.outcomes:
         if o.error:
             console.print(f"[red]analyzer {o.name} failed[/red]: {o.error}")

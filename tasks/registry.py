@@ -13,6 +13,7 @@ from tasks.abtest import analyze_abtest
 from tasks.base import AnalysisContext
 from tasks.cost import analyze_cost
 from tasks.operational import analyze_operational
+from tasks.quality import analyze_quality
 
 Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 
@@ -20,6 +21,7 @@ ANALYZERS: dict[str, Analyzer] = {
     "operational": analyze_operational,
     "cost": analyze_cost,
     "abtest": analyze_abtest,
+    "quality": analyze_quality,
 }
 
 

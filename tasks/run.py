@@ -59,7 +59,7 @@ class RunSummary:
     notes: tuple[str, ...] = field(default=())
     live: bool = True
 
-    def value(self, metric: str, **labels: str) -> float | None:
+    def value(self, metric: str, /, **labels: str) -> float | None:
         want = tuple(sorted(labels.items()))
         for r in self.records:
             if r.metric == metric and r.labels == want:

@@ -17,7 +17,7 @@ ALL = "__all__"
 ERRORS = {"rate_limit_exceeded", "invalid_request", "timeout", "content_filter", "model_not_found", "server_error"}
 
 
-def key(metric: str, **labels: Any) -> tuple[str, str]:
+def key(metric: str, /, **labels: Any) -> tuple[str, str]:
     return metric, json.dumps({k: str(v) for k, v in labels.items()}, sort_keys=True, separators=(",", ":"))
 
 
