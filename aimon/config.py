@@ -254,6 +254,8 @@ class ExperimentConfig(_Strict):
         raw = self.split or {v: 1.0 for v in self.variants}
         total = sum(raw.values())
         return {v: raw[v] / total for v in self.variants}
+
+
 class QualityConfig(_Strict):
     """Quality monitoring (tasks/quality.py)."""
 
