@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 import time
@@ -138,8 +139,86 @@ def config_check(config: ConfigOpt = None) -> None:
         except AimonError as err:
             problems += 1
             err_console.print(f"[red]alert channel {name}[/red]: {err}")
+    if cfg.pushgateway.url:
+        from tasks.prometheus import check_gateway, safe_url
+
+        gw = safe_url(cfg.pushgateway.url)
+        why = check_gateway(cfg.pushgateway)
+        if why is None:
+            console.print(
+                f"[green]ok[/green] pushgateway {gw}: ready (live windows are pushed as job={cfg.pushgateway.job})"
+            )
+        else:
+            problems += 1
+            err_console.print(f"[red]pushgateway[/red] {gw}: {why}: start it, or remove pushgateway.url to not push")
     if problems:
         raise typer.Exit(1)
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export stored figures.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("openmetrics")
+def export_openmetrics(
+    start: Annotated[str, typer.Option(help="first local date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last local date, YYYY-MM-DD (included)")],
+    config: ConfigOpt = None,
+    granularity: Annotated[str | None, typer.Option(help="daily or hourly (default: both)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Write the stored figures of windows from --start to --end as OpenMetrics text,
+    stamped at each window's end, for `promtool tsdb create-blocks-from openmetrics`."""
+    from aimon.openmetrics import too_recent, write_openmetrics
+    from aimon.store import Store
+    from aimon.windows import daily_window
+
+    try:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    except ValueError:
+        _fail("bad --start/--end", f"use YYYY-MM-DD dates, not {start!r} and {end!r}", 2)
+    if last < first:
+        _fail("bad usage", f"--end {end} is before --start {start}", 2)
+    if granularity not in (None, "daily", "hourly"):
+        _fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
+    cfg = _load(config)
+    tz = cfg.windows.timezone
+    lo, hi = daily_window(first, tz).start, daily_window(last, tz).end
+    store = Store(cfg)
+    # A file is written beside its name and renamed at the end: never half a file.
+    tmp = None if output is None else output.with_name(output.name + ".part")
+    try:
+        with contextlib.nullcontext(sys.stdout) if tmp is None else tmp.open("w", encoding="utf-8") as fh:
+            stats = write_openmetrics(store, fh, start=lo, end=hi, job=cfg.pushgateway.job, granularity=granularity)
+    except OSError as err:
+        _fail(f"cannot write {output or 'stdout'}", str(err))
+    except Exception as err:  # SQLAlchemy errors: the store cannot be read
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        _fail(f"cannot read figures from {store.where}", f"{type(err).__name__}: {err}")
+    for problem, n in stats.skipped.items():
+        err_console.print(f"[yellow]left out {n} figures[/yellow]: {problem}")
+    if stats.samples == 0:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        _fail(
+            f"no figures stored for {granularity or 'any'} windows from {first} to {last} in {store.where}",
+            "run `aimon backfill` for those dates first",
+        )
+    if tmp is not None and output is not None:
+        tmp.replace(output)
+    err_console.print(
+        f"wrote {stats.samples:,} samples of {stats.series:,} series ({stats.metrics} metrics, "
+        f"{len(stats.windows):,} windows) from {stats.first:%Y-%m-%d %H:%M} to {stats.last:%Y-%m-%d %H:%M} UTC"
+        + (f" to {output}" if output else "")
+        + "\nload them: promtool tsdb create-blocks-from openmetrics FILE OUTPUT_DIR, then move the blocks "
+        "into Prometheus's --storage.tsdb.path (see README, Prometheus and Grafana)"
+    )
+    if too_recent(stats):
+        err_console.print(
+            "[yellow]caution[/yellow]: some samples are less than 3 hours old; blocks for that span can overlap "
+            "Prometheus's head block. Export up to 3 hours ago, or let the live pushes cover it."
+        )
 
 
 @app.command()

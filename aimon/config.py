@@ -289,8 +289,27 @@ class QualityConfig(_Strict):
 
 
 class PushgatewayConfig(_Strict):
-    url: str | None = None
+    url: str | None = None  # absent: no push
     job: str = "aimon"
+    # Every push has a timeout; connection errors, timeouts, 429 and 5xx are retried
+    # `attempts` times in all, waiting backoff_seconds, then twice that, ...
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL (e.g. http://127.0.0.1:9091)")
+        return v
+
+    @field_validator("job")
+    @classmethod
+    def _job(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError(f"job {v!r} must be non-empty and hold no '/'")
+        return v
 
 
 class Config(_Strict):

@@ -9,6 +9,7 @@ from aimon.config import load_config
 from aimon.store import Store
 from tasks.alerts import alert_failed_run, alert_task, with_alerts
 from tasks.contract import check_contract_task
+from tasks.prometheus import push_run_failure, push_task
 from tasks.registry import ANALYZERS
 from tasks.run import (
     RunSummary,
@@ -43,9 +44,11 @@ def monitor_window(
         futures = {name: analyze_task.with_options(name=f"analyze-{name}").submit(name, ctx) for name in ANALYZERS}
         outcomes = [outcome_of(name, f) for name, f in futures.items()]
         summary = publish_task(store, run, contract, outcomes)
+        summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
         return with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
     except BaseException as err:
         record_failure(store, run, err)
+        push_run_failure(cfg, run, err)
         if isinstance(err, Exception):
             alert_failed_run(cfg, store, run)
         raise

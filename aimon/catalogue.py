@@ -1,0 +1,91 @@
+"""The metric catalogue (DESIGN.md, README "Figures"): the names the Grafana dashboard,
+the Prometheus rules and the metrics table share, with a one-line meaning.
+
+The meaning becomes the HELP line of a pushed or exported series. A name missing here
+is still pushed and exported (with a generic HELP); the test suite checks that every
+name a run emits and every name the rules and dashboard use is listed, so the contract
+stays written down in one place.
+"""
+
+from __future__ import annotations
+
+import re
+
+METRICS: dict[str, str] = {
+    # operational (tasks/operational.py)
+    "llm_requests": "Accepted requests in the window.",
+    "llm_requests_per_minute": "Mean requests per minute over the window.",
+    "llm_errors": "Failed requests in the window; error_type=__all__ is the total.",
+    "llm_error_rate": "Failed requests / requests in the window.",
+    "llm_latency_seconds": "Latency quantile over the window's requests.",
+    # cost (tasks/cost.py)
+    "llm_tokens": "Tokens in the window, by type (input, output, cached_input).",
+    "llm_cost_usd": "Spend in the window in USD.",
+    "llm_unpriced_requests": "Requests left out of llm_cost_usd (no price, or no tokens).",
+    "llm_budget_used_ratio": "Spend so far in the budget period / the budget.",
+    "llm_budget_usd": "The configured budget for the period in USD.",
+    "llm_cost_forecast_usd": "Month-end spend at the month-to-date rate in USD.",
+    # drift
+    "data_drift_score": "Drift statistic or distance of a feature against the reference.",
+    "data_drift_p_value": "Drift test p-value of a feature, where the method has one.",
+    "data_drift_detected": "1 if the feature drifted against the reference, else 0.",
+    "data_drift_share": "Share of drifted features.",
+    "embedding_drift_score": "Embedding drift score against the reference.",
+    "embedding_drift_detected": "1 if the embeddings drifted against the reference, else 0.",
+    # quality
+    "model_accuracy": "Classification accuracy in the window.",
+    "model_f1": "Classification F1 in the window.",
+    "model_precision": "Classification precision in the window.",
+    "model_recall": "Classification recall in the window.",
+    "generation_rouge": "ROUGE of generated answers against reference answers.",
+    "generation_bleu": "BLEU of generated answers against reference answers.",
+    "rag_precision_at_k": "Retrieval precision at k.",
+    "rag_recall_at_k": "Retrieval recall at k.",
+    "rag_ndcg_at_k": "Retrieval NDCG at k.",
+    "rag_mrr": "Retrieval mean reciprocal rank.",
+    "feedback_rating_mean": "Mean user rating (1-5) in the window.",
+    "feedback_helpful_ratio": "Share of feedback marked helpful.",
+    "feedback_count": "Feedback entries in the window.",
+    # A/B
+    "ab_metric_mean": "Mean of the experiment metric for the variant.",
+    "ab_lift": "Relative lift of the variant over control.",
+    "ab_lift_ci_low": "Lower bound of the lift's confidence interval.",
+    "ab_lift_ci_high": "Upper bound of the lift's confidence interval.",
+    "ab_p_value": "p-value of the variant against control.",
+    "ab_srm_p_value": "Sample ratio mismatch p-value of the experiment.",
+    # run meta (tasks/contract.py, tasks/run.py)
+    "monitoring_rows": "Rows seen in the window, by status (accepted, rejected) and reason.",
+    "monitoring_table_null_timestamp_rows": "Rows of the whole table with a null timestamp.",
+    "monitoring_run_success": "1 if the window's last run succeeded, 0 if it failed or ended degraded.",
+    "monitoring_run_duration_seconds": "Wall time of the window's last run.",
+    "monitoring_last_success_timestamp_seconds": "Unix time of the window's last successful run.",
+}
+
+# Series that Prometheus and the Pushgateway add themselves; rules may use them too.
+PROMETHEUS_OWN = ("up", "push_time_seconds", "push_failure_time_seconds")
+
+# Labels that must never reach Prometheus: each value is a new series (DESIGN.md,
+# STYLE.md habit 8). `job` and `granularity` come from the push's grouping key.
+FORBIDDEN_LABELS = frozenset({"user_id", "request_id", "prompt", "response", "reference", "comment", "embedding"})
+RESERVED_LABELS = frozenset({"job", "granularity", "instance"})
+
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def help_text(metric: str) -> str:
+    return METRICS.get(metric, f"aimon figure {metric} (per window).")
+
+
+def series_problem(metric: str, labels: dict[str, str] | tuple[tuple[str, str], ...]) -> str | None:
+    """Why a figure cannot become a Prometheus series, or None when it can."""
+    if not METRIC_NAME.match(metric):
+        return f"{metric!r} is not a valid Prometheus metric name"
+    for key in dict(labels):
+        if not LABEL_NAME.match(key) or key.startswith("__"):
+            return f"{metric}: label {key!r} is not a valid Prometheus label name"
+        if key in FORBIDDEN_LABELS:
+            return f"{metric}: label {key!r} is unbounded and never becomes a Prometheus label"
+        if key in RESERVED_LABELS:
+            return f"{metric}: label {key!r} is reserved for the push's grouping key"
+    return None
