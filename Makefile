@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 DEBS := prometheus-pushgateway prometheus prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint bench services install install-test clean
+.PHONY: demo test check lint bench services install install-test clean deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ check: lint test
 bench: install
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_quality.py
+
+# Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
+# one with `prefect server start`); creates the process work pool if it is missing.
+POOL ?= aimon-process
+deploy: install
+	$(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || $(BIN)/prefect work-pool create $(POOL) --type process
+	$(BIN)/prefect --no-prompt deploy --all
+	@echo "now: $(BIN)/prefect worker start --pool $(POOL)"
 
 clean:
 	rm -rf $(VENV) .aimon

@@ -312,6 +312,34 @@ class PushgatewayConfig(_Strict):
         return v
 
 
+class OrchestrationConfig(_Strict):
+    """Scheduling, claims, retries and fan-out (README "Deploying schedules", "Backfills")."""
+
+    # A scheduled run first runs up to this many missed windows before its own (windows
+    # with no finished run), oldest first; 0 turns catch-up off.
+    catchup_windows: int = Field(default=3, ge=0)
+    # A run claims its window before it starts; a claim older than this is stale (the
+    # run was killed) and the window can be claimed again. Keep it above the longest run.
+    claim_expires_after_seconds: float = Field(default=3600.0, gt=0)
+    # Every task of a run gives up after this long (the whole run is bounded too).
+    task_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Transient warehouse errors only (connection refused, timeouts, deadlocks,
+    # serialization failures) are retried, with exponential backoff from this delay.
+    retries: int = Field(default=3, ge=0)
+    retry_delay_seconds: float = Field(default=5.0, ge=0)
+    # Backfill defaults (the CLI flags and the deployment's parameters override them).
+    backfill_concurrency: int = Field(default=2, ge=1)
+    backfill_order: Literal["oldest", "newest"] = "oldest"
+    # Where the analyzers of one run execute: Prefect's thread pool in the flow's
+    # process, or a Dask cluster through prefect-dask (pip install 'aimon[dask]'):
+    # dask_address null starts a LocalCluster of dask_workers processes on 127.0.0.1;
+    # "tcp://scheduler:8786" uses a running cluster. The warehouse must then be reachable
+    # from the workers (a server database: a DuckDB file opens in one process only).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1)
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig
     store: StoreConfig = StoreConfig()
@@ -323,6 +351,7 @@ class Config(_Strict):
     contract: ContractConfig = ContractConfig()
     pushgateway: PushgatewayConfig = PushgatewayConfig()
     experiments: tuple[ExperimentConfig, ...] = ()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
     alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
     quality: QualityConfig = QualityConfig()
 

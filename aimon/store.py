@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from aimon import claims as _claims
 from aimon.config import Config
 from aimon.errors import StoreError
 from aimon.records import MetricRecord, labels_json
@@ -75,6 +76,8 @@ class Store:
             sa.Column("details", sa.Text),  # JSON: per-analyzer status and timings
             sa.Column("flow_run_id", sa.String(64)),
         )
+        # One claim row per (window, granularity) while a run is live (aimon/claims.py).
+        self.claims = _claims.claims_table(md, cfg.store.runs_table)
         self._md = md
 
     @property
@@ -89,7 +92,33 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------
 
-    def start_run(self, run_id: str, window: Window, flow_run_id: str | None = None) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        window: Window,
+        flow_run_id: str | None = None,
+        *,
+        claim_ttl_seconds: float | None = None,
+        redo: str = "all",
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Record a run as `running`. With `claim_ttl_seconds`, first claim the window
+        (raises `WindowClaimed` while another run holds it), then apply `redo`: raise
+        `WindowDone` (releasing the claim) when the window needs no run. The redo check
+        runs under the claim, so a late duplicate cannot slip in after the first finished."""
+        if claim_ttl_seconds is not None:
+            mode = _claims.check_redo(redo)
+            now = now or utcnow()
+            _claims.acquire(
+                self.engine, self.claims, self.runs, window, run_id, flow_run_id, ttl_seconds=claim_ttl_seconds, now=now
+            )
+            with self.engine.begin() as conn:
+                latest = _claims.latest_finished(conn, self.runs, window)
+                done = not _claims.needs_run(latest, mode)
+                if done:
+                    _claims.release(conn, self.claims, run_id)
+            if done:
+                raise _claims.WindowDone(f"{window} already has a finished run ({latest}); skipped (redo={mode})")
         with self.engine.begin() as conn:
             conn.execute(
                 self.runs.insert().values(
@@ -129,6 +158,7 @@ class Store:
                     details=json.dumps(details or {}, sort_keys=True, default=str),
                 )
             )
+            _claims.release(conn, self.claims, run_id)  # with the status: no gap for a duplicate
 
     def runs_for(self, window: Window) -> list[dict[str, Any]]:
         q = (
@@ -138,6 +168,11 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+    def window_states(self, windows: list[Window], now: dt.datetime | None = None) -> list[_claims.WindowState]:
+        """Latest finished run and live claim per window (for backfill and catch-up plans)."""
+        self.ensure()
+        return _claims.window_states(self.engine, self.claims, self.runs, windows, now or utcnow())
 
     # -- figures ------------------------------------------------------------------
 

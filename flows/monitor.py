@@ -5,18 +5,19 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from aimon.config import load_config
+from aimon.claims import RunSkipped
+from aimon.config import Config, load_config
 from aimon.store import Store
+from aimon.windows import UTC, Window
 from tasks.alerts import alert_failed_run, alert_task, with_alerts
 from tasks.contract import check_contract_task
+from tasks.fanout import run_analyzers
+from tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
 from tasks.prometheus import push_run_failure, push_task
-from tasks.registry import ANALYZERS
 from tasks.run import (
     RunSummary,
-    analyze_task,
     begin_run,
     open_window_task,
-    outcome_of,
     publish_task,
     record_failure,
     resolve_window,
@@ -29,26 +30,66 @@ def monitor_window(
     window_start: str | None = None,
     config_path: str | None = None,
     notify: bool | None = None,
+    redo: str = "all",
+    scheduled: bool = False,
 ) -> RunSummary:
     """Monitor one window (the last complete one unless `window_start` is given).
 
     `notify`: None sends notifications for the live window only; False records
-    alerts without sending; True sends even for a historical window."""
+    alerts without sending; True sends even for a historical window.
+    `redo`: all (default) reruns the window; missing skips it if a run of it finished;
+    failed skips it if its latest finished run succeeded.
+    `scheduled` (the schedules' deployments): take the last complete window as of the
+    run's scheduled time, skip it if it already ran, and first run the missed windows
+    within orchestration.catchup_windows. Every run claims its window first: a second
+    concurrent run of the same window is skipped (status "skipped")."""
     cfg = load_config(config_path)
-    window = resolve_window(cfg, granularity, window_start)
+    window = resolve_window(cfg, granularity, window_start, scheduled_time() if scheduled else None)
     store = Store(cfg)
-    run = begin_run(store, window, flow_run.get_id(), notify=notify)
+    if scheduled:
+        _catch_up(cfg, store, window, config_path)
     try:
-        ctx = open_window_task(cfg, window, store)
-        contract = check_contract_task(ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps)
-        futures = {name: analyze_task.with_options(name=f"analyze-{name}").submit(name, ctx) for name in ANALYZERS}
-        outcomes = [outcome_of(name, f) for name, f in futures.items()]
-        summary = publish_task(store, run, contract, outcomes)
+        run = begin_run(
+            store,
+            window,
+            flow_run.get_id(),
+            notify=notify,
+            claim_ttl_seconds=cfg.orchestration.claim_expires_after_seconds,
+            redo="missing" if scheduled else redo,
+        )
+    except RunSkipped as skipped:
+        print(skipped)
+        return skipped_summary(window, skipped, store)
+    opts = task_options(cfg)  # a timeout on every task; retries on transient warehouse errors only
+    try:
+        ctx = open_window_task.with_options(**opts)(cfg, window, store)
+        contract = check_contract_task.with_options(**opts)(
+            ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
+        )
+        outcomes = run_analyzers(cfg, ctx, opts)  # threads, or Dask (orchestration.task_runner)
+        summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
         summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
-        return with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
+        summary = with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
     except BaseException as err:
         record_failure(store, run, err)
         push_run_failure(cfg, run, err)
         if isinstance(err, Exception):
             alert_failed_run(cfg, store, run)
         raise
+    run_artifact_task(summary)
+    return summary
+
+
+def _catch_up(cfg: Config, store: Store, window: Window, config_path: str | None) -> None:
+    """Run the missed windows before `window` (oldest first) as subflows; each is
+    claimed and skipped if another run got to it first. A failed one does not stop
+    the scheduled window."""
+    for missed in catchup_windows(store, window, cfg.orchestration.catchup_windows):
+        print(f"catching up {missed}")
+        monitor_window(
+            granularity=missed.granularity,
+            window_start=missed.start.replace(tzinfo=UTC).isoformat(),
+            config_path=config_path,
+            redo="missing",
+            return_state=True,
+        )

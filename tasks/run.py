@@ -86,12 +86,24 @@ def resolve_window(
     return window_containing(ts, granularity, tz)
 
 
-def begin_run(store: Store, window: Window, flow_run_id: str | None = None, *, notify: bool | None = None) -> RunHandle:
+def begin_run(
+    store: Store,
+    window: Window,
+    flow_run_id: str | None = None,
+    *,
+    notify: bool | None = None,
+    claim_ttl_seconds: float | None = None,
+    redo: str = "all",
+) -> RunHandle:
     """Record the run. `notify=None` means: send notifications for a live window only;
-    alerts of historical windows (backfills, old reruns) are recorded, not sent."""
+    alerts of historical windows (backfills, old reruns) are recorded, not sent.
+
+    With `claim_ttl_seconds`, claim the window first (aimon/claims.py): raises
+    `RunSkipped` (`WindowClaimed`: another run holds it; `WindowDone`: `redo` says the
+    window needs no run) instead of starting a second run of one window."""
     store.ensure()
     run_id = uuid.uuid4().hex[:16]
-    store.start_run(run_id, window, flow_run_id)
+    store.start_run(run_id, window, flow_run_id, claim_ttl_seconds=claim_ttl_seconds, redo=redo)
     live = is_live(window)
     return RunHandle(run_id, window, time.monotonic(), live=live, notify=live if notify is None else notify)
 

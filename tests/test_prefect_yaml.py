@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect import Flow
 
@@ -16,13 +18,48 @@ def test_entrypoints_import_and_take_their_parameters() -> None:
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     assert spec["deployments"], "no deployments"
     for dep in spec["deployments"]:
-        path, _, name = dep["entrypoint"].partition(":")
-        mod_spec = importlib.util.spec_from_file_location(f"_entry_{dep['name'].replace('-', '_')}", REPO / path)
-        assert mod_spec and mod_spec.loader
-        module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
-        flow = getattr(module, name)
+        flow = _flow(dep)
         assert isinstance(flow, Flow), dep["name"]
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(dep.get("parameters", {})) <= accepted, (dep["name"], dep.get("parameters"))
         assert (REPO / dep["parameters"]["config_path"]).is_file()
+
+
+def _flow(dep: dict) -> Flow:
+    path, _, name = dep["entrypoint"].partition(":")
+    mod_spec = importlib.util.spec_from_file_location(f"_entry_{dep['name'].replace('-', '_')}", REPO / path)
+    assert mod_spec and mod_spec.loader
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[mod_spec.name] = module  # dataclasses look their module up while the file executes
+    mod_spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def test_parameters_validate_against_the_flow_signatures() -> None:
+    from aimon.claims import REDO_MODES
+    from aimon.config import load_config
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deps = {d["name"]: d for d in spec["deployments"]}
+    assert {"aimon-daily", "aimon-hourly", "aimon-backfill"} <= set(deps)
+    for dep in deps.values():
+        assert dep["work_pool"]["name"] == "aimon-process"
+        params = dict(dep["parameters"])
+        load_config(REPO / params["config_path"])  # the config it names is valid
+        flow = _flow(dep)
+        required = {n for n, p in inspect.signature(flow.fn).parameters.items() if p.default is inspect.Parameter.empty}
+        if dep["name"] == "aimon-backfill":
+            # Triggered by hand: no schedule, and the range is given at each run.
+            assert not dep.get("schedules")
+            assert required == {"start", "end"}
+            assert params["redo"] in REDO_MODES and params["order"] in ("oldest", "newest")
+            assert params["notify"] is False  # historical windows record alerts, never send them
+            params |= {"start": "2026-11-01", "end": "2026-11-07"}
+        else:
+            assert dep["schedules"] and params["scheduled"] is True
+            assert not required
+        validated = flow.validate_parameters(params)
+        assert set(validated) >= set(params)
+    # Prefect's own schema check rejects a wrong type, so the validation above is real.
+    with pytest.raises(Exception, match="start"):
+        _flow(deps["aimon-backfill"]).validate_parameters({"start": "not a date", "end": "2026-11-07"})
