@@ -68,3 +68,8 @@ calibrate: install
 
 clean:
 	rm -rf $(VENV) .aimon
+
+# A/B calibration: false-positive rate under daily peeking, power (README, A/B experiments).
+.PHONY: calibrate-ab
+calibrate-ab: install
+	$(BIN)/python bench/calibrate_ab.py

@@ -95,10 +95,16 @@ class StoreConfig(_Strict):
     url: str | None = None  # default: the warehouse URL
     metrics_table: str = "monitoring_metrics"
     runs_table: str = "monitoring_runs"
+    ab_stats_table: str = "monitoring_ab_stats"  # per-window A/B sufficient statistics
 
     @field_validator("metrics_table", "runs_table")
     @classmethod
     def _table(cls, v: str) -> str:
+        return check_identifier(v, "table name")
+
+    @field_validator("ab_stats_table")
+    @classmethod
+    def _ab_table(cls, v: str) -> str:
         return check_identifier(v, "table name")
 
 
@@ -154,6 +160,100 @@ class ContractConfig(_Strict):
     # Rows with a null timestamp belong to no window; they are counted table-wide on
     # each run (one indexed or columnar scan) so they are never silently lost.
     check_null_timestamps: bool = True
+
+
+# -- A/B experiments (tasks/abtest.py) ---------------------------------------------
+
+# Interaction columns a metric may use besides the contract's numeric ones: `error`
+# is 1 when the status is not ok (an error rate as a binary metric).
+AB_DERIVED_COLUMNS = ("error",)
+
+
+class ABMetricConfig(_Strict):
+    name: str
+    type: Literal["continuous", "binary", "ratio"]
+    # continuous / binary: the value column; ratio: numerator and denominator.
+    # Interactions: a contract name (latency_seconds, output_tokens, cost_usd, ...),
+    # `error`, or another column of the table. Feedback: a column of the feedback table.
+    column: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    scale: float = Field(default=1.0, gt=0)  # e.g. 1000 for cost per 1k output tokens
+    source: Literal["interactions", "feedback"] = "interactions"
+    good: Literal["higher", "lower"]  # the direction that is an improvement
+    mde: float | None = Field(default=None, gt=0)  # relative, e.g. 0.05; default: the experiment's
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or v.startswith("__") or len(v) > 100:
+            raise ValueError(f"metric name {v!r}: 1-100 characters, not starting with '__'")
+        return v
+
+    @model_validator(mode="after")
+    def _columns(self) -> ABMetricConfig:
+        if self.type == "ratio":
+            if not self.numerator or not self.denominator or self.column:
+                raise ValueError(f"ratio metric {self.name!r} needs numerator and denominator (and no column)")
+            cols = [self.numerator, self.denominator]
+        else:
+            if not self.column or self.numerator or self.denominator:
+                raise ValueError(f"{self.type} metric {self.name!r} needs column (and no numerator/denominator)")
+            cols = [self.column]
+        for c in cols:
+            check_identifier(c, f"column of metric {self.name!r}")
+        if self.source == "feedback" and self.type == "ratio":
+            raise ValueError(f"metric {self.name!r}: ratio metrics on the feedback table are not supported")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.numerator, self.denominator) if self.type == "ratio" else (self.column,)  # type: ignore[return-value]
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    # Local date (windows.timezone) of the first window analysed; None: the first
+    # window in which the experiment has rows.
+    start: dt.date | None = None
+    end: dt.date | None = None  # last local date analysed; later windows repeat the result
+    variants: tuple[str, ...] = ("control", "treatment")  # values of the variant column
+    control: str = "control"
+    split: dict[str, float] | None = None  # expected traffic share per variant; None: equal
+    metrics: tuple[ABMetricConfig, ...] = Field(min_length=1)
+    sequential: bool = True  # always-valid mSPRT p-values and intervals; False: fixed horizon
+    correction: Literal["holm", "bh", "none"] = "holm"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    mde: float = Field(default=0.05, gt=0)  # relative minimum detectable effect, per metric default
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    srm_threshold: float = Field(default=0.001, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        where = f"experiment {self.name!r}"
+        if len(self.variants) < 2 or len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"{where}: variants must list at least two distinct values")
+        if any(v.startswith("__") for v in self.variants):
+            raise ValueError(f"{where}: variant values must not start with '__'")
+        if self.control not in self.variants:
+            raise ValueError(f"{where}: control {self.control!r} is not one of the variants {list(self.variants)}")
+        if self.split is not None:
+            if set(self.split) != set(self.variants):
+                raise ValueError(f"{where}: split must give a share for each of {list(self.variants)}")
+            if any(w <= 0 for w in self.split.values()):
+                raise ValueError(f"{where}: split shares must be positive")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: metric names must be unique")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"{where}: end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        raw = self.split or {v: 1.0 for v in self.variants}
+        total = sum(raw.values())
+        return {v: raw[v] / total for v in self.variants}
 
 
 class QualityConfig(_Strict):
@@ -319,6 +419,7 @@ class Config(_Strict):
     cost: CostConfig = CostConfig()
     contract: ContractConfig = ContractConfig()
     pushgateway: PushgatewayConfig = PushgatewayConfig()
+    experiments: tuple[ExperimentConfig, ...] = ()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
     quality: QualityConfig = QualityConfig()
@@ -334,6 +435,13 @@ class Config(_Strict):
             if (b.scope, b.period) in seen:
                 raise ValueError(f"budgets: scope {b.scope!r} has two {b.period} budgets")
             seen.add((b.scope, b.period))
+        return self
+
+    @model_validator(mode="after")
+    def _unique_experiments(self) -> Config:
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names):
+            raise ValueError("experiments: names must be unique")
         return self
 
     @property

@@ -130,6 +130,12 @@ def generate_day(
 
     # A/B: a prompt experiment on /chat, split 50/50.
     variant = np.where(is_chat, rng.integers(0, 2, n), -1)
+    # The treatment prompt asks for shorter answers: 8% fewer output tokens, and the
+    # latency (which grows with the output) shrinks with them. No extra random draws.
+    treat = variant == 1
+    shorter = np.maximum(1, np.rint(output_tokens[treat] * 0.92)).astype(np.int64)
+    latency[treat] *= (0.5 + shorter / 500.0) / (0.5 + output_tokens[treat] / 500.0)
+    output_tokens[treat] = shorter
 
     # Features and embeddings; the language mix and the embeddings drift on the last day.
     tier = rng.choice(3, size=n, p=(0.6, 0.3, 0.1))

@@ -126,6 +126,12 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         forecast = summary.value("llm_cost_forecast_usd", scope=scope) if b.label("period") == "month" else None
         extra = f", month-end forecast ${forecast:,.0f}" if forecast is not None else ""
         console.print(f"budget [bold]{scope}[/bold] ({b.label('period')}): {b.value:.0%} used{extra}")
+    for o in summary.outcomes:  # A/B experiments: one table each (aimon/ab_report.py)
+        if o.name == "abtest" and o.result is not None and o.result.details.get("experiments"):
+            from aimon.ab_report import ab_tables
+
+            for table in ab_tables(o.result.details):
+                console.print(table)
     from aimon.report_quality import quality_table, retrieval_line
 
     quality = quality_table(summary)

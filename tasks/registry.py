@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aimon.records import AnalyzerResult
+from tasks.abtest import analyze_abtest
 from tasks.base import AnalysisContext
 from tasks.cost import analyze_cost
 from tasks.drift import analyze_drift
@@ -20,6 +21,7 @@ Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 ANALYZERS: dict[str, Analyzer] = {
     "operational": analyze_operational,
     "cost": analyze_cost,
+    "abtest": analyze_abtest,
     "quality": analyze_quality,
     "drift": analyze_drift,
 }

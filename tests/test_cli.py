@@ -96,6 +96,7 @@ def test_demo_from_a_clean_directory(tmp_path: Path) -> None:
     assert "latest window" in out and "success" in out
     assert "mistral-large" in out and "no price" in out  # the unpriced-model incident
     assert "what it found" in out
+    assert "experiment prompt-v2:" in out  # the demo's A/B experiment and its status
     # The latency spike (gpt-4o p95) and the cost spike stand out against history.
     found = out.split("what it found", 1)[1]
     assert "llm_latency_seconds{endpoint=chat, model=gpt-4o, quantile=0.95}" in found

@@ -1,0 +1,178 @@
+"""Per-window sufficient statistics of A/B experiments, in the metrics store's database.
+
+One row per (experiment, variant, metric, window): the count, sums, sums of squares
+and the cross-product a ratio metric needs. A daily run computes its own window and
+adds it to the stored earlier windows, so the analysis is cumulative from the
+experiment's start without re-reading the experiment's rows. Writing a window
+deletes and inserts its rows in one transaction: a rerun replaces, never duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from aimon.config import Config
+from aimon.errors import StoreError
+from aimon.store import utcnow
+from aimon.warehouse import get_engine, redact
+from aimon.windows import Window
+from tasks.abstats import Moments
+
+ASSIGNMENTS = "__assignments__"  # pseudo-metric: units assigned to the variant (n only)
+OTHER_VARIANT = "__other__"  # rows of the experiment whose variant is not configured
+
+
+@dataclass(frozen=True)
+class StatRow:
+    variant: str
+    metric: str
+    moments: Moments
+
+
+class ABStatsStore:
+    def __init__(self, cfg: Config):
+        self.url = cfg.store_url
+        self.engine = get_engine(self.url)
+        md = sa.MetaData()
+        self.table = sa.Table(
+            cfg.store.ab_stats_table,
+            md,
+            sa.Column("experiment", sa.String(200), nullable=False),
+            sa.Column("variant", sa.String(200), nullable=False),
+            sa.Column("metric", sa.String(200), nullable=False),
+            sa.Column("window_start", sa.DateTime, nullable=False),
+            sa.Column("window_end", sa.DateTime, nullable=False),
+            sa.Column("granularity", sa.String(16), nullable=False),
+            sa.Column("n", sa.BigInteger, nullable=False),
+            # sa.Double: DuckDB's FLOAT is 32-bit and would lose the sums of squares.
+            sa.Column("sum_x", sa.Double, nullable=False),
+            sa.Column("sum_x2", sa.Double, nullable=False),
+            sa.Column("sum_y", sa.Double, nullable=False),
+            sa.Column("sum_y2", sa.Double, nullable=False),
+            sa.Column("sum_xy", sa.Double, nullable=False),
+            sa.Column("run_id", sa.String(64), nullable=False),
+            sa.Column("computed_at", sa.DateTime, nullable=False),
+            sa.UniqueConstraint("experiment", "variant", "metric", "window_start", "granularity"),
+        )
+        self._md = md
+
+    @property
+    def where(self) -> str:
+        return f"table {self.table.name} at {redact(self.url)}"
+
+    def ensure(self) -> None:
+        last: sa.exc.SQLAlchemyError | None = None
+        for attempt in range(4):
+            try:
+                self._md.create_all(self.engine, checkfirst=True)
+                return
+            except sa.exc.SQLAlchemyError as err:
+                # Concurrent runs (a backfill) race to create it: theirs is as good,
+                # once their transaction has committed.
+                last = err
+                time.sleep(0.05 * 2**attempt)
+                with self.engine.connect() as conn:
+                    if sa.inspect(conn).has_table(self.table.name):
+                        return
+        raise StoreError(f"cannot create the A/B statistics table {self.where}: {last}") from None
+
+    def write_window(self, experiment: str, window: Window, rows: Sequence[StatRow], run_id: str) -> None:
+        """Replace the window's statistics of this experiment, atomically."""
+        t = self.table
+        now = utcnow()
+        values = [
+            {
+                "experiment": experiment,
+                "variant": r.variant,
+                "metric": r.metric,
+                "window_start": window.start,
+                "window_end": window.end,
+                "granularity": window.granularity,
+                "n": int(r.moments.n),
+                "sum_x": float(r.moments.sum_x),
+                "sum_x2": float(r.moments.sum_x2),
+                "sum_y": float(r.moments.sum_y),
+                "sum_y2": float(r.moments.sum_y2),
+                "sum_xy": float(r.moments.sum_xy),
+                "run_id": run_id,
+                "computed_at": now,
+            }
+            for r in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.delete().where(
+                    t.c.experiment == experiment,
+                    t.c.window_start == window.start,
+                    t.c.granularity == window.granularity,
+                )
+            )
+            if values:
+                conn.execute(t.insert(), values)
+
+    def covered_windows(
+        self, experiment: str, granularity: str, metrics: Iterable[str], start: dt.datetime, before: dt.datetime
+    ) -> set[dt.datetime]:
+        """Window starts in [start, before) whose stored rows cover every metric."""
+        t = self.table
+        wanted = set(metrics) | {ASSIGNMENTS}
+        q = (
+            sa.select(t.c.window_start, t.c.metric)
+            .where(
+                t.c.experiment == experiment,
+                t.c.granularity == granularity,
+                t.c.window_start >= start,
+                t.c.window_start < before,
+            )
+            .distinct()
+        )
+        seen: dict[dt.datetime, set[str]] = {}
+        with self.engine.connect() as conn:
+            for ws, metric in conn.execute(q):
+                seen.setdefault(_as_datetime(ws), set()).add(metric)
+        return {ws for ws, got in seen.items() if wanted <= got}
+
+    def first_window(self, experiment: str, granularity: str) -> dt.datetime | None:
+        t = self.table
+        q = sa.select(sa.func.min(t.c.window_start)).where(t.c.experiment == experiment, t.c.granularity == granularity)
+        with self.engine.connect() as conn:
+            v = conn.execute(q).scalar_one_or_none()
+        return None if v is None else _as_datetime(v)
+
+    def load(
+        self, experiment: str, granularity: str, start: dt.datetime, until: dt.datetime
+    ) -> dict[dt.datetime, list[StatRow]]:
+        """Stored rows per window start, for windows starting in [start, until]."""
+        t = self.table
+        q = (
+            sa.select(t)
+            .where(
+                t.c.experiment == experiment,
+                t.c.granularity == granularity,
+                t.c.window_start >= start,
+                t.c.window_start <= until,
+            )
+            .order_by(t.c.window_start)
+        )
+        out: dict[dt.datetime, list[StatRow]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q).mappings():
+                m = Moments(
+                    int(r["n"]),
+                    float(r["sum_x"]),
+                    float(r["sum_x2"]),
+                    float(r["sum_y"]),
+                    float(r["sum_y2"]),
+                    float(r["sum_xy"]),
+                )
+                out.setdefault(_as_datetime(r["window_start"]), []).append(StatRow(r["variant"], r["metric"], m))
+        return out
+
+
+def _as_datetime(v: object) -> dt.datetime:
+    return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
