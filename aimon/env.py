@@ -23,7 +23,8 @@ def configure_prefect(log_level: str = "WARNING") -> None:
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PREFECT_CLI_PROMPT": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+        # A loaded 2-core machine has taken over 60 s to start the ephemeral server.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_LOGGING_LEVEL": log_level,
     }
     for key, value in defaults.items():
