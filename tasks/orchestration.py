@@ -113,15 +113,11 @@ def task_options(cfg: Config) -> dict[str, Any]:
 class _ThreadTimeoutNotice(logging.Filter):
     """Prefect logs, for every task with a timeout that runs in a worker thread, that
     the timeout cannot interrupt a blocking call (it takes effect when the call
-    returns). True, and documented in the README; once per process is enough."""
-
-    seen = False
+    returns). True, and documented in the README ("Deploying schedules"); as a
+    warning on every run it is noise in the CLI's output, so it is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Timeout of %s seconds configured for this task, but the task is running"):
-            return True
-        first, _ThreadTimeoutNotice.seen = not _ThreadTimeoutNotice.seen, True
-        return first
+        return not str(record.msg).startswith("Timeout of %s seconds configured for this task, but the task is running")
 
 
 def quiet_thread_timeout_notice() -> None:
