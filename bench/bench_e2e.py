@@ -37,8 +37,8 @@ What it measures
     DuckDB runs in-process, so its buffers count. OS page cache warm, DuckDB cold.
 
 How to reproduce
-    make bench                                           # part of it
-    nice -n 10 .venv/bin/python bench/bench_e2e.py      # 1M and 10M, plain path
+    make bench                                           # runs it with --threads --cli
+    nice -n 10 .venv/bin/python bench/bench_e2e.py --threads --cli   # 1M and 10M, ~8 min
     nice -n 10 .venv/bin/python bench/bench_e2e.py --sizes 10000000 --cli
 
     Figures go to .aimon/bench/e2e.json (one key per size, merged across invocations).
