@@ -24,6 +24,10 @@ What it measures
         alerts         tasks.alerts.alert_window (evaluate rules, store state, no send)
         whole          begin_run .. alerts, i.e. the run minus Prefect and imports
 
+    With ``--threads`` a second fresh process runs the same day with every analyzer
+    submitted at once to a thread pool, as the flow does (tasks/fanout.py), reported as
+    "analyzers (threads)" and "whole (threads)".
+
     Optionally (``--cli``) the real ``aimon run --date D`` in a subprocess: Prefect's
     ephemeral server start, the flow, its threads fan-out, everything; timed from the
     outside, reported as its own row.
