@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_quality.py
 	nice -n 10 $(BIN)/python bench/bench_drift.py
+	nice -n 10 $(BIN)/python bench/bench_e2e.py --threads --cli
 
 # Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
 # one with `prefect server start`); creates the process work pool if it is missing.

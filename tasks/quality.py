@@ -540,6 +540,7 @@ def retrieval_metrics(
 # common case, split with Arrow kernels; anything else goes through json.loads.
 _SIMPLE_JSON = r'^\[\s*(?:(?:"[^"\\,]*"|-?[0-9]+)\s*(?:,\s*(?:"[^"\\,]*"|-?[0-9]+)\s*)*)?\]$'
 _SEP = "\x1f"  # the ASCII unit separator: not in any sane id
+RAG_SLICE_ROWS = 500_000  # rows of id lists parsed and ranked at a time
 
 
 @dataclass(frozen=True)
@@ -686,37 +687,49 @@ def rag_family(ctx: AnalysisContext) -> Family:
         .where(ix.in_window(), valid_rows(ix), rel_c.is_not(None))
     )
     t = ctx.warehouse.fetch_arrow(stmt, ctx.params)
-    retrieved = id_lists(t.column("retrieved"), q.id_format, q.id_delimiter)
-    relevant = id_lists(t.column("relevant"), q.id_format, q.id_delimiter)
-    bad_ret, bad_rel = retrieved.bad, relevant.bad
-    missing_ret = retrieved.null & ~bad_ret
-    no_rel = ~relevant.null & ~bad_rel & (np.bincount(relevant.parent, minlength=relevant.n) == 0)
-    reasons = {
-        "invalid_relevant_ids": bad_rel,
-        "no_relevant_ids": no_rel,
-        "invalid_retrieved_ids": bad_ret & ~bad_rel & ~no_rel,
-        "missing_retrieved_ids": missing_ret & ~bad_rel & ~no_rel,
-    }
-    use = ~(bad_rel | no_rel | bad_ret | missing_ret | relevant.null)
+    # In slices of rows: every figure is a mean over queries and every count a sum, so
+    # the slices add up exactly, and the id lists' intermediates stay bounded (a 10M-row
+    # day's 3M queries at once peaked near 4 GiB).
+    counts = dict.fromkeys(RAG_EXCLUDED, 0)
+    sums: dict[tuple[str, int | None], float] = {}
+    n = dups = 0
+    for offset in range(0, max(t.num_rows, 1), RAG_SLICE_ROWS):
+        part = t.slice(offset, RAG_SLICE_ROWS)
+        retrieved = id_lists(part.column("retrieved"), q.id_format, q.id_delimiter)
+        relevant = id_lists(part.column("relevant"), q.id_format, q.id_delimiter)
+        bad_ret, bad_rel = retrieved.bad, relevant.bad
+        missing_ret = retrieved.null & ~bad_ret
+        no_rel = ~relevant.null & ~bad_rel & (np.bincount(relevant.parent, minlength=relevant.n) == 0)
+        reasons = {
+            "invalid_relevant_ids": bad_rel,
+            "no_relevant_ids": no_rel,
+            "invalid_retrieved_ids": bad_ret & ~bad_rel & ~no_rel,
+            "missing_retrieved_ids": missing_ret & ~bad_rel & ~no_rel,
+        }
+        for reason in RAG_EXCLUDED:
+            counts[reason] += int(reasons[reason].sum())
+        use = ~(bad_rel | no_rel | bad_ret | missing_ret | relevant.null)
+        hits, nrel, rr, part_dups = rank_hits(retrieved, relevant, use, max(q.k))
+        dups += part_dups
+        n += int(use.sum())
+        for key, per_query in retrieval_metrics(hits, nrel, rr, q.k).items():
+            sums[key] = sums.get(key, 0.0) + float(per_query.sum())
     for reason in RAG_EXCLUDED:
-        fam.extra.append(MetricRecord.of("rag_excluded_queries", int(reasons[reason].sum()), reason=reason))
-    rows = np.flatnonzero(use)
-    hits, nrel, rr, dups = rank_hits(retrieved, relevant, use, max(q.k))
+        fam.extra.append(MetricRecord.of("rag_excluded_queries", counts[reason], reason=reason))
     fam.extra.append(MetricRecord.of("rag_duplicate_id_queries", dups))
-    excluded = {k: int(v.sum()) for k, v in reasons.items() if v.sum()}
+    excluded = {k: v for k, v in counts.items() if v}
     if excluded:
         fam.notes.append(
             "RAG: left out " + ", ".join(f"{v:,} queries with {k.replace('_', ' ')}" for k, v in excluded.items())
         )
     if dups:
         fam.notes.append(f"RAG: {dups:,} queries retrieved an id twice (counted once, at its first rank)")
-    n = len(rows)
     if not n:
         fam.notes.append("RAG: no queries with relevant ids in this window")
         return fam
-    for (metric, k), per_query in retrieval_metrics(hits, nrel, rr, q.k).items():
+    for (metric, k), total in sums.items():
         labels = {"k": k} if k is not None else {}
-        fam.figures.append(Figure.of(metric, float(per_query.mean()), n, **labels))
+        fam.figures.append(Figure.of(metric, total / n, n, **labels))
     fam.details = {"queries": n, "excluded": excluded, "duplicates": dups}
     return fam
 
