@@ -567,6 +567,33 @@ def _finite(v: float) -> float:
     return v if math.isfinite(v) else 1e300
 
 
+def drift_frame(
+    ctx: AnalysisContext, ix: Interactions, specs: list[FeatureSpec], bounds: list[Window], cap: int | None = None
+) -> Any:
+    """The drift features of the windows `bounds` as one pandas frame, one column per
+    feature, valued as the analyzer sees them (a categorical feature's rows outside its
+    own filter, e.g. error_type on successful requests, are null): what Evidently, or a
+    notebook, would be handed. A seeded sample of `cap` rows when there are more."""
+    import pandas as pd
+
+    ix = _drift_ix(ix, specs, ctx.cfg)
+    cols = []
+    for s in specs:
+        if s.kind == "numerical":
+            cols.append(sa.cast(_numeric_expr(ix, s), sa.Double).label(s.name))
+        else:
+            expr, extra = _categorical(ix, s)
+            cols.append((sa.case((sa.and_(*extra), expr), else_=None) if extra else expr).label(s.name))
+    parts = [
+        ctx.warehouse.fetch_arrow(
+            sa.select(*cols).select_from(ix.table).where(ix.in_window(), valid_rows(ix)), window_params(w)
+        ).to_pandas()
+        for w in bounds
+    ]
+    df = pd.concat(parts, ignore_index=True)
+    return df.sample(n=cap, random_state=0) if cap is not None and len(df) > cap else df
+
+
 def save_html_report(ctx: AnalysisContext, ix: Interactions, specs: list[FeatureSpec], cap: int = 100_000) -> Any:
     """Evidently's DataDriftPreset on (up to `cap` rows of) the reference and the window.
     Slow by design (it re-reads raw reference rows): off unless drift.html_report."""
@@ -580,26 +607,8 @@ def save_html_report(ctx: AnalysisContext, ix: Interactions, specs: list[Feature
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
-    def frame(bounds: list[Window]) -> Any:
-        import pandas as pd
-
-        cols = []
-        for s in specs:
-            if s.kind == "numerical":
-                cols.append(sa.cast(_numeric_expr(ix, s), sa.Float).label(s.name))
-            else:
-                cols.append(_categorical(ix, s)[0].label(s.name))
-        parts = [
-            ctx.warehouse.fetch_arrow(
-                sa.select(*cols).select_from(ix.table).where(ix.in_window(), valid_rows(ix)), window_params(w)
-            ).to_pandas()
-            for w in bounds
-        ]
-        df = pd.concat(parts, ignore_index=True)
-        return df.sample(n=cap, random_state=0) if len(df) > cap else df
-
-    ref = frame(reference_windows(ctx.cfg, ctx.window))
-    cur = frame([ctx.window])
+    ref = drift_frame(ctx, ix, specs, reference_windows(ctx.cfg, ctx.window), cap)
+    cur = drift_frame(ctx, ix, specs, [ctx.window], cap)
     definition = DataDefinition(
         numerical_columns=[s.name for s in specs if s.kind == "numerical"],
         categorical_columns=[s.name for s in specs if s.kind == "categorical"],

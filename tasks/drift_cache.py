@@ -31,7 +31,7 @@ from aimon.errors import StoreError
 from aimon.warehouse import get_engine, redact
 from tasks.stattests import Counts, NumericSample
 
-STATS_VERSION = 1  # bump when the statistics' definition changes: old entries are ignored
+STATS_VERSION = 2  # bump when the statistics' definition changes: old entries are ignored
 TABLE = "drift_reference_stats"
 
 

@@ -109,7 +109,8 @@ def _num_key(v: float) -> str:
 
 
 def sketch(sample: NumericSample, size: int) -> NumericSample:
-    """At most `size` + 2 points: the sample itself when it is small, else `size` points
+    """At most `size` + 2 points: the sample itself when it is small; its distinct values
+    weighted by their rows when there are at most `size` of them (lossless); else `size` points
     of equal weight, each the mean of its slice of the quantile function (so W1 is kept
     far better than by point quantiles, and every point stays inside its slice: the
     CDF is off by at most 1/size). The minimum and maximum ride along with zero weight,
@@ -117,6 +118,14 @@ def sketch(sample: NumericSample, size: int) -> NumericSample:
     if len(sample.values) <= size + 2:
         return sample
     x = sample.values
+    # Few distinct values (token counts, ratings, rounded figures): the values with their
+    # row counts are the whole distribution, exactly, in at most `size` points.
+    last = np.flatnonzero(np.concatenate([x[1:] != x[:-1], [True]]))
+    if len(last) <= size:
+        cw = sample.cum_weights()[last]
+        return NumericSample(
+            x[last], np.diff(np.concatenate([[0.0], cw])), sample.n, sample.mean, sample.std, distinct=sample.distinct
+        )
     if sample.weights is None:
         cw = np.arange(len(x) + 1, dtype=np.float64)
         area = np.concatenate([[0.0], np.cumsum(x)])  # integral of the quantile function, piecewise linear

@@ -189,3 +189,20 @@ def test_a_sketched_current_side_stays_within_its_bound() -> None:
     assert abs(st.cramer_von_mises(a, cur, 0.05).statistic - stats.cramervonmises_2samp(a, b).statistic) < 0.01 * (
         stats.cramervonmises_2samp(a, b).statistic
     )
+
+
+def test_a_sketch_of_few_distinct_values_is_lossless() -> None:
+    """Token counts and other integer-valued features have far fewer distinct values than
+    rows: their sketch is every value with its row count, so the statistics are exact."""
+    rng = np.random.default_rng(8)
+    a = np.round(rng.lognormal(5, 0.6, 300_000))  # ~1,500 distinct token counts
+    b = np.round(rng.lognormal(5.01, 0.6, 200_000))
+    sk_a, sk_b = st.sketch(st.numeric_sample(a), 5000), st.sketch(st.numeric_sample(b), 5000)
+    assert len(sk_a.values) == len(np.unique(a)) < 5000 and sk_a.n == 300_000
+    assert close(float(sk_a.weights.sum()), 300_000)
+    assert close(st.wasserstein(sk_a, sk_b, 0.1).statistic, stats.wasserstein_distance(a, b) / np.std(a))
+    assert close(st.ks(sk_a, sk_b, 0.05).statistic, stats.ks_2samp(a, b).statistic)
+    # Merging two windows' lossless sketches is lossless too.
+    merged = st.merge_samples([st.sketch(st.numeric_sample(a[:150_000]), 5000), sk_b])
+    pooled = np.concatenate([a[:150_000], b])
+    assert close(st.wasserstein(merged, sk_a, 0.1).statistic, stats.wasserstein_distance(pooled, a) / np.std(pooled))
