@@ -359,18 +359,7 @@ def read_window(
 
         with ThreadPoolExecutor(THREADS) as pool:
             numeric = dict(zip([s.name for s in num_specs], pool.map(one, range(len(num_specs))), strict=True))
-    categorical: dict[str, st.Counts] = {}
-    for spec in specs:
-        if spec.kind != "categorical":
-            continue
-        expr, extra = _categorical(ix, spec)
-        q = (
-            sa.select(expr.label("g_value"), sa.func.count().label("n"))
-            .select_from(ix.table)
-            .where(*where, *extra, expr.is_not(None))
-            .group_by(sa.literal_column("g_value"))
-        )
-        categorical[spec.name] = st.Counts.of({r["g_value"]: int(r["n"]) for r in ctx.warehouse.fetch(q, params)})
+    categorical = _category_counts(ctx, ix, [s for s in specs if s.kind == "categorical"], where, params)
     emb, emb_rows = None, 0
     ecol, e = _embedding_col(ix, cfg), cfg.drift.embeddings
     if ecol is not None and e is not None and rows:
@@ -388,6 +377,46 @@ def read_window(
         rows, {k: st.sketch(v, cfg.drift.sketch_size) for k, v in numeric.items()}, categorical, emb, emb_rows
     )
     return exact, stored
+
+
+def _category_counts(
+    ctx: AnalysisContext, ix: Interactions, specs: list[FeatureSpec], where: list[Any], params: dict[str, Any]
+) -> dict[str, st.Counts]:
+    """Each categorical feature's value counts: one scan with GROUPING SETS where the
+    warehouse has them (DuckDB, PostgreSQL), else one GROUP BY per feature."""
+    if not specs:
+        return {}
+    values: dict[str, dict[Any, int]] = {s.name: {} for s in specs}
+    if ctx.warehouse.backend in ("duckdb", "postgresql") and len(specs) > 1:
+        # A row outside a feature's own filter (error_type of a success) is null for that
+        # feature; in the grouping set of feature k only column k is set, and null
+        # groups (no value) are dropped.
+        exprs = []
+        for spec in specs:
+            expr, extra = _categorical(ix, spec)
+            exprs.append(sa.case((sa.and_(*extra), expr), else_=None) if extra else expr)
+        q = (
+            sa.select(*[e.label(f"g{i}") for i, e in enumerate(exprs)], sa.func.count().label("n"))
+            .select_from(ix.table)
+            .where(*where)
+            .group_by(sa.func.grouping_sets(*[sa.tuple_(e) for e in exprs]))
+        )
+        for r in ctx.warehouse.fetch(q, params):
+            for i, spec in enumerate(specs):
+                if r[f"g{i}"] is not None:
+                    values[spec.name][r[f"g{i}"]] = int(r["n"])
+                    break
+    else:
+        for spec in specs:
+            expr, extra = _categorical(ix, spec)
+            q = (
+                sa.select(expr.label("g_value"), sa.func.count().label("n"))
+                .select_from(ix.table)
+                .where(*where, *extra, expr.is_not(None))
+                .group_by(sa.literal_column("g_value"))
+            )
+            values[spec.name] = {r["g_value"]: int(r["n"]) for r in ctx.warehouse.fetch(q, params)}
+    return {name: st.Counts.of(v) for name, v in values.items()}
 
 
 def _float_column(col: pa.ChunkedArray, name: str, ix: Interactions) -> np.ndarray:

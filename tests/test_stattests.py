@@ -154,7 +154,7 @@ def test_sketch_is_within_its_bound_and_merging_exact_parts_is_exact() -> None:
     a, b = rng.lognormal(0, 0.7, 300_000), rng.lognormal(0.02, 0.7, 200_000)
     exact = st.numeric_sample(a)
     sk = st.sketch(exact, 5000)
-    assert len(sk.values) == 5002 and sk.n == 300_000 and sk.values[0] == a.min() and sk.values[-1] == a.max()
+    assert len(sk.values) <= 2 * 5000 + 2 and sk.n == 300_000 and sk.values[0] == a.min() and sk.values[-1] == a.max()
     assert abs(st.ks(sk, b, 0.05).statistic - stats.ks_2samp(a, b).statistic) <= 1 / 5000
     w_exact = stats.wasserstein_distance(a, b) / np.std(a)
     assert abs(st.wasserstein(sk, b, 0.1).statistic - w_exact) <= 2e-3  # vs the 0.1 floor
