@@ -49,11 +49,20 @@ lint: install-test
 
 check: lint test
 
+# One script, one table (README "Benchmarks"): 1M and 10M-row days in DuckDB and 1M in
+# PostgreSQL, whole run and each part, Prefect included; drift against Evidently and
+# naive scipy on the same frames. ~25 min on 2 cores; figures in .aimon/bench/e2e.json.
 bench: install
+	nice -n 10 $(BIN)/python bench/bench_e2e.py --threads --cli
+
+# Single-part benchmarks, each with its own README table.
+.PHONY: bench-parts
+bench-parts: install
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_quality.py
 	nice -n 10 $(BIN)/python bench/bench_drift.py
-	nice -n 10 $(BIN)/python bench/bench_e2e.py --threads --cli
+	$(BIN)/python bench/bench_abtest.py
+	$(BIN)/python bench/bench_export.py
 
 # Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
 # one with `prefect server start`); creates the process work pool if it is missing.

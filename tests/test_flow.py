@@ -154,3 +154,48 @@ def test_failed_rerun_keeps_the_previous_good_figures(tmp_path: Path, duck_url: 
         monitor_window(window_start=DAY.isoformat(), config_path=cfg)
     assert analytic(stored(duck_url)) == before
     assert stored(duck_url)[reference.key("monitoring_run_success")] == 0
+
+
+def _big_payloads(obj: object, path: str = "result") -> list[str]:
+    """Rows that would travel through Prefect (or to a Dask worker and back): frames,
+    Arrow data, arrays of more than 10,000 values, anywhere inside `obj`."""
+    import dataclasses
+
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(obj, pd.DataFrame | pd.Series | pa.Table | pa.Array | pa.ChunkedArray | pa.RecordBatch):
+        return [f"{path}: {type(obj).__name__}"]
+    if isinstance(obj, np.ndarray):
+        return [f"{path}: ndarray of {obj.size}"] if obj.size > 10_000 else []
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in _big_payloads(v, f"{path}[{k!r}]")]
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [p for i, v in enumerate(obj) for p in _big_payloads(v, f"{path}[{i}]")]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [p for f in dataclasses.fields(obj) for p in _big_payloads(getattr(obj, f.name), f"{path}.{f.name}")]
+    return []
+
+
+def test_no_rows_cross_a_task_boundary(tmp_path: Path) -> None:
+    """What each analyzer task hands back to the flow (through Prefect's futures, or
+    from a Dask worker) is figures and small summaries, never the window's rows: a
+    10M-row day moves as much through Prefect as a 10k-row one."""
+    import pickle
+
+    from aimon.demo import seed_duckdb
+
+    seed_duckdb(tmp_path / "demo.duckdb", days=4, rows_per_day=12_000, seed=5, end=DAY)
+    data = yaml.safe_load(Path("configs/monitoring.yaml").read_text())
+    url = f"duckdb:///{tmp_path / 'demo.duckdb'}"
+    data["warehouse"]["url"], data["store"]["url"] = url, url
+    data["reference"] = {"previous_windows": 3}
+    cfg = tmp_path / "monitoring.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    summary = monitor_window(window_start=DAY.isoformat(), config_path=str(cfg), notify=False)
+    assert summary.status == "success" and {o.name for o in summary.outcomes} == set(registry.ANALYZERS)
+    for o in summary.outcomes:
+        assert o.result is not None and o.result.records, o.name
+        assert _big_payloads(o.result, o.name) == []
+        assert len(pickle.dumps(o.result)) < 256 * 1024, o.name
+    assert _big_payloads(summary) == []
