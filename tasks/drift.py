@@ -48,6 +48,11 @@ THREADS = 2  # per-column sorts release the GIL; this machine class has 2 cores
 # (CDF error <= 1e-6, far below the sampling noise of 1/sqrt(n)), so a 10M-row window
 # holds 16 MB per feature instead of 80 MB; smaller windows are compared exactly.
 CURRENT_EXACT_MAX = 1_000_000
+# Embeddings: above SQL_SAMPLE_FACTOR x embeddings.cap rows, a hash pre-sample in the
+# warehouse (expected SQL_SAMPLE_FACTOR x cap rows; fewer than cap with probability
+# ~1e-200 at factor 4) is read instead of the whole column, then subsampled as before.
+SQL_SAMPLE_FACTOR = 4
+HASH_BUCKETS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -364,19 +369,41 @@ def read_window(
     ecol, e = _embedding_col(ix, cfg), cfg.drift.embeddings
     if ecol is not None and e is not None and rows:
         q = sa.select(ecol.label("e")).select_from(ix.table).where(*where, ecol.is_not(None))
+        emb_rows = int(ctx.warehouse.scalar(sa.select(sa.func.count(ecol)).select_from(ix.table).where(*where), params))
+        pre = _hash_sample(ctx, ix, SQL_SAMPLE_FACTOR * e.cap / emb_rows) if emb_rows else None
+        if pre is not None:
+            # Big window: only ~SQL_SAMPLE_FACTOR x cap rows leave the warehouse, chosen by
+            # a hash of the row's key (the same rows every run), not all of them.
+            q = q.where(pre)
         # Ordered, so the seeded subsample picks the same rows every time.
         q = q.order_by(ix.req("timestamp"), *([ix.req("request_id")] if ix.has("request_id") else []))
         try:
             mat = ed.to_matrix(ctx.warehouse.fetch_arrow(q, params).column(0))
         except (ValueError, TypeError) as err:
             raise ContractError(f"column {e.column!r} of table {ix.table.name!r}: {err}") from None
-        emb_rows = len(mat)
-        emb = ed.subsample(mat, e.cap, e.seed) if emb_rows else None
+        emb = ed.subsample(mat, e.cap, e.seed) if len(mat) else None
     exact = WindowStats(rows, numeric, categorical, emb, emb_rows)
     stored = WindowStats(
         rows, {k: st.sketch(v, cfg.drift.sketch_size) for k, v in numeric.items()}, categorical, emb, emb_rows
     )
     return exact, stored
+
+
+def _hash_sample(ctx: AnalysisContext, ix: Interactions, fraction: float) -> sa.ColumnElement[bool] | None:
+    """A filter keeping ~`fraction` of the rows, by a hash of request_id (or timestamp):
+    deterministic, computed in the warehouse. None when fraction >= 1 or the warehouse
+    has no hash function aimon knows (then every row is read, as before)."""
+    if fraction >= 1:
+        return None
+    key = ix.req("request_id") if ix.has("request_id") else ix.req("timestamp")
+    text = sa.cast(key, sa.String)
+    if ctx.warehouse.backend == "duckdb":
+        h: Any = sa.func.hash(text)
+    elif ctx.warehouse.backend == "postgresql":
+        h = sa.func.hashtextextended(text, 0)  # PostgreSQL >= 11
+    else:
+        return None
+    return h.bitwise_and(HASH_BUCKETS - 1) < math.ceil(fraction * HASH_BUCKETS)
 
 
 def _category_counts(

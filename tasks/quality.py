@@ -805,16 +805,18 @@ def feedback_unmatched(ctx: AnalysisContext, fb: sa.TableClause) -> int | None:
         .select_from(ix.table)
         .where(sa.cast(ix.req("request_id"), sa.String) == sa.cast(fb.c.request_id, sa.String))
     )
-    stmt = (
-        sa.select(sa.func.count())
-        .select_from(fb)
-        .where(
-            fb.c.timestamp >= sa.bindparam("window_start", type_=sa.DateTime),
-            fb.c.timestamp < sa.bindparam("window_end", type_=sa.DateTime),
-            sa.or_(fb.c.request_id.is_(None), ~known.exists()),
-        )
+    in_window = (
+        fb.c.timestamp >= sa.bindparam("window_start", type_=sa.DateTime),
+        fb.c.timestamp < sa.bindparam("window_end", type_=sa.DateTime),
     )
-    return int(ctx.warehouse.scalar(stmt, ctx.params))
+    # Two counts, not one `IS NULL OR NOT EXISTS`: under an OR, PostgreSQL runs the
+    # subquery once per feedback row (a scan of the interactions each: minutes on a
+    # 1M-row day); a bare NOT EXISTS is planned as one hash anti-join.
+    no_id = sa.select(sa.func.count()).select_from(fb).where(*in_window, fb.c.request_id.is_(None))
+    unknown = (
+        sa.select(sa.func.count()).select_from(fb).where(*in_window, fb.c.request_id.is_not(None), ~known.exists())
+    )
+    return int(ctx.warehouse.scalar(no_id, ctx.params)) + int(ctx.warehouse.scalar(unknown, ctx.params))
 
 
 def feedback_family(ctx: AnalysisContext) -> Family:

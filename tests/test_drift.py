@@ -300,3 +300,47 @@ def test_every_feature_score_equals_evidentlys_data_drift_preset(demo_url: str) 
     for feature, (method, score) in ours.items():
         assert names[method] == theirs[feature][0], feature
         assert score == pytest.approx(theirs[feature][1], rel=1e-9, abs=1e-12), feature
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_a_big_window_reads_a_hashed_presample_of_embeddings(
+    demo_url: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Above 4 x embeddings.cap rows only a hash pre-sample of the embedding column leaves
+    the warehouse (the whole column of a 10M-row day would not fit the memory budget):
+    the same rows every run, `cap` of them kept, and the demo's embedding shift on DAY
+    still detected, on normal days not."""
+    from tests.conftest import PG_URL
+
+    url = demo_url
+    if backend == "postgresql":
+        schema = request.getfixturevalue("pg_schema")
+        import pyarrow as pa
+
+        with get_engine(demo_url).connect() as conn:
+            table = conn.connection.driver_connection.sql("SELECT * FROM interactions").to_arrow_table()
+        import adbc_driver_postgresql.dbapi as pgdb
+
+        plain = pa.table(
+            [
+                c.cast(f.type.value_type) if pa.types.is_dictionary(f.type) else c
+                for f, c in zip(table.schema, table.columns, strict=True)
+            ],
+            names=table.schema.names,
+        )
+        with pgdb.connect(PG_URL.replace("postgresql+psycopg", "postgresql")) as con, con.cursor() as cur:
+            cur.execute(f'SET search_path TO "{schema}"')
+            cur.adbc_ingest("interactions", plain, mode="create", db_schema_name=schema)
+            con.commit()
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    emb = {"column": "embedding", "cap": 300, "mmd_cap": 100, "permutations": 50}  # 3000 rows/day > 4 x 300
+    cfg = drift_config(url, embeddings=emb)
+    first, again = run(cfg), run(cfg)
+    for metric in ("embedding_drift_score", "embedding_drift_detected"):
+        a = {r.labels: r.value for r in first.records if r.metric == metric}
+        assert a and a == {r.labels: r.value for r in again.records if r.metric == metric}
+    assert fig(first, "embedding_drift_detected") == 1.0
+    centroid = first.details["report"].embeddings[0]
+    assert (centroid.method, centroid.n_reference, centroid.n_current) == ("centroid", 300, 300)
+    quiet = run(cfg, DAY - dt.timedelta(days=1))
+    assert fig(quiet, "embedding_drift_detected") == 0.0
