@@ -27,9 +27,11 @@ ERROR_TYPES = (
 UNKNOWN = "unknown"  # label value for a null (or absent) optional label column
 
 
-# Runs a segment function `(ctx, segment bounds) -> summary` over segment bounds and
-# returns the summaries in order (tasks/segments.py; the Dask one is in tasks/fanout.py).
-SegmentMap = Callable[[Callable[["AnalysisContext", Window], Any], list[Window]], list[Any]]
+# A segment function reads and summarises one time segment's rows (tasks/segments.py).
+SegmentFn = Callable[["AnalysisContext", Window], Any]
+# Runs (segment function, segment bounds) calls and returns their summaries in order
+# (the Dask one is in tasks/fanout.py).
+SegmentMap = Callable[[list[tuple[SegmentFn, Window]]], list[Any]]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from tasks import stattests as st
 from tasks.base import AnalysisContext, endpoint_expr, status_class_expr
 from tasks.contract import valid_rows
 from tasks.drift_cache import ReferenceCache, WindowStats, config_hash, entry_key
-from tasks.segments import describe_segments, map_segments, segmented
+from tasks.segments import describe_segments, map_segments, run_calls, segment_bounds, segmented
 
 BUILTIN_NUMERICAL = ("latency_seconds", "input_tokens", "output_tokens")
 BUILTIN_CATEGORICAL = ("model", "endpoint", "error_type")
@@ -427,15 +427,13 @@ def read_window(
     emb, emb_rows = None, 0
     ecol, e = _embedding_col(ix, cfg), cfg.drift.embeddings
     if ecol is not None and e is not None and rows:
-        q = sa.select(ecol.label("e")).select_from(ix.table).where(*where, ecol.is_not(None))
-        # Ordered, so the seeded subsample picks the same rows every time.
-        q = q.order_by(ix.req("timestamp"), *([ix.req("request_id")] if ix.has("request_id") else []))
-        try:
-            mat = ed.to_matrix(ctx.warehouse.fetch_arrow(q, params).column(0))
-        except (ValueError, TypeError) as err:
-            raise ContractError(f"column {e.column!r} of table {ix.table.name!r}: {err}") from None
-        emb_rows = len(mat)
-        emb = ed.subsample(mat, e.cap, e.seed) if emb_rows else None
+        if segmented(ctx):
+            emb_rows, mat = embeddings_segmented(ctx, ix, bounds)
+            emb = mat if emb_rows else None
+        else:
+            mat = _embedding_matrix(ctx, ix, bounds)
+            emb_rows = len(mat)
+            emb = ed.subsample(mat, e.cap, e.seed) if emb_rows else None
     exact = WindowStats(rows, numeric, categorical, emb, emb_rows)
     stored = WindowStats(
         rows, {k: st.sketch(v, cfg.drift.sketch_size) for k, v in numeric.items()}, categorical, emb, emb_rows
@@ -481,6 +479,57 @@ def _category_counts(
             )
             values[spec.name] = {r["g_value"]: int(r["n"]) for r in ctx.warehouse.fetch(q, params)}
     return {name: st.Counts.of(v) for name, v in values.items()}
+
+
+def _embedding_query(ix: Interactions, ecol: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    q = sa.select(ecol.label("e")).select_from(ix.table).where(ix.in_window(), valid_rows(ix), ecol.is_not(None))
+    # Ordered, so the seeded subsample picks the same rows every time.
+    return q.order_by(ix.req("timestamp"), *([ix.req("request_id")] if ix.has("request_id") else []))
+
+
+def _embedding_matrix(ctx: AnalysisContext, ix: Interactions, bounds: Window) -> np.ndarray:
+    """The embeddings of the valid rows in `bounds`, in (timestamp, request_id) order."""
+    ecol, e = _embedding_col(ix, ctx.cfg), ctx.cfg.drift.embeddings
+    assert ecol is not None and e is not None
+    try:
+        return ed.to_matrix(ctx.warehouse.fetch_arrow(_embedding_query(ix, ecol), window_params(bounds)).column(0))
+    except (ValueError, TypeError) as err:
+        raise ContractError(f"column {e.column!r} of table {ix.table.name!r}: {err}") from None
+
+
+def embedding_segment(ctx: AnalysisContext, segment: Window, picks: np.ndarray) -> np.ndarray:
+    """The rows at `picks` (positions in time order) of one segment's embeddings (a
+    segment function, tasks/segments.py)."""
+    specs, _ = feature_specs(ctx.cfg, ctx.interactions)
+    mat = _embedding_matrix(ctx, _drift_ix(ctx.interactions, specs, ctx.cfg), segment)
+    return mat[picks[picks < len(mat)]]
+
+
+def embeddings_segmented(ctx: AnalysisContext, ix: Interactions, bounds: Window) -> tuple[int, np.ndarray]:
+    """(rows with an embedding, the seeded subsample) of `bounds`, read per segment: the
+    warehouse counts each segment's embeddings, the rows `ed.subsample` would pick from
+    the whole window are drawn here, and each segment returns only its picks. The
+    segments are consecutive in time, so the window's (timestamp, request_id) order is
+    theirs one after another: the same rows as one read."""
+    ecol, e = _embedding_col(ix, ctx.cfg), ctx.cfg.drift.embeddings
+    assert ecol is not None and e is not None
+    segments = segment_bounds(bounds, ctx.cfg.orchestration.segments)
+    count = sa.select(sa.func.count()).select_from(ix.table).where(ix.in_window(), valid_rows(ix), ecol.is_not(None))
+    counts = [int(ctx.warehouse.scalar(count, window_params(s))) for s in segments]
+    total = sum(counts)
+    if not total:
+        return 0, np.empty((0, 0), np.float32)
+    # What ed.subsample draws for a window of `total` rows.
+    rng = np.random.default_rng(e.seed)
+    picks = np.arange(total) if total <= e.cap else np.sort(rng.choice(total, size=e.cap, replace=False))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    calls = []
+    for s, lo, hi in zip(segments, starts[:-1], starts[1:], strict=True):
+        mine = picks[(picks >= lo) & (picks < hi)] - lo
+        if len(mine):
+            calls.append((functools.partial(embedding_segment, picks=mine), s))
+    parts = [m for m in run_calls(ctx, calls) if len(m)]  # none empty unless rows vanished meanwhile
+    return total, np.vstack(parts) if parts else np.empty((0, 0), np.float32)
 
 
 def _float_column(col: pa.ChunkedArray, name: str, ix: Interactions) -> np.ndarray:

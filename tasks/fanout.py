@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -27,7 +26,7 @@ from aimon.config import Config
 from aimon.records import AnalyzerResult
 from aimon.store import Store
 from aimon.windows import Window
-from tasks.base import AnalysisContext, SegmentMap
+from tasks.base import AnalysisContext, SegmentFn, SegmentMap
 from tasks.registry import ANALYZERS
 from tasks.run import AnalyzerOutcome, analyze_task, open_window, outcome_of, run_analyzer
 
@@ -44,7 +43,6 @@ def analyze_in_worker_task(name: str, cfg: Config, window: Window) -> AnalyzerRe
 # The analyzers whose heavy part reads rows per segment (drift's numerical features,
 # quality's RAG sums); the others aggregate in SQL and are not split.
 SEGMENTED = ("drift", "quality")
-SegmentFn = Callable[[AnalysisContext, Window], Any]
 
 
 def segment_in_worker(fn: SegmentFn, cfg: Config, window: Window, segment: Window) -> Any:
@@ -66,14 +64,14 @@ def dask_segment_map(runner: Any, cfg: Config, window: Window, options: dict[str
     engines, which does not pickle. So the segments are tasks of the flow run."""
     flow_context = contextvars.copy_context()
 
-    def run(fn: SegmentFn, segments: list[Window]) -> list[Any]:
+    def run(calls: list[tuple[SegmentFn, Window]]) -> list[Any]:
         futures = [
             flow_context.copy().run(
                 runner.submit,
                 segment_task.with_options(name=f"{analyzer}-segment-{i}", **options),
                 {"fn": fn, "cfg": cfg, "window": window, "segment": seg},
             )
-            for i, seg in enumerate(segments)
+            for i, (fn, seg) in enumerate(calls)
         ]
         return [f.result() for f in futures]
 

@@ -18,7 +18,7 @@ picklable, and read only rows with ``segment.start <= timestamp < segment.end``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from aimon.windows import Window
@@ -43,10 +43,14 @@ def segmented(ctx: AnalysisContext) -> bool:
 
 def map_segments(ctx: AnalysisContext, fn: Callable[[AnalysisContext, Window], T], window: Window) -> list[T]:
     """`fn` over each of `window`'s orchestration.segments segments, in time order."""
-    bounds = segment_bounds(window, ctx.cfg.orchestration.segments)
+    return run_calls(ctx, [(fn, b) for b in segment_bounds(window, ctx.cfg.orchestration.segments)])
+
+
+def run_calls(ctx: AnalysisContext, calls: Sequence[tuple[Callable[[AnalysisContext, Window], T], Window]]) -> list[T]:
+    """Each (segment function, segment) call, where ctx.segment_map says; results in order."""
     if ctx.segment_map is not None:
-        return ctx.segment_map(fn, bounds)
-    return [fn(ctx, b) for b in bounds]
+        return ctx.segment_map(list(calls))
+    return [fn(ctx, b) for fn, b in calls]
 
 
 def describe_segments(ctx: AnalysisContext, what: str) -> str:

@@ -86,7 +86,8 @@ def run_in_threads(url: str, store_url: str, segments: int) -> tuple[AnalyzerRes
         url,
         store={"url": store_url},
         reference={"previous_windows": 3},
-        drift={"features": FEATURES},
+        # 3000 embeddings a day: a cap below that makes the seeded subsample pick rows.
+        drift={"features": FEATURES, "embeddings": {"cap": 1000, "mmd_cap": 300, "permutations": 50}},
         orchestration={"segments": segments},
     )
     ctx = open_window(cfg, daily_window(DAY), Store(cfg))
@@ -100,7 +101,9 @@ def test_segments_one_after_another_give_the_figures_of_one_read(demo_url: str, 
     assert any(n.startswith("drift reference: 3 window(s)") and n.endswith(", 3 read") for n in seg[0].notes)
     assert any("read in 7 time segments, one after another" in n for n in seg[0].notes)
     assert any(n.startswith("RAG: read in 7 time segments") for n in seg[1].notes)
-    assert figures(one[0].records)  # drift ran: KS, Wasserstein, chi-square ... per feature
+    drift = figures(one[0].records)
+    assert {"data_drift_score", "embedding_drift_score"} <= {k[0] for k in drift}
+    assert drift[("embedding_drift_detected", ())] == 1.0  # the demo's embeddings move on DAY
     assert_same_figures(figures(one[0].records), figures(seg[0].records))
     rag = {k for k in figures(one[1].records) if k[0].startswith("rag_")}
     assert len(rag) > 10
