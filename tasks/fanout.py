@@ -40,8 +40,8 @@ def analyze_in_worker_task(name: str, cfg: Config, window: Window) -> AnalyzerRe
     return analyze_in_worker(name, cfg, window)
 
 
-# The analyzers whose heavy part reads rows per segment (drift's numerical features,
-# quality's RAG sums); the others aggregate in SQL and are not split.
+# The analyzers whose heavy part reads rows per segment (drift's numerical features and
+# embedding subsample, quality's RAG sums); the others aggregate in SQL and are not split.
 SEGMENTED = ("drift", "quality")
 
 

@@ -1,7 +1,7 @@
 """Per-segment analyses (orchestration.segments): a window is split into N equal time
 segments; a plain function ``(ctx, segment) -> summary`` reads and summarises one
 segment's rows, and the caller merges the summaries (drift: tasks/drift.py
-``merge_numeric``; RAG: tasks/quality.py ``RagSums.merge``).
+``merge_numeric`` and ``embeddings_segmented``; RAG: tasks/quality.py ``RagSums.merge``).
 
 Where the segments run is the context's ``segment_map``. None runs them one after
 another in the caller's thread, so memory holds one segment's columns at a time. The
