@@ -381,9 +381,11 @@ def merge_numeric(
     and the sample rebuilt from them, so it holds the very values, mean and standard
     deviation of one read of the window, and is sketched the same way: identical
     figures. A segment with more than `exact_max` values arrives as a sketch (CDF within
-    1/exact_max, see stattests.sketch); the pooled CDF is then within 1/exact_max of the
-    exact one, and within 2/exact_max after the final sketch, against 1/exact_max for
-    one read: KS statistics differ by at most 3/exact_max (3e-6 at the default)."""
+    1/exact_max + one row, see stattests.sketch); with k such segments of a window of n
+    rows the pooled CDF is within 1/exact_max + k/n of the exact one, and within
+    3/exact_max + k/n after the final sketch (whose points weigh at most n/exact_max),
+    against 1/exact_max + 1/n for one read: KS statistics differ by at most
+    4/exact_max + (k + 1)/n (~4e-6 at the default; tests/test_scale.py)."""
     out: dict[str, st.NumericSample] = {}
     for name in names:
         mine = [p.pop(name) for p in parts if name in p]  # popped: each part is freed once merged
