@@ -407,6 +407,14 @@ class OrchestrationConfig(_Strict):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None
     dask_workers: int = Field(default=2, ge=1)
+    # Split each window into this many equal time segments for the statistics that read
+    # rows (drift's numerical features and embedding subsample, RAG's per-query sums;
+    # README "Scaling out"): each segment is read and summarised in its own task (on the
+    # Dask workers with task_runner: dask; one after another in the analyzer's thread
+    # otherwise, which bounds memory), and the summaries are merged. 1 (the default)
+    # reads the window in one go. Capped: every segment is a task and its summary is
+    # held by the process that merges them.
+    segments: int = Field(default=1, ge=1, le=1000)
 
 
 class Config(_Strict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,13 @@ ERROR_TYPES = (
 UNKNOWN = "unknown"  # label value for a null (or absent) optional label column
 
 
+# A segment function reads and summarises one time segment's rows (tasks/segments.py).
+SegmentFn = Callable[["AnalysisContext", Window], Any]
+# Runs (segment function, segment bounds) calls and returns their summaries in order
+# (the Dask one is in tasks/fanout.py).
+SegmentMap = Callable[[list[tuple[SegmentFn, Window]]], list[Any]]
+
+
 @dataclass(frozen=True)
 class AnalysisContext:
     """Window bounds and handles, never rows: each analyzer reads what it needs."""
@@ -36,6 +43,9 @@ class AnalysisContext:
     warehouse: Warehouse
     interactions: Interactions
     store: Store
+    # Where per-segment analyses run (orchestration.segments > 1): None runs them one
+    # after another in the analyzer's own thread.
+    segment_map: SegmentMap | None = None
 
     @property
     def params(self) -> dict[str, Any]:

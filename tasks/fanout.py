@@ -4,10 +4,19 @@ through prefect-dask's DaskTaskRunner (orchestration.task_runner: dask).
 On Dask, the task is shipped to another process, so it takes what pickles and is
 small — the config and the window — and opens its own warehouse connection there,
 instead of the AnalysisContext (which holds live SQLAlchemy engines).
+
+With orchestration.segments > 1 on Dask, the analyzers that read rows (SEGMENTED) run
+in this process instead, each in a thread, and hand their per-segment reads to the
+cluster: one Prefect task per time segment (tasks/segments.py), which gets the
+segment function, the config, the window and the segment's bounds, and returns a
+small summary that the analyzer merges here. The other analyzers (SQL aggregates)
+still run on the workers whole.
 """
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 from typing import Any
 
 from prefect import task
@@ -17,7 +26,7 @@ from aimon.config import Config
 from aimon.records import AnalyzerResult
 from aimon.store import Store
 from aimon.windows import Window
-from tasks.base import AnalysisContext
+from tasks.base import AnalysisContext, SegmentFn, SegmentMap
 from tasks.registry import ANALYZERS
 from tasks.run import AnalyzerOutcome, analyze_task, open_window, outcome_of, run_analyzer
 
@@ -29,6 +38,44 @@ def analyze_in_worker(name: str, cfg: Config, window: Window) -> AnalyzerResult:
 @task(name="analyze", cache_policy=NO_CACHE)
 def analyze_in_worker_task(name: str, cfg: Config, window: Window) -> AnalyzerResult:
     return analyze_in_worker(name, cfg, window)
+
+
+# The analyzers whose heavy part reads rows per segment (drift's numerical features and
+# embedding subsample, quality's RAG sums); the others aggregate in SQL and are not split.
+SEGMENTED = ("drift", "quality")
+
+
+def segment_in_worker(fn: SegmentFn, cfg: Config, window: Window, segment: Window) -> Any:
+    return fn(open_window(cfg, window, Store(cfg)), segment)
+
+
+@task(name="segment", cache_policy=NO_CACHE)
+def segment_task(fn: SegmentFn, cfg: Config, window: Window, segment: Window) -> Any:
+    return segment_in_worker(fn, cfg, window, segment)
+
+
+def dask_segment_map(runner: Any, cfg: Config, window: Window, options: dict[str, Any], analyzer: str) -> SegmentMap:
+    """A SegmentMap that runs each segment as a Prefect task on `runner` (a started
+    DaskTaskRunner) and waits for all of them; a failed segment fails the analyzer.
+
+    Built in the flow's thread, it keeps that thread's context and submits from a copy
+    of it: prefect-dask ships the submitting task's run context (its parameters
+    included) to the worker, and the analyzer's task holds an AnalysisContext with live
+    engines, which does not pickle. So the segments are tasks of the flow run."""
+    flow_context = contextvars.copy_context()
+
+    def run(calls: list[tuple[SegmentFn, Window]]) -> list[Any]:
+        futures = [
+            flow_context.copy().run(
+                runner.submit,
+                segment_task.with_options(name=f"{analyzer}-segment-{i}", **options),
+                {"fn": fn, "cfg": cfg, "window": window, "segment": seg},
+            )
+            for i, (fn, seg) in enumerate(calls)
+        ]
+        return [f.result() for f in futures]
+
+    return run
 
 
 def dask_runner(cfg: Config) -> Any:
@@ -57,14 +104,20 @@ def dask_runner(cfg: Config) -> Any:
 def run_analyzers(cfg: Config, ctx: AnalysisContext, options: dict[str, Any]) -> list[AnalyzerOutcome]:
     """Every registered analyzer as a concurrent task; one failing degrades the run."""
     if cfg.orchestration.task_runner == "dask":
+        segments = cfg.orchestration.segments > 1
         with dask_runner(cfg) as runner:
-            futures = {
-                name: runner.submit(
-                    analyze_in_worker_task.with_options(name=f"analyze-{name}", **options),
-                    {"name": name, "cfg": cfg, "window": ctx.window},
-                )
-                for name in ANALYZERS
-            }
+            futures: dict[str, Any] = {}
+            for name in ANALYZERS:
+                opts = {"name": f"analyze-{name}", **options}
+                if segments and name in SEGMENTED:
+                    here = dataclasses.replace(
+                        ctx, segment_map=dask_segment_map(runner, cfg, ctx.window, options, name)
+                    )
+                    futures[name] = analyze_task.with_options(**opts).submit(name, here)
+                else:
+                    futures[name] = runner.submit(
+                        analyze_in_worker_task.with_options(**opts), {"name": name, "cfg": cfg, "window": ctx.window}
+                    )
             return [outcome_of(name, f) for name, f in futures.items()]
     futures = {
         name: analyze_task.with_options(name=f"analyze-{name}", **options).submit(name, ctx) for name in ANALYZERS

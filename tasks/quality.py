@@ -42,10 +42,11 @@ from aimon.config import QualityConfig, ReferenceConfig
 from aimon.errors import ContractError
 from aimon.records import ALL, AnalyzerResult, MetricRecord
 from aimon.store import Store
-from aimon.warehouse import _split
+from aimon.warehouse import _split, window_params
 from aimon.windows import Window, daily_window
 from tasks.base import AnalysisContext
 from tasks.contract import valid_rows
+from tasks.segments import describe_segments, map_segments, segmented
 
 ROUGE_VARIANTS = ("rouge1", "rouge2", "rougeL")
 AVERAGES = ("weighted", "macro")
@@ -672,27 +673,49 @@ def rank_hits(
     return hits, nrel, rr, duplicates
 
 
-def rag_family(ctx: AnalysisContext) -> Family:
-    fam = Family()
-    ix = ctx.interactions
-    if not ix.has("retrieved_ids", "relevant_ids"):
-        missing = [c for c in ("retrieved_ids", "relevant_ids") if not ix.has(c)]
-        fam.notes.append(f"RAG skipped: the table has no {' or '.join(missing)} column")
-        return fam
+@dataclass
+class RagSums:
+    """What RAG's figures are made of, summed over queries: every figure is a sum over
+    queries divided by their number, so slices and time segments add up (a segment
+    function's result, tasks/segments.py)."""
+
+    excluded: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RAG_EXCLUDED, 0))
+    sums: dict[tuple[str, int | None], float] = field(default_factory=dict)
+    n: int = 0  # queries scored
+    duplicates: int = 0  # queries that retrieved an id twice
+
+    def add(self, other: RagSums) -> None:
+        for reason, c in other.excluded.items():
+            self.excluded[reason] = self.excluded.get(reason, 0) + c
+        for key, total in other.sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + total
+        self.n += other.n
+        self.duplicates += other.duplicates
+
+    @classmethod
+    def merge(cls, parts: Sequence[RagSums]) -> RagSums:
+        out = cls()
+        for p in parts:
+            out.add(p)
+        return out
+
+
+def rag_sums(ctx: AnalysisContext, bounds: Window) -> RagSums:
+    """Per-query sums of the valid rows with relevant ids in `bounds` (the table has
+    both id columns: rag_family checks)."""
     q = ctx.cfg.quality
+    ix = ctx.interactions
     ret_c, rel_c = ix.req("retrieved_ids"), ix.req("relevant_ids")
     stmt = (
         sa.select(ret_c.label("retrieved"), rel_c.label("relevant"))
         .select_from(ix.table)
         .where(ix.in_window(), valid_rows(ix), rel_c.is_not(None))
     )
-    t = ctx.warehouse.fetch_arrow(stmt, ctx.params)
+    t = ctx.warehouse.fetch_arrow(stmt, window_params(bounds))
     # In slices of rows: every figure is a mean over queries and every count a sum, so
     # the slices add up exactly, and the id lists' intermediates stay bounded (a 10M-row
     # day's 3M queries at once peaked near 4 GiB).
-    counts = dict.fromkeys(RAG_EXCLUDED, 0)
-    sums: dict[tuple[str, int | None], float] = {}
-    n = dups = 0
+    out = RagSums()
     for offset in range(0, max(t.num_rows, 1), RAG_SLICE_ROWS):
         part = t.slice(offset, RAG_SLICE_ROWS)
         retrieved = id_lists(part.column("retrieved"), q.id_format, q.id_delimiter)
@@ -706,14 +729,34 @@ def rag_family(ctx: AnalysisContext) -> Family:
             "invalid_retrieved_ids": bad_ret & ~bad_rel & ~no_rel,
             "missing_retrieved_ids": missing_ret & ~bad_rel & ~no_rel,
         }
-        for reason in RAG_EXCLUDED:
-            counts[reason] += int(reasons[reason].sum())
         use = ~(bad_rel | no_rel | bad_ret | missing_ret | relevant.null)
         hits, nrel, rr, part_dups = rank_hits(retrieved, relevant, use, max(q.k))
-        dups += part_dups
-        n += int(use.sum())
-        for key, per_query in retrieval_metrics(hits, nrel, rr, q.k).items():
-            sums[key] = sums.get(key, 0.0) + float(per_query.sum())
+        out.add(
+            RagSums(
+                {reason: int(reasons[reason].sum()) for reason in RAG_EXCLUDED},
+                {key: float(per_query.sum()) for key, per_query in retrieval_metrics(hits, nrel, rr, q.k).items()},
+                int(use.sum()),
+                part_dups,
+            )
+        )
+    return out
+
+
+def rag_family(ctx: AnalysisContext) -> Family:
+    fam = Family()
+    ix = ctx.interactions
+    if not ix.has("retrieved_ids", "relevant_ids"):
+        missing = [c for c in ("retrieved_ids", "relevant_ids") if not ix.has(c)]
+        fam.notes.append(f"RAG skipped: the table has no {' or '.join(missing)} column")
+        return fam
+    if segmented(ctx):
+        # Sums of per-query values add up across segments; only the order of the float
+        # additions differs from one read (figures equal to ~1e-15 relative).
+        sums = RagSums.merge(map_segments(ctx, rag_sums, ctx.window))
+        fam.notes.append(describe_segments(ctx, "RAG"))
+    else:
+        sums = rag_sums(ctx, ctx.window)
+    counts, n, dups = sums.excluded, sums.n, sums.duplicates
     for reason in RAG_EXCLUDED:
         fam.extra.append(MetricRecord.of("rag_excluded_queries", counts[reason], reason=reason))
     fam.extra.append(MetricRecord.of("rag_duplicate_id_queries", dups))
@@ -727,7 +770,7 @@ def rag_family(ctx: AnalysisContext) -> Family:
     if not n:
         fam.notes.append("RAG: no queries with relevant ids in this window")
         return fam
-    for (metric, k), total in sums.items():
+    for (metric, k), total in sums.sums.items():
         labels = {"k": k} if k is not None else {}
         fam.figures.append(Figure.of(metric, total / n, n, **labels))
     fam.details = {"queries": n, "excluded": excluded, "duplicates": dups}
