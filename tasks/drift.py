@@ -421,7 +421,13 @@ def read_window(
     cfg = ctx.cfg
     params = window_params(bounds)
     where = [ix.in_window(), valid_rows(ix)]
-    rows = int(ctx.warehouse.scalar(sa.select(sa.func.count()).select_from(ix.table).where(*where), params))
+    ecol, e = _embedding_col(ix, cfg), cfg.drift.embeddings
+    # The window's rows and its rows with an embedding, in one scan.
+    counted = [sa.func.count().label("rows")]
+    if ecol is not None and e is not None:
+        counted.append(sa.func.count(ecol).label("emb_rows"))
+    totals = ctx.warehouse.fetch(sa.select(*counted).select_from(ix.table).where(*where), params)[0]
+    rows = int(totals["rows"])
     num_specs = [s for s in specs if s.kind == "numerical"]
     numeric: dict[str, st.NumericSample] = {}
     if num_specs and rows:
@@ -432,13 +438,12 @@ def read_window(
             numeric = numeric_samples(ctx, ix, num_specs, bounds, exact_max)
     categorical = _category_counts(ctx, ix, [s for s in specs if s.kind == "categorical"], where, params)
     emb, emb_rows = None, 0
-    ecol, e = _embedding_col(ix, cfg), cfg.drift.embeddings
     if ecol is not None and e is not None and rows:
         if segmented(ctx):
             emb_rows, mat = embeddings_segmented(ctx, ix, bounds)
             emb = mat if len(mat) else None
         else:
-            emb_rows = _embedding_count(ctx, ix, bounds)
+            emb_rows = int(totals["emb_rows"])
             mat = _embedding_matrix(ctx, ix, bounds, presample(e, emb_rows)) if emb_rows else np.empty((0, 0))
             emb = ed.subsample(mat, e.cap, e.seed) if len(mat) else None
     exact = WindowStats(rows, numeric, categorical, emb, emb_rows)
@@ -636,6 +641,29 @@ class ReferenceLoad:
     read: int
 
 
+def window_counts(ctx: AnalysisContext, ix: Interactions, windows: list[Window]) -> list[int]:
+    """Each window's valid rows, in one scan of their span (a row store such as
+    PostgreSQL reads a wide table's pages once, not once per window)."""
+    if not windows:
+        return []
+    ts = ix.req("timestamp")
+    params: dict[str, Any] = {"window_start": min(w.start for w in windows), "window_end": max(w.end for w in windows)}
+    whens = []
+    for i, w in enumerate(windows):
+        params[f"ref{i}_start"], params[f"ref{i}_end"] = w.start, w.end
+        lo, hi = sa.bindparam(f"ref{i}_start", type_=sa.DateTime), sa.bindparam(f"ref{i}_end", type_=sa.DateTime)
+        whens.append((sa.and_(ts >= lo, ts < hi), i))
+    bucket = sa.case(*whens, else_=None).label("w")
+    q = (
+        sa.select(bucket, sa.func.count().label("n"))
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix))
+        .group_by(sa.literal_column("w"))
+    )
+    counts = {r["w"]: int(r["n"]) for r in ctx.warehouse.fetch(q, params)}
+    return [counts.get(i, 0) for i in range(len(windows))]
+
+
 def load_reference(
     ctx: AnalysisContext, ix: Interactions, specs: list[FeatureSpec], cache: ReferenceCache, cfg_hash: str
 ) -> ReferenceLoad:
@@ -643,14 +671,9 @@ def load_reference(
     the others are read once and stored."""
     parts, emb_parts = [], []
     cached = read = 0
-    for w in reference_windows(ctx.cfg, ctx.window):
+    windows = reference_windows(ctx.cfg, ctx.window)
+    for w, rows_now in zip(windows, window_counts(ctx, ix, windows), strict=True):
         key = entry_key(cfg_hash, w.start, w.end)
-        rows_now = int(
-            ctx.warehouse.scalar(
-                sa.select(sa.func.count()).select_from(ix.table).where(ix.in_window(), valid_rows(ix)),
-                window_params(w),
-            )
-        )
         hit = cache.get(key)
         if hit is not None and hit[0] == rows_now:
             stats = hit[1]
