@@ -29,6 +29,9 @@ def redact(url: str) -> str:
         return "<unparseable URL>"
 
 
+DUCKDB_MEMORY_LIMIT = "1GB"  # default buffer cache of an embedded DuckDB warehouse
+
+
 @functools.cache
 def get_engine(url: str) -> sa.Engine:
     """One engine per URL per process, so the store and the warehouse share a
@@ -57,6 +60,12 @@ def get_engine(url: str) -> sa.Engine:
                 cur.close()
             if backend == "postgresql":
                 dbapi_conn.commit()
+            elif "memory_limit" not in parsed.query:
+                # DuckDB keeps the pages it reads cached up to 80% of RAM, in this process:
+                # on a 10M-row day with full-size reference days that cache was 1.5 GiB
+                # of a 3.7 GiB peak. Capped, the run is as fast (the OS caches the file)
+                # and the peak is 2.3 GiB; a `?memory_limit=...` in the URL overrides it.
+                dbapi_conn.execute(f"SET memory_limit='{DUCKDB_MEMORY_LIMIT}'")
 
     return engine
 

@@ -59,7 +59,8 @@ How to reproduce
     nice -n 10 .venv/bin/python bench/bench_e2e.py --threads --cli
     nice -n 10 .venv/bin/python bench/bench_e2e.py --sizes 1000000 --no-pg --ref-rows 200000
 
-    Figures go to .aimon/bench/e2e.json. Targets checked (issue 9): 10M-row day end to
+    Figures go to .aimon/bench/e2e.json (a warehouse/size not run this time keeps its
+    earlier figures there, with their measured_at). Targets checked (issue 9): 10M-row day end to
     end <= 60 s and <= 4 GiB peak RSS; cost linear in rows (10M within 12x of 1M);
     drift at 1M rows a side >= 30x faster than Evidently's DataDriftPreset with equal
     statistics.
@@ -692,8 +693,16 @@ def main(argv: list[str] | None = None) -> int:
             ) from None
         plan += [("postgresql", s) for s in parse_sizes(args.pg_sizes, DEFAULT_PG_SIZES)]
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {}
-    drift: dict[str, Any] | None = None
+    # Figures of warehouses/sizes not run this time are kept from earlier invocations
+    # (each marked with when it was measured), so one size can be re-measured alone.
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results: dict[str, Any] = {
+        k: {**v, "measured_at": v.get("measured_at", previous.get("measured_at"))}
+        for k, v in previous.get("results", {}).items()
+        if k not in {label_of(b, s) for b, s in plan}
+    }
+    rerun_drift = bool(drift_size) and not args.no_drift_compare
+    drift: dict[str, Any] | None = None if rerun_drift else previous.get("drift_vs_alternatives")
     for backend, size in plan:
         name = label_of(backend, size)
         ref_rows = args.ref_rows or size
@@ -710,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  reference days run (untimed): {time.perf_counter() - t0:.0f} s, {ref['statuses']}", flush=True)
             res = spawn("--child", "target", "--url", url)
             res.update(backend=backend, size=size, ref_rows=ref_rows, ref_days=REF_DAYS, generation=gen)
+            res["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             for p in res["parts"]:
                 print(
                     f"  {p['part']:<14} {p['wall_s']:8.2f} s {p['peak_mib']:8.0f} MiB {p.get('error', '')}", flush=True
