@@ -30,6 +30,7 @@ def redact(url: str) -> str:
 
 
 DUCKDB_MEMORY_LIMIT = "1GB"  # default buffer cache of an embedded DuckDB warehouse
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite connection waits for another writer
 
 
 @functools.cache
@@ -43,8 +44,13 @@ def get_engine(url: str) -> sa.Engine:
     backend = parsed.get_backend_name()
     if backend in ("duckdb", "sqlite") and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite" and "timeout" not in parsed.query:
+        # A SQLite store written by several processes (Dask workers, a backfill's runs)
+        # waits up to 30 s for another writer's lock instead of sqlite3's 5 s.
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
     try:
-        engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql")
+        engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql", connect_args=connect_args)
     except (ImportError, sa.exc.NoSuchModuleError) as err:
         raise ConfigError(f"no driver for {redact(url)}: {err}") from None
 
