@@ -45,10 +45,12 @@ def figures(records) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def assert_same_figures(one: dict, segmented: dict) -> None:
     assert one.keys() == segmented.keys()
     for key, v in one.items():
-        if key[0].startswith("rag_"):
-            assert math.isclose(segmented[key], v, rel_tol=RAG_RELATIVE), key
-        else:
+        if key[0].startswith(("data_drift", "embedding_drift")):
             assert segmented[key] == v, key  # exact: drift's statistics are exact here
+        else:
+            # RAG's sums merged in another order; SQL sums of doubles (cost) from DuckDB's
+            # parallel aggregation in another process: equal to the last bits only.
+            assert math.isclose(segmented[key], v, rel_tol=RAG_RELATIVE, abs_tol=1e-12), key
 
 
 def test_segments_cover_the_window_exactly_once() -> None:
