@@ -82,7 +82,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from childproc import ROOT, child_env, emit, hwm_mib, reset_hwm, rss_mib, spawn
+
 BENCH_DIR = ROOT / ".aimon" / "bench"
 OUT = BENCH_DIR / "e2e.json"
 CONFIG_YAML = ROOT / "configs" / "monitoring.yaml"
@@ -102,31 +103,6 @@ DRIFT_FACTOR = 30.0
 # drift.sketch_size distinct values are summarised losslessly (equal to ~1e-12); only
 # continuous ones go through the reference sketch, whose CDF is off by <= 1/sketch_size.
 DRIFT_TOLERANCE = 1e-3
-RESULT_TAG = "BENCH-RESULT "
-CHILD_TIMEOUT = 3600
-
-
-def hwm_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def bench_config_data(url: str, **overrides: Any) -> dict[str, Any]:
@@ -477,25 +453,6 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
 # -- parent -----------------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("AIMON_WAREHOUSE_URL", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def spawn(*args: str) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"child {' '.join(args)} failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(RESULT_TAG) :])  # type: ignore[no-any-return]
-
-
 def run_cli(url: str, day: dt.date, name: str) -> dict[str, Any]:
     """`aimon run --date D` as a user runs it; wall from outside, peak from wait4."""
     import yaml
@@ -671,7 +628,7 @@ def child(args: argparse.Namespace) -> int:
         res = run_day(args.url, DAY, threads=args.threads)
     else:
         res = run_drift_compare(args.url, DAY, args.repeat)
-    print(RESULT_TAG + json.dumps(res), flush=True)
+    emit(res)
     return 0
 
 
@@ -712,12 +669,13 @@ def main(argv: list[str] | None = None) -> int:
             pg_admin(f'CREATE DATABASE "{PG_DB}"')
         print(f"[{name}] generating {REF_DAYS} x {ref_rows:,} reference rows + {size:,} rows on {DAY} ...", flush=True)
         try:
-            gen = spawn("--child", "generate", "--backend", backend, "--rows", str(size), "--ref-rows", str(ref_rows))
+            gen_args = ("--backend", backend, "--rows", str(size), "--ref-rows", str(ref_rows))
+            gen = spawn(__file__, "--child", "generate", *gen_args)
             print(f"  {gen['generation_s']:.0f} s, {gen['bytes'] / 2**20:.0f} MiB on disk", flush=True)
             t0 = time.perf_counter()
-            ref = spawn("--child", "reference", "--url", url)
+            ref = spawn(__file__, "--child", "reference", "--url", url)
             print(f"  reference days run (untimed): {time.perf_counter() - t0:.0f} s, {ref['statuses']}", flush=True)
-            res = spawn("--child", "target", "--url", url)
+            res = spawn(__file__, "--child", "target", "--url", url)
             res.update(backend=backend, size=size, ref_rows=ref_rows, ref_days=REF_DAYS, generation=gen)
             res["measured_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             for p in res["parts"]:
@@ -726,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"  status {res['status']}, {res['records']} figures, firing {len(res['firing'])}", flush=True)
             if args.threads:
-                thr = spawn("--child", "target", "--url", url, "--threads")
+                thr = spawn(__file__, "--child", "target", "--url", url, "--threads")
                 res["threads"] = thr
                 whole = part_of(thr, "whole")
                 assert whole
@@ -736,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  aimon run (CLI) {res['cli']['wall_s']:.2f} s {res['cli']['peak_mib']:.0f} MiB", flush=True)
             if backend == "duckdb" and size == drift_size and not args.no_drift_compare:
                 print("  drift: aimon vs naive scipy vs Evidently DataDriftPreset ...", flush=True)
-                drift = spawn("--child", "drift", "--url", url, "--repeat", str(args.repeat))
+                drift = spawn(__file__, "--child", "drift", "--url", url, "--repeat", str(args.repeat))
                 drift["ref_rows"] = ref_rows
             results[name] = res
         finally:

@@ -29,21 +29,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from childproc import ROOT, emit
+from childproc import spawn as spawn_child
+
 BENCH_DIR = ROOT / ".aimon" / "bench"
 CONFIG_YAML = ROOT / "configs" / "monitoring.yaml"
 DAY = dt.date(2026, 11, 1)
 SEED = 7
 REPEATS = 3
-TAG = "BENCH-RESULT "
 
 
 def peak_rss_mib() -> float:
@@ -122,23 +121,7 @@ def run_generate(rows: int, db: Path) -> dict[str, Any]:
 
 
 def spawn(*args: str) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.pop("AIMON_WAREHOUSE_URL", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"child {' '.join(args)} failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(TAG) :])  # type: ignore[no-any-return]
+    return spawn_child(__file__, *args, timeout=1800)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(TAG + json.dumps(run_child(args.db)), flush=True)
+        emit(run_child(args.db))
         return 0
     if args.generate:
-        print(TAG + json.dumps(run_generate(args.generate, args.db)), flush=True)
+        emit(run_generate(args.generate, args.db))
         return 0
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)

@@ -48,13 +48,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from childproc import ROOT, emit
+from childproc import spawn as spawn_child
+
 BENCH_DIR = ROOT / ".aimon" / "bench"
 CONFIG_YAML = ROOT / "configs" / "monitoring.yaml"
 DAY = dt.date(2026, 11, 1)
@@ -67,7 +68,6 @@ WHOLE = "operational+cost (whole)"
 TARGET_ROWS = 10_000_000
 TARGET_SECONDS = 15.0
 TARGET_MIB = 2048.0
-RESULT_TAG = "BENCH-RESULT "  # prefix of the child's one JSON line on stdout
 CHILD_TIMEOUT = 1800
 
 
@@ -179,24 +179,9 @@ def run_generate(rows: int, db: Path, day: dt.date) -> dict[str, Any]:
 # -- parent: generate, spawn, collect, print -----------------------------------------
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("AIMON_WAREHOUSE_URL", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
 def spawn(*args: str) -> dict[str, Any]:
     """Run this script in a fresh interpreter; return the JSON line it prints."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--day", DAY.isoformat()]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"child {' '.join(args)} failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(RESULT_TAG) :])  # type: ignore[no-any-return]
+    return spawn_child(__file__, *args, "--day", DAY.isoformat(), timeout=CHILD_TIMEOUT)
 
 
 def summarize(part: str, rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -254,10 +239,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        print(RESULT_TAG + json.dumps(run_child(args.child, args.db, args.day)), flush=True)
+        emit(run_child(args.child, args.db, args.day))
         return 0
     if args.generate:
-        print(RESULT_TAG + json.dumps(run_generate(args.generate, args.db, args.day)), flush=True)
+        emit(run_generate(args.generate, args.db, args.day))
         return 0
 
     if args.quick:

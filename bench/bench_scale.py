@@ -56,7 +56,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from childproc import ROOT, child_env, emit, hwm_mib, reset_hwm
+from childproc import spawn as spawn_child
+
 BENCH_DIR = ROOT / ".aimon" / "bench"
 OUT = BENCH_DIR / "scale.json"
 CONFIG_YAML = ROOT / "configs" / "monitoring.yaml"
@@ -66,24 +68,6 @@ DEFAULT_ROWS = 2_000_000
 DEFAULT_REF_ROWS = 500_000
 CONFIGS = (("threads", 1), ("threads", 8), ("dask", 1), ("dask", 4), ("dask", 8))
 ANALYZERS = ("drift", "quality")
-RESULT_TAG = "BENCH-RESULT "
-CHILD_TIMEOUT = 3600
-
-
-def hwm_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def paths(rows: int) -> tuple[Path, Path]:
@@ -242,7 +226,7 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A local Prefect API for the children and their Dask workers (ephemeral mode
     would start one per process)."""
     port = free_port()
-    env = {**child_env(), "PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false"}
+    env = {**scale_env(), "PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("wb")
     prefect = Path(sys.executable).with_name("prefect")
@@ -263,27 +247,15 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"prefect server did not start; see {home / 'server.log'}")
 
 
-def child_env(api_url: str | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("AIMON_WAREHOUSE_URL", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("AIMON_HOME", str(BENCH_DIR / "home"))
+def scale_env(api_url: str | None = None) -> dict[str, str]:
+    extra = {"AIMON_HOME": os.environ.get("AIMON_HOME", str(BENCH_DIR / "home"))}
     if api_url:
-        env["PREFECT_API_URL"] = api_url
-        env["PREFECT_HOME"] = str(BENCH_DIR / "prefect-scale")
-    return env
+        extra.update(PREFECT_API_URL=api_url, PREFECT_HOME=str(BENCH_DIR / "prefect-scale"))
+    return child_env(**extra)
 
 
 def spawn(*args: str, api_url: str | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=child_env(api_url), capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise SystemExit(f"child {' '.join(args)} failed (exit {proc.returncode})")
-    return json.loads(lines[-1][len(RESULT_TAG) :])  # type: ignore[no-any-return]
+    return spawn_child(__file__, *args, env=scale_env(api_url), tail=5000)
 
 
 def differences(base: list[Any], other: list[Any]) -> tuple[float, list[str]]:
@@ -338,13 +310,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child == "generate":
-        print(RESULT_TAG + json.dumps(run_generate(args.rows, args.ref_rows, args.db)), flush=True)
+        emit(run_generate(args.rows, args.ref_rows, args.db))
         return 0
     if args.child == "prewarm":
-        print(RESULT_TAG + json.dumps(run_prewarm(args.db, args.store)), flush=True)
+        emit(run_prewarm(args.db, args.store))
         return 0
     if args.child == "run":
-        print(RESULT_TAG + json.dumps(run_config(args.db, args.store, args.runner, args.segments)), flush=True)
+        emit(run_config(args.db, args.store, args.runner, args.segments))
         return 0
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
