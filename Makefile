@@ -4,26 +4,39 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# Debian packages the integration tests start on loopback (issue #6 uses them).
+# Debian packages the integration tests start on loopback (Pushgateway, Prometheus and
+# promtool, Alertmanager).
 DEBS := prometheus-pushgateway prometheus prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint bench calibrate services install install-test clean deploy
+.PHONY: demo test check lint docs bench calibrate services install install-test link clean deploy
+
+# Strict editable install: a link tree under build/ that maps flows/ and tasks/ to
+# aimon.flows and aimon.tasks, which mypy and editors can follow. It lists files, so it is
+# rebuilt (a second, dependency-free install) whenever a source folder gains or loses one.
+EDITABLE := --config-settings editable_mode=strict
+SRC_DIRS := $(shell find aimon flows tasks -type d -not -name __pycache__ 2>/dev/null)
+LINKTREE  = $(firstword $(wildcard build/__editable__.aimon-*))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
-	touch $@
+	$(BIN)/pip install -q -e . $(EDITABLE)
+	touch $@ $(VENV)/.linked
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@ $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test,docs]' $(EDITABLE)
+	touch $@ $(VENV)/.installed $(VENV)/.linked
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+$(VENV)/.linked: $(SRC_DIRS) | $(VENV)/.installed
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e . $(EDITABLE) 2>/dev/null
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/.linked
+install-test: $(VENV)/.installed-test $(VENV)/.linked
+link: $(VENV)/.linked
 
 demo: install
 	$(BIN)/aimon demo
@@ -39,15 +52,20 @@ services:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-test: install-test services
+# The README's test command, and what CI runs: every check, then the whole suite.
+test: lint docs services
 	$(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff check aimon flows tasks tests bench
 	$(BIN)/ruff format --check aimon flows tasks tests bench
-	$(BIN)/mypy
+	MYPYPATH=$(LINKTREE) $(BIN)/mypy
 
-check: lint test
+# The docs site (mkdocs-material); --strict fails on a broken link or a page left out.
+docs: install-test
+	$(BIN)/mkdocs build --strict --quiet --site-dir .aimon/site
+
+check: test
 
 # One script, one table (README "Benchmarks"): 1M and 10M-row days in DuckDB and 1M in
 # PostgreSQL, whole run and each part, Prefect included; drift against Evidently and
@@ -77,7 +95,7 @@ calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_drift.py
 
 clean:
-	rm -rf $(VENV) .aimon
+	rm -rf $(VENV) .aimon build
 
 # A/B calibration: false-positive rate under daily peeking, power (README, A/B experiments).
 .PHONY: calibrate-ab

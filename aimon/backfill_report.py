@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from flows.backfill import BackfillPlan, BackfillReport
+    from aimon.flows.backfill import BackfillPlan, BackfillReport
 
 STYLE = {"success": "green", "degraded": "yellow", "failed": "red", "skipped": "dim", "would run": "cyan"}
 

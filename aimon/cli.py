@@ -50,7 +50,7 @@ def _load(path: Path | None) -> Config:
 
 
 def _run_window(cfg: Config, granularity: str, window_start: str | None, notify: bool | None = None) -> Any:
-    from flows.monitor import monitor_window
+    from aimon.flows.monitor import monitor_window
 
     # The flow loads the file itself: deployments pass it only the path.
     return monitor_window(granularity=granularity, window_start=window_start, config_path=cfg.source, notify=notify)
@@ -143,7 +143,7 @@ def config_check(config: ConfigOpt = None) -> None:
             problems += 1
             err_console.print(f"[red]alert channel {name}[/red]: {err}")
     if cfg.pushgateway.url:
-        from tasks.prometheus import check_gateway, safe_url
+        from aimon.tasks.prometheus import check_gateway, safe_url
 
         gw = safe_url(cfg.pushgateway.url)
         why = check_gateway(cfg.pushgateway)
@@ -322,7 +322,7 @@ def backfill(
         _fail("bad --start/--end", f"use YYYY-MM-DD dates, not {start!r} / {end!r}", 2)
     cfg = _load(config)
 
-    from flows.backfill import BackfillPlan, BackfillReport, WindowOutcome, listening, plan_backfill
+    from aimon.flows.backfill import BackfillPlan, BackfillReport, WindowOutcome, listening, plan_backfill
 
     try:
         plan = plan_backfill(cfg, first, last, granularity, redo, order, concurrency)
@@ -341,7 +341,7 @@ def backfill(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows.backfill import backfill as backfill_flow
+    from aimon.flows.backfill import backfill as backfill_flow
 
     outcomes: list[WindowOutcome] = []
     with Progress(

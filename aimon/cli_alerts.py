@@ -84,7 +84,7 @@ def list_alerts(
     """Alerts firing and pending now (per series), and the silences in force."""
     from aimon.alert_config import SEVERITIES
     from aimon.alert_store import AlertStore, utcnow
-    from tasks.alerts import silenced_by
+    from aimon.tasks.alerts import silenced_by
 
     cfg = _load(config)
     astore = AlertStore(cfg)

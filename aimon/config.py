@@ -306,7 +306,7 @@ class DriftFeature(_Strict):
     def _method(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from tasks.stattests import STATTESTS  # numpy/scipy only; no import cycle
+        from aimon.tasks.stattests import STATTESTS  # numpy/scipy only; no import cycle
 
         if v not in STATTESTS:
             raise ValueError(f"unknown drift method {v!r}; valid: {', '.join(sorted(STATTESTS))}")

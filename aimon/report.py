@@ -12,7 +12,7 @@ from aimon.records import ALL, MetricRecord
 
 if TYPE_CHECKING:
     from aimon.store import Store
-    from tasks.run import RunSummary
+    from aimon.tasks.run import RunSummary
 
 
 def _index(records: tuple[MetricRecord, ...]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

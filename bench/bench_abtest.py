@@ -38,8 +38,8 @@ import datetime as dt, json, resource, sys, time
 from aimon.config import load_config, parse_config
 from aimon.store import Store
 from aimon.windows import daily_window
-from tasks.abtest import analyze_abtest
-from tasks.run import open_window
+from aimon.tasks.abtest import analyze_abtest
+from aimon.tasks.run import open_window
 base = load_config(sys.argv[2]).model_dump(exclude={"source"})
 base["warehouse"]["url"] = "duckdb:///" + sys.argv[1]
 base["store"]["url"] = None

@@ -117,9 +117,9 @@ def warm_only(path: Path, repeat: int) -> None:
     the daily case, and a peak RSS that is the analyzer's, not the seeding's."""
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.run import open_window
     from aimon.windows import daily_window
-    from tasks.drift import analyze_drift
-    from tasks.run import open_window
 
     cfg = parse_config(drift_config(path))
     ctx = open_window(cfg, daily_window(DAY), Store(cfg))
@@ -141,9 +141,9 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
     os.environ["AIMON_HOME"] = str(tmp / ".aimon")
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.run import open_window
     from aimon.windows import daily_window
-    from tasks.drift import analyze_drift
-    from tasks.run import open_window
 
     t0 = time.perf_counter()
     seed(tmp / "wh.duckdb", args.rows)

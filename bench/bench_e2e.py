@@ -235,12 +235,12 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.alerts import alert_window
+    from aimon.tasks.contract import check_contract
+    from aimon.tasks.prometheus import publish_to_pushgateway
+    from aimon.tasks.registry import ANALYZERS
+    from aimon.tasks.run import AnalyzerOutcome, begin_run, open_window, publish, run_analyzer
     from aimon.windows import daily_window
-    from tasks.alerts import alert_window
-    from tasks.contract import check_contract
-    from tasks.prometheus import publish_to_pushgateway
-    from tasks.registry import ANALYZERS
-    from tasks.run import AnalyzerOutcome, begin_run, open_window, publish, run_analyzer
 
     parts: list[dict[str, Any]] = []
     parts.append({"part": "imports", "wall_s": time.perf_counter() - t_import, "peak_mib": hwm_mib()})
@@ -329,11 +329,11 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.drift import analyze_drift, drift_frame, feature_specs, reference_windows
+    from aimon.tasks.drift_cache import TABLE
+    from aimon.tasks.run import open_window
     from aimon.warehouse import get_engine
     from aimon.windows import daily_window
-    from tasks.drift import analyze_drift, drift_frame, feature_specs, reference_windows
-    from tasks.drift_cache import TABLE
-    from tasks.run import open_window
 
     # The features Evidently is given, nothing else: embedding drift (a domain classifier,
     # MMD) is part of the end-to-end run above, not of DataDriftPreset.

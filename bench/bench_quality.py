@@ -60,10 +60,10 @@ def run_child(db: Path) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks import quality
+    from aimon.tasks.base import AnalysisContext
     from aimon.warehouse import Warehouse
     from aimon.windows import daily_window
-    from tasks import quality
-    from tasks.base import AnalysisContext
 
     baseline = peak_rss_mib()
     data = yaml.safe_load(CONFIG_YAML.read_text())

@@ -109,12 +109,12 @@ def run_child(part: str, db: Path, day: dt.date) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.base import AnalysisContext
+    from aimon.tasks.contract import check_contract
+    from aimon.tasks.cost import analyze_cost
+    from aimon.tasks.operational import analyze_operational
     from aimon.warehouse import Warehouse
     from aimon.windows import daily_window
-    from tasks.base import AnalysisContext
-    from tasks.contract import check_contract
-    from tasks.cost import analyze_cost
-    from tasks.operational import analyze_operational
 
     baseline = peak_rss_mib()
 

@@ -125,9 +125,9 @@ def run_prewarm(db: Path, store: Path) -> dict[str, Any]:
     computed them the day before."""
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.run import open_window
     from aimon.windows import daily_window
-    from tasks.drift import analyze_drift
-    from tasks.run import open_window
 
     store.unlink(missing_ok=True)
     cfg = parse_config(config_data(db, store), source="bench_scale")
@@ -143,7 +143,7 @@ def run_config(db: Path, store: Path, runner: str, segments: int) -> dict[str, A
     configure_prefect()
     from prefect import flow
 
-    from tasks import registry
+    from aimon.tasks import registry
 
     # Only the analyzers that read rows (the worker processes keep their full registry,
     # but are only asked for these).
@@ -169,17 +169,17 @@ def run_config(db: Path, store: Path, runner: str, segments: int) -> dict[str, A
 def warm_up() -> None:
     import prefect.task_engine  # noqa: F401
 
-    import tasks.fanout
-    import tasks.registry  # noqa: F401
+    import aimon.tasks.fanout
+    import aimon.tasks.registry  # noqa: F401
 
 
 def bench_window(db: str, store: str, runner: str, segments: int, address: str | None) -> dict[str, Any]:
     from aimon.config import parse_config
     from aimon.store import Store
+    from aimon.tasks.fanout import run_analyzers
+    from aimon.tasks.orchestration import task_options
+    from aimon.tasks.run import open_window
     from aimon.windows import daily_window
-    from tasks.fanout import run_analyzers
-    from tasks.orchestration import task_options
-    from tasks.run import open_window
 
     cfg = parse_config(config_data(Path(db), Path(store), runner, segments, address), source="bench_scale")
     ctx = open_window(cfg, daily_window(DAY), Store(cfg))

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from aimon.config import ExperimentConfig
-from tasks.abstats import Moments, srm_test
-from tasks.abstore import ASSIGNMENTS
-from tasks.abtest import analyze_looks
+from aimon.tasks.abstats import Moments, srm_test
+from aimon.tasks.abstore import ASSIGNMENTS
+from aimon.tasks.abtest import analyze_looks
 
 CASES: dict[str, dict[str, Any]] = {
     # output tokens: lognormal, coefficient of variation ~0.8; 500 requests a day

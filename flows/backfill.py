@@ -32,10 +32,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from aimon.claims import check_redo, needs_run
 from aimon.config import Config, load_config
 from aimon.errors import AimonError
+from aimon.flows.monitor import monitor_window
 from aimon.store import Store
+from aimon.tasks.orchestration import quiet_thread_timeout_notice
 from aimon.windows import UTC, Window, windows_between
-from flows.monitor import monitor_window
-from tasks.orchestration import quiet_thread_timeout_notice
 
 Order = Literal["oldest", "newest"]
 OUTCOMES = ("success", "degraded", "failed", "skipped", "would run")

@@ -8,13 +8,12 @@ from prefect.runtime import flow_run
 from aimon.claims import RunSkipped
 from aimon.config import Config, load_config
 from aimon.store import Store
-from aimon.windows import UTC, Window
-from tasks.alerts import alert_failed_run, alert_task, with_alerts
-from tasks.contract import check_contract_task
-from tasks.fanout import run_analyzers
-from tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
-from tasks.prometheus import push_run_failure, push_task
-from tasks.run import (
+from aimon.tasks.alerts import alert_failed_run, alert_task, with_alerts
+from aimon.tasks.contract import check_contract_task
+from aimon.tasks.fanout import run_analyzers
+from aimon.tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
+from aimon.tasks.prometheus import push_run_failure, push_task
+from aimon.tasks.run import (
     RunSummary,
     begin_run,
     open_window_task,
@@ -22,6 +21,7 @@ from tasks.run import (
     record_failure,
     resolve_window,
 )
+from aimon.windows import UTC, Window
 
 
 @flow(name="monitor-window", log_prints=True)

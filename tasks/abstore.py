@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from aimon.config import Config
 from aimon.errors import StoreError
 from aimon.store import utcnow
+from aimon.tasks.abstats import Moments
 from aimon.warehouse import get_engine, redact
 from aimon.windows import Window
-from tasks.abstats import Moments
 
 ASSIGNMENTS = "__assignments__"  # pseudo-metric: units assigned to the variant (n only)
 OTHER_VARIANT = "__other__"  # rows of the experiment whose variant is not configured

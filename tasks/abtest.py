@@ -35,9 +35,7 @@ import sqlalchemy as sa
 from aimon.config import AB_DERIVED_COLUMNS, CONTRACT_COLUMNS, ABMetricConfig, ExperimentConfig
 from aimon.errors import ContractError
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.warehouse import window_params
-from aimon.windows import Window, window_containing, windows_between
-from tasks.abstats import (
+from aimon.tasks.abstats import (
     ESTIMATES,
     Moments,
     SrmResult,
@@ -48,9 +46,11 @@ from tasks.abstats import (
     required_total,
     srm_test,
 )
-from tasks.abstore import ASSIGNMENTS, OTHER_VARIANT, ABStatsStore, StatRow
-from tasks.base import AnalysisContext, status_class_expr
-from tasks.contract import valid_rows
+from aimon.tasks.abstore import ASSIGNMENTS, OTHER_VARIANT, ABStatsStore, StatRow
+from aimon.tasks.base import AnalysisContext, status_class_expr
+from aimon.tasks.contract import valid_rows
+from aimon.warehouse import window_params
+from aimon.windows import Window, window_containing, windows_between
 
 # ab_status / ab_metric_status values (README, A/B experiments).
 STATUS_CODES = {"collecting": 0, "improvement": 1, "regression": 2, "no_difference": 3, "invalid": 4}

@@ -41,8 +41,8 @@ from aimon.matchers import Matcher, matches_all
 from aimon.records import ALL, labels_json
 from aimon.render import describe_condition, fmt_value
 from aimon.store import Store
+from aimon.tasks.run import RunHandle, RunSummary
 from aimon.windows import Window, window_containing
-from tasks.run import RunHandle, RunSummary
 
 log = logging.getLogger("aimon.alerts")
 

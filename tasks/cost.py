@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from aimon.config import BudgetConfig, PriceEntry
 from aimon.records import ALL, AnalyzerResult, MetricRecord
 from aimon.store import Store
+from aimon.tasks.base import AnalysisContext, endpoint_expr, rollup
+from aimon.tasks.contract import valid_rows
 from aimon.windows import Window
-from tasks.base import AnalysisContext, endpoint_expr, rollup
-from tasks.contract import valid_rows
 
 TOKEN_TYPES = {"input_tokens": "input", "output_tokens": "output", "cached_input_tokens": "cached_input"}
 

@@ -28,8 +28,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from aimon.errors import StoreError
+from aimon.tasks.stattests import Counts, NumericSample
 from aimon.warehouse import get_engine, redact
-from tasks.stattests import Counts, NumericSample
 
 STATS_VERSION = 2  # bump when the statistics' definition changes: old entries are ignored
 TABLE = "drift_reference_stats"

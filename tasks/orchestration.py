@@ -22,7 +22,7 @@ from aimon.store import Store
 from aimon.windows import Window, window_containing
 
 if TYPE_CHECKING:
-    from tasks.run import RunSummary
+    from aimon.tasks.run import RunSummary
 
 # SQLSTATEs worth retrying: the same statement can succeed a moment later.
 TRANSIENT_SQLSTATES = {
@@ -150,7 +150,7 @@ def catchup_windows(store: Store, window: Window, n: int, now: dt.datetime | Non
 
 
 def skipped_summary(window: Window, err: RunSkipped, store: Store) -> RunSummary:
-    from tasks.run import RunSummary
+    from aimon.tasks.run import RunSummary
 
     return RunSummary("", window, "skipped", 0.0, None, stored_in=store.where, notes=(str(err),), live=False)
 

@@ -37,7 +37,7 @@ from aimon.config import Config, PushgatewayConfig
 from aimon.errors import AimonError
 from aimon.records import MetricRecord
 from aimon.store import Store, _as_datetime
-from tasks.run import RunHandle, RunSummary, run_meta
+from aimon.tasks.run import RunHandle, RunSummary, run_meta
 
 log = logging.getLogger(__name__)
 

@@ -42,11 +42,11 @@ from aimon.config import QualityConfig, ReferenceConfig
 from aimon.errors import ContractError
 from aimon.records import ALL, AnalyzerResult, MetricRecord
 from aimon.store import Store
+from aimon.tasks.base import AnalysisContext
+from aimon.tasks.contract import valid_rows
+from aimon.tasks.segments import describe_segments, map_segments, segmented
 from aimon.warehouse import _split, window_params
 from aimon.windows import Window, daily_window
-from tasks.base import AnalysisContext
-from tasks.contract import valid_rows
-from tasks.segments import describe_segments, map_segments, segmented
 
 ROUGE_VARIANTS = ("rouge1", "rouge2", "rougeL")
 AVERAGES = ("weighted", "macro")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aimon.records import AnalyzerResult
-from tasks.abtest import analyze_abtest
-from tasks.base import AnalysisContext
-from tasks.cost import analyze_cost
-from tasks.drift import analyze_drift
-from tasks.operational import analyze_operational
-from tasks.quality import analyze_quality
+from aimon.tasks.abtest import analyze_abtest
+from aimon.tasks.base import AnalysisContext
+from aimon.tasks.cost import analyze_cost
+from aimon.tasks.drift import analyze_drift
+from aimon.tasks.operational import analyze_operational
+from aimon.tasks.quality import analyze_quality
 
 Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 

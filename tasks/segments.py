@@ -21,8 +21,8 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from aimon.tasks.base import AnalysisContext
 from aimon.windows import Window
-from tasks.base import AnalysisContext
 
 T = TypeVar("T")
 

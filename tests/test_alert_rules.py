@@ -21,8 +21,8 @@ from aimon.errors import ConfigError
 from aimon.matchers import Matcher
 from aimon.records import labels_json
 from aimon.render import describe_condition, fmt_value
+from aimon.tasks.alerts import Condition, Judgement, evaluate_rule, judge, previous_windows, transition
 from aimon.windows import daily_window, window_containing
-from tasks.alerts import Condition, Judgement, evaluate_rule, judge, previous_windows, transition
 from tests.conftest import make_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -315,7 +315,7 @@ def test_a_rule_for_another_granularity_is_not_judged(tmp_path: Path) -> None:
     from aimon.alert_store import AlertStore
     from aimon.records import MetricRecord
     from aimon.store import Store
-    from tasks.alerts import alert_window
+    from aimon.tasks.alerts import alert_window
 
     rules = [
         {"name": "DailyOnly", "metric": "m", "op": ">", "threshold": 1, "granularity": "daily"},

@@ -17,7 +17,7 @@ from aimon.alert_store import AlertStore
 from aimon.config import load_config
 from aimon.demo import seed_duckdb
 from aimon.errors import ContractError
-from flows.monitor import monitor_window
+from aimon.flows.monitor import monitor_window
 from tests.servers import SlackServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -11,11 +11,11 @@ import pytest
 
 from aimon.records import ALL
 from aimon.store import Store
+from aimon.tasks.contract import check_contract
+from aimon.tasks.cost import analyze_cost
+from aimon.tasks.operational import analyze_operational
+from aimon.tasks.run import open_window
 from aimon.windows import daily_window
-from tasks.contract import check_contract
-from tasks.cost import analyze_cost
-from tasks.operational import analyze_operational
-from tasks.run import open_window
 from tests import reference
 from tests.conftest import DAY, PRICING, make_config, write_duckdb
 

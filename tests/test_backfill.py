@@ -14,13 +14,13 @@ import yaml
 from typer.testing import CliRunner
 
 from aimon.cli import app
+from aimon.flows.backfill import backfill, plan_backfill
+from aimon.flows.monitor import monitor_window
 from aimon.records import AnalyzerResult, MetricRecord
 from aimon.store import Store
+from aimon.tasks import registry
+from aimon.tasks.orchestration import run_markdown
 from aimon.windows import daily_window
-from flows.backfill import backfill, plan_backfill
-from flows.monitor import monitor_window
-from tasks import registry
-from tasks.orchestration import run_markdown
 from tests.conftest import DAY, PG_URL, PRICING, make_config, write_sqlalchemy
 from tests.test_flow import write_config
 

@@ -19,11 +19,11 @@ from aimon.config import DriftConfig
 from aimon.errors import ConfigError, ContractError
 from aimon.records import AnalyzerResult
 from aimon.store import Store
+from aimon.tasks.drift import FeatureSpec, analyze_drift, compare, reference_windows, stats_from_arrays
+from aimon.tasks.drift_cache import ReferenceCache
+from aimon.tasks.run import open_window
 from aimon.warehouse import get_engine
 from aimon.windows import daily_window
-from tasks.drift import FeatureSpec, analyze_drift, compare, reference_windows, stats_from_arrays
-from tasks.drift_cache import ReferenceCache
-from tasks.run import open_window
 from tests import reference
 from tests.conftest import DAY, make_config
 
@@ -259,7 +259,7 @@ def test_every_feature_score_equals_evidentlys_data_drift_preset(demo_url: str) 
     """The analyzer's per-feature score (method chosen by Evidently's rules) equals the
     score Evidently's own DataDriftPreset reports on the same rows (drift_frame), for
     the built-in features and the configured ones alike."""
-    from tasks.drift import drift_frame, feature_specs
+    from aimon.tasks.drift import drift_frame, feature_specs
 
     cfg = drift_config(demo_url)
     ctx = open_window(cfg, daily_window(DAY), Store(cfg))

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 import yaml
 
 from aimon.errors import ContractError
+from aimon.flows.monitor import monitor_window
 from aimon.records import ALL, AnalyzerResult
 from aimon.store import Store
+from aimon.tasks import registry
 from aimon.windows import daily_window
-from flows.monitor import monitor_window
-from tasks import registry
 from tests import reference
 from tests.conftest import DAY, PG_URL, PRICING, make_config, write_sqlalchemy
 

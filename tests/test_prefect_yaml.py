@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,13 +25,11 @@ def test_entrypoints_import_and_take_their_parameters() -> None:
 
 
 def _flow(dep: dict) -> Flow:
+    # Loaded the way a worker loads it: by file path, with Prefect's own loader.
     path, _, name = dep["entrypoint"].partition(":")
-    mod_spec = importlib.util.spec_from_file_location(f"_entry_{dep['name'].replace('-', '_')}", REPO / path)
-    assert mod_spec and mod_spec.loader
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[mod_spec.name] = module  # dataclasses look their module up while the file executes
-    mod_spec.loader.exec_module(module)
-    return getattr(module, name)
+    flow = load_flow_from_entrypoint(f"{REPO / path}:{name}")
+    assert isinstance(flow, Flow)
+    return flow
 
 
 def test_parameters_validate_against_the_flow_signatures() -> None:

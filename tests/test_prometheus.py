@@ -23,12 +23,12 @@ from aimon.catalogue import METRICS
 from aimon.cli import app
 from aimon.config import PushgatewayConfig
 from aimon.demo import generate_day
+from aimon.flows.monitor import monitor_window
 from aimon.openmetrics import series_line, write_openmetrics
 from aimon.records import ALL, MetricRecord
 from aimon.store import Store
+from aimon.tasks.prometheus import PushError, push_records, pushable
 from aimon.windows import daily_window, last_complete_window
-from flows.monitor import monitor_window
-from tasks.prometheus import PushError, push_records, pushable
 from tests import promstack
 from tests.conftest import DAY, PRICING, make_config, write_duckdb
 from tests.promstack import Server, free_port, need, query, query_range, wait_for
@@ -354,7 +354,7 @@ def test_gateway_down_run_degraded_exit_1_nothing_lost_next_run_pushes(tmp_path:
 def test_a_degraded_live_run_keeps_the_last_success_time_on_the_gateway(
     tmp_path: Path, pushgateway: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks import registry
+    from aimon.tasks import registry
 
     window = last_complete_window("daily")
     url = write_duckdb(tmp_path / "wh.duckdb", live_frame(window.start.date()))

@@ -23,9 +23,9 @@ from aimon.errors import ConfigError
 from aimon.records import ALL, MetricRecord
 from aimon.report import print_summary
 from aimon.store import Store
+from aimon.tasks import quality
+from aimon.tasks.run import open_window
 from aimon.windows import daily_window
-from tasks import quality
-from tasks.run import open_window
 from tests.conftest import DAY, make_config, write_sqlalchemy
 
 TS = pd.Timestamp(DAY) + pd.Timedelta(hours=10)
@@ -470,7 +470,7 @@ def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
     import yaml
 
     from aimon.demo import INCIDENTS, QUALITY_DROP_MODEL, seed_duckdb
-    from flows.monitor import monitor_window
+    from aimon.flows.monitor import monitor_window
 
     assert any(i.kind == "quality_drop" and i.day_offset == 0 for i in INCIDENTS)
     db = tmp_path / "demo.duckdb"

@@ -21,12 +21,12 @@ import pytest
 from aimon.errors import ConfigError
 from aimon.records import AnalyzerResult
 from aimon.store import Store
+from aimon.tasks import stattests as st
+from aimon.tasks.drift import _drift_ix, analyze_drift, compare, feature_specs, read_window
+from aimon.tasks.quality import analyze_quality
+from aimon.tasks.run import open_window
+from aimon.tasks.segments import segment_bounds
 from aimon.windows import daily_window, window_containing
-from tasks import stattests as st
-from tasks.drift import _drift_ix, analyze_drift, compare, feature_specs, read_window
-from tasks.quality import analyze_quality
-from tasks.run import open_window
-from tasks.segments import segment_bounds
 from tests.conftest import DAY, PG_URL, make_config, write_duckdb, write_sqlalchemy
 from tests.test_flow import write_config
 
@@ -202,7 +202,7 @@ def segments_computed(cluster: object) -> int:
 
 
 def same_run_on_dask(tmp_path: Path, url: str, store_url: str, cluster: object) -> None:
-    from flows.monitor import monitor_window
+    from aimon.flows.monitor import monitor_window
 
     def cfg(name: str, **orchestration: object) -> str:
         (tmp_path / name).mkdir()

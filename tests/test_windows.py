@@ -6,8 +6,8 @@ import datetime as dt
 import itertools
 
 from aimon.config import parse_config
+from aimon.tasks.run import resolve_window
 from aimon.windows import daily_window, last_complete_window, window_containing, windows_between
-from tasks.run import resolve_window
 
 
 def test_daily_windows_on_dst_days_are_23_and_25_hours() -> None:
