@@ -20,9 +20,9 @@ MAPPED = {"aimon": "aimon", "flows": "aimon/flows", "tasks": "aimon/tasks"}
 
 @pytest.mark.slow
 def test_wheel_has_one_top_level_name_and_every_module(tmp_path: Path) -> None:
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
-        + [str(REPO)],
+        [*pip_wheel, "-w", str(tmp_path), str(REPO)],
         check=True,
         capture_output=True,
         cwd=tmp_path,
