@@ -36,10 +36,10 @@ seed_duckdb(sys.argv[1], days=1, rows_per_day=int(sys.argv[2]), seed=7, end=dt.d
 MEASURE = """
 import datetime as dt, json, resource, sys, time
 from aimon.config import load_config, parse_config
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.windows import daily_window
 from aimon.tasks.abtest import analyze_abtest
-from aimon.tasks.run import open_window
+from aimon.tasks.orchestration.run import open_window
 base = load_config(sys.argv[2]).model_dump(exclude={"source"})
 base["warehouse"]["url"] = "duckdb:///" + sys.argv[1]
 base["store"]["url"] = None

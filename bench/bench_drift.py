@@ -116,9 +116,9 @@ def warm_only(path: Path, repeat: int) -> None:
     """A fresh process on an existing warehouse whose reference statistics are stored:
     the daily case, and a peak RSS that is the analyzer's, not the seeding's."""
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.tasks.drift import analyze_drift
-    from aimon.tasks.run import open_window
+    from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 
     cfg = parse_config(drift_config(path))
@@ -140,9 +140,9 @@ def warm_only(path: Path, repeat: int) -> None:
 def bench(args: argparse.Namespace, tmp: Path) -> None:
     os.environ["AIMON_HOME"] = str(tmp / ".aimon")
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.tasks.drift import analyze_drift
-    from aimon.tasks.run import open_window
+    from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 
     t0 = time.perf_counter()

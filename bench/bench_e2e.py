@@ -234,12 +234,12 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
     configure_prefect()
 
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.tasks.alerts import alert_window
     from aimon.tasks.contract import check_contract
+    from aimon.tasks.orchestration.run import AnalyzerOutcome, begin_run, open_window, publish, run_analyzer
     from aimon.tasks.prometheus import publish_to_pushgateway
     from aimon.tasks.registry import ANALYZERS
-    from aimon.tasks.run import AnalyzerOutcome, begin_run, open_window, publish, run_analyzer
     from aimon.windows import daily_window
 
     parts: list[dict[str, Any]] = []
@@ -328,10 +328,10 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
     from scipy.spatial import distance
 
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
+    from aimon.store.reference import TABLE
     from aimon.tasks.drift import analyze_drift, drift_frame, feature_specs, reference_windows
-    from aimon.tasks.drift_cache import TABLE
-    from aimon.tasks.run import open_window
+    from aimon.tasks.orchestration.run import open_window
     from aimon.warehouse import get_engine
     from aimon.windows import daily_window
 

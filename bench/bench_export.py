@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from aimon.config import parse_config  # noqa: E402
-from aimon.openmetrics import write_openmetrics  # noqa: E402
-from aimon.store import Store  # noqa: E402
+from aimon.store.metrics import Store  # noqa: E402
+from aimon.store.openmetrics import write_openmetrics  # noqa: E402
 
 
 def fill(path: Path, days: int, series: int, start: dt.date) -> int:

@@ -59,9 +59,9 @@ def run_child(db: Path) -> dict[str, Any]:
     import yaml
 
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.tasks import quality
-    from aimon.tasks.base import AnalysisContext
+    from aimon.tasks.orchestration.context import AnalysisContext
     from aimon.warehouse import Warehouse
     from aimon.windows import daily_window
 

@@ -108,11 +108,11 @@ def run_child(part: str, db: Path, day: dt.date) -> dict[str, Any]:
     import yaml
 
     from aimon.config import parse_config
-    from aimon.store import Store
-    from aimon.tasks.base import AnalysisContext
+    from aimon.store.metrics import Store
     from aimon.tasks.contract import check_contract
     from aimon.tasks.cost import analyze_cost
     from aimon.tasks.operational import analyze_operational
+    from aimon.tasks.orchestration.context import AnalysisContext
     from aimon.warehouse import Warehouse
     from aimon.windows import daily_window
 

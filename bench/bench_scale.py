@@ -124,9 +124,9 @@ def run_prewarm(db: Path, store: Path) -> dict[str, Any]:
     """The reference day's drift statistics into the store (untimed): a daily schedule
     computed them the day before."""
     from aimon.config import parse_config
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.tasks.drift import analyze_drift
-    from aimon.tasks.run import open_window
+    from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 
     store.unlink(missing_ok=True)
@@ -169,16 +169,16 @@ def run_config(db: Path, store: Path, runner: str, segments: int) -> dict[str, A
 def warm_up() -> None:
     import prefect.task_engine  # noqa: F401
 
-    import aimon.tasks.fanout
+    import aimon.tasks.orchestration.fanout
     import aimon.tasks.registry  # noqa: F401
 
 
 def bench_window(db: str, store: str, runner: str, segments: int, address: str | None) -> dict[str, Any]:
     from aimon.config import parse_config
-    from aimon.store import Store
-    from aimon.tasks.fanout import run_analyzers
+    from aimon.store.metrics import Store
     from aimon.tasks.orchestration import task_options
-    from aimon.tasks.run import open_window
+    from aimon.tasks.orchestration.fanout import run_analyzers
+    from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 
     cfg = parse_config(config_data(Path(db), Path(store), runner, segments, address), source="bench_scale")

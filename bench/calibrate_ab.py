@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from aimon.config import ExperimentConfig
-from aimon.tasks.abstats import Moments, srm_test
-from aimon.tasks.abstore import ASSIGNMENTS
+from aimon.stats.abtests import Moments, srm_test
+from aimon.store.abstats import ASSIGNMENTS
 from aimon.tasks.abtest import analyze_looks
 
 CASES: dict[str, dict[str, Any]] = {

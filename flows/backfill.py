@@ -29,11 +29,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from aimon.claims import check_redo, needs_run
 from aimon.config import Config, load_config
 from aimon.errors import AimonError
 from aimon.flows.monitor import monitor_window
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.runs import check_redo, needs_run
 from aimon.tasks.orchestration import quiet_thread_timeout_notice
 from aimon.windows import UTC, Window, windows_between
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from aimon.claims import RunSkipped
 from aimon.config import Config, load_config
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.runs import RunSkipped
 from aimon.tasks.alerts import alert_failed_run, alert_task, with_alerts
 from aimon.tasks.contract import check_contract_task
-from aimon.tasks.fanout import run_analyzers
 from aimon.tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
-from aimon.tasks.prometheus import push_run_failure, push_task
-from aimon.tasks.run import (
+from aimon.tasks.orchestration.fanout import run_analyzers
+from aimon.tasks.orchestration.run import (
     RunSummary,
     begin_run,
     open_window_task,
@@ -21,6 +20,7 @@ from aimon.tasks.run import (
     record_failure,
     resolve_window,
 )
+from aimon.tasks.prometheus import push_run_failure, push_task
 from aimon.windows import UTC, Window
 
 

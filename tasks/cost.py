@@ -21,9 +21,9 @@ import sqlalchemy as sa
 
 from aimon.config import BudgetConfig, PriceEntry
 from aimon.records import ALL, AnalyzerResult, MetricRecord
-from aimon.store import Store
-from aimon.tasks.base import AnalysisContext, endpoint_expr, rollup
+from aimon.store.metrics import Store
 from aimon.tasks.contract import valid_rows
+from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr, rollup
 from aimon.windows import Window
 
 TOKEN_TYPES = {"input_tokens": "input", "output_tokens": "output", "cached_input_tokens": "cached_input"}

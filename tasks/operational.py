@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from aimon.records import ALL, AnalyzerResult, MetricRecord
-from aimon.tasks.base import AnalysisContext, endpoint_expr, rollup, status_class_expr
 from aimon.tasks.contract import valid_rows
+from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr, rollup, status_class_expr
 
 QUANTILES = (0.5, 0.95, 0.99)
 

@@ -36,8 +36,8 @@ from aimon.catalogue import help_text, series_problem
 from aimon.config import Config, PushgatewayConfig
 from aimon.errors import AimonError
 from aimon.records import MetricRecord
-from aimon.store import Store, _as_datetime
-from aimon.tasks.run import RunHandle, RunSummary, run_meta
+from aimon.store.metrics import Store, _as_datetime
+from aimon.tasks.orchestration.run import RunHandle, RunSummary, run_meta
 
 log = logging.getLogger(__name__)
 

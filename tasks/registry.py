@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from aimon.records import AnalyzerResult
 from aimon.tasks.abtest import analyze_abtest
-from aimon.tasks.base import AnalysisContext
 from aimon.tasks.cost import analyze_cost
 from aimon.tasks.drift import analyze_drift
 from aimon.tasks.operational import analyze_operational
+from aimon.tasks.orchestration.context import AnalysisContext
 from aimon.tasks.quality import analyze_quality
 
 Analyzer = Callable[[AnalysisContext], AnalyzerResult]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from aimon.claims import WindowClaimed
 from aimon.config import parse_config
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.runs import WindowClaimed
 from aimon.windows import daily_window
 
 

@@ -11,7 +11,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-from aimon.tasks.abstats import (
+from aimon.stats.abtests import (
     Moments,
     adjust_p_values,
     msprt,
@@ -122,7 +122,7 @@ def test_relative_lift_delta_variance_against_simulation(rng: np.random.Generato
         c, t = rng.normal(10, 3, 500), rng.normal(11, 3, 500)
         ratios.append(t.mean() / c.mean())
     c, t = rng.normal(10, 3, 500), rng.normal(11, 3, 500)
-    from aimon.tasks.abstats import mean_estimate
+    from aimon.stats.abtests import mean_estimate
 
     lift, var = relative_lift(mean_estimate(Moments.of(c)), mean_estimate(Moments.of(t)))
     assert lift == pytest.approx(t.mean() / c.mean() - 1)
@@ -219,7 +219,7 @@ def _simulate_aa(reps: int, days: int, per_day: int, lift: float, seed: int) -> 
             xt = rng.lognormal(0, 0.8, per_day) * (1 + lift)
             c, t = c + Moments.of(xc), t + Moments.of(xt)
             fixed_any |= welch_test(c, t).p_value < 0.05
-            from aimon.tasks.abstats import mean_estimate
+            from aimon.stats.abtests import mean_estimate
 
             r, v = relative_lift(mean_estimate(c), mean_estimate(t))
             p_min = min(p_min, msprt(r, v, 0.05**2).p_value)

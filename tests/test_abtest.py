@@ -18,10 +18,10 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from aimon.errors import ConfigError
 from aimon.records import labels_json
-from aimon.store import Store
-from aimon.tasks.abstore import ABStatsStore
+from aimon.store.abstats import ABStatsStore
+from aimon.store.metrics import Store
 from aimon.tasks.abtest import STATUS_CODES, analyze_abtest
-from aimon.tasks.run import open_window
+from aimon.tasks.orchestration.run import open_window
 from aimon.windows import daily_window
 from tests import reference
 from tests.conftest import DAY, PG_URL, make_config, write_duckdb, write_sqlalchemy
@@ -392,8 +392,8 @@ def test_monitor_window_stores_the_ab_figures_and_prints_the_table(tmp_path: Pat
     import yaml
     from rich.console import Console
 
+    from aimon.cli.summary import print_summary
     from aimon.flows.monitor import monitor_window
-    from aimon.report import print_summary
 
     path = tmp_path / "monitoring.yaml"
     data = {"warehouse": {"url": duck_url, "interactions_table": "interactions"}, "experiments": [experiment()]}
@@ -469,8 +469,8 @@ def test_concurrent_windows_like_a_backfill_store_each_window_once(tmp_path: Pat
 
 def _looks(days: int, per_arm: int, effects: dict[str, list[float]], seed: int = 3) -> list[dict]:
     """Per-day statistics for metrics whose treatment effect may change by day."""
-    from aimon.tasks.abstats import Moments
-    from aimon.tasks.abstore import ASSIGNMENTS
+    from aimon.stats.abtests import Moments
+    from aimon.store.abstats import ASSIGNMENTS
 
     rng = np.random.default_rng(seed)
     out = []

@@ -12,16 +12,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from aimon.alert_config import AlertRule, parse_duration
-from aimon.alert_store import AlertState
 from aimon.cli import app
-from aimon.cli_alerts import parse_until
+from aimon.cli.alerts import parse_until
 from aimon.config import load_config
+from aimon.config.alerts import AlertRule, parse_duration
 from aimon.errors import ConfigError
 from aimon.matchers import Matcher
 from aimon.records import labels_json
-from aimon.render import describe_condition, fmt_value
+from aimon.store.alerts import AlertState
 from aimon.tasks.alerts import Condition, Judgement, evaluate_rule, judge, previous_windows, transition
+from aimon.tasks.alerts.render import describe_condition, fmt_value
 from aimon.windows import daily_window, window_containing
 from tests.conftest import make_config
 
@@ -312,9 +312,9 @@ def test_a_firing_alert_stays_firing_while_it_breaches_even_if_the_streak_count_
 
 
 def test_a_rule_for_another_granularity_is_not_judged(tmp_path: Path) -> None:
-    from aimon.alert_store import AlertStore
     from aimon.records import MetricRecord
-    from aimon.store import Store
+    from aimon.store.alerts import AlertStore
+    from aimon.store.metrics import Store
     from aimon.tasks.alerts import alert_window
 
     rules = [

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from aimon.alert_store import AlertStore
 from aimon.config import load_config
 from aimon.demo import seed_duckdb
 from aimon.errors import ContractError
 from aimon.flows.monitor import monitor_window
+from aimon.store.alerts import AlertStore
 from tests.servers import SlackServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -124,7 +124,7 @@ def test_a_failed_run_still_pages(tmp_path: Path, slack: SlackServer) -> None:
 def test_a_secret_can_come_from_a_prefect_secret_block() -> None:
     from prefect.blocks.system import Secret
 
-    from aimon.channels import SendError, resolve_secret
+    from aimon.tasks.alerts.channels import SendError, resolve_secret
 
     Secret(value="https://hooks.example.invalid/T/B/blocksecret").save("aimon-test-webhook", overwrite=True)
     assert resolve_secret(None, "aimon-test-webhook", "x") == "https://hooks.example.invalid/T/B/blocksecret"

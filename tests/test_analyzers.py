@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from aimon.records import ALL
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.tasks.contract import check_contract
 from aimon.tasks.cost import analyze_cost
 from aimon.tasks.operational import analyze_operational
-from aimon.tasks.run import open_window
+from aimon.tasks.orchestration.run import open_window
 from aimon.windows import daily_window
 from tests import reference
 from tests.conftest import DAY, PRICING, make_config, write_duckdb

@@ -17,7 +17,7 @@ from aimon.cli import app
 from aimon.flows.backfill import backfill, plan_backfill
 from aimon.flows.monitor import monitor_window
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.tasks import registry
 from aimon.tasks.orchestration import run_markdown
 from aimon.windows import daily_window

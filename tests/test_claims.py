@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aimon.claims import WindowClaimed, WindowDone, needs_run
 from aimon.errors import ContractError
-from aimon.store import Store, utcnow
+from aimon.store.metrics import Store, utcnow
+from aimon.store.runs import WindowClaimed, WindowDone, needs_run
 from aimon.tasks.orchestration import transient_reason
 from aimon.windows import daily_window, windows_between
 from tests import claim_child
@@ -150,9 +150,9 @@ def test_concurrent_claims_from_separate_processes(
 KILLED_RUN = """
 import sys, time
 from tests.conftest import make_config
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.windows import daily_window
-from aimon.tasks.run import begin_run
+from aimon.tasks.orchestration.run import begin_run
 from tests.conftest import DAY
 store = Store(make_config(sys.argv[1]))
 run = begin_run(store, daily_window(DAY), claim_ttl_seconds=float(sys.argv[2]))
@@ -166,7 +166,7 @@ time.sleep(600)  # killed here, mid-run
 def test_a_killed_runs_window_is_claimable_again_after_expiry(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from aimon.tasks.run import begin_run
+    from aimon.tasks.orchestration.run import begin_run
 
     if backend == "duckdb":
         url = f"duckdb:///{tmp_path / 'store.duckdb'}"

@@ -18,10 +18,10 @@ from scipy import stats
 from aimon.config import DriftConfig
 from aimon.errors import ConfigError, ContractError
 from aimon.records import AnalyzerResult
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.reference import ReferenceCache
 from aimon.tasks.drift import FeatureSpec, analyze_drift, compare, reference_windows, stats_from_arrays
-from aimon.tasks.drift_cache import ReferenceCache
-from aimon.tasks.run import open_window
+from aimon.tasks.orchestration.run import open_window
 from aimon.warehouse import get_engine
 from aimon.windows import daily_window
 from tests import reference

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from aimon.tasks import embedding_drift as ed
+from aimon.stats import embedding as ed
 
 
 def gauss(rng: np.random.Generator, n: int, shift: float = 0.0, dim: int = 4) -> np.ndarray:

@@ -13,7 +13,7 @@ import yaml
 from aimon.errors import ContractError
 from aimon.flows.monitor import monitor_window
 from aimon.records import ALL, AnalyzerResult
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.tasks import registry
 from aimon.windows import daily_window
 from tests import reference

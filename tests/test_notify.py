@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from aimon.alert_store import AlertStore, Silence
-from aimon.channels import EmailChannel, SendError, SlackChannel
 from aimon.config import Config
 from aimon.records import MetricRecord
-from aimon.store import Store
+from aimon.store.alerts import AlertStore, Silence
+from aimon.store.metrics import Store
 from aimon.tasks.alerts import alert_window
+from aimon.tasks.alerts.channels import EmailChannel, SendError, SlackChannel
 from aimon.windows import daily_window
 from tests.conftest import make_config
 from tests.servers import SlackServer, SmtpServer, free_port, self_signed_cert

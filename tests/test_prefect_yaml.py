@@ -33,8 +33,8 @@ def _flow(dep: dict) -> Flow:
 
 
 def test_parameters_validate_against_the_flow_signatures() -> None:
-    from aimon.claims import REDO_MODES
     from aimon.config import load_config
+    from aimon.store.runs import REDO_MODES
 
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     deps = {d["name"]: d for d in spec["deployments"]}

@@ -24,9 +24,9 @@ from aimon.cli import app
 from aimon.config import PushgatewayConfig
 from aimon.demo import generate_day
 from aimon.flows.monitor import monitor_window
-from aimon.openmetrics import series_line, write_openmetrics
 from aimon.records import ALL, MetricRecord
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.openmetrics import series_line, write_openmetrics
 from aimon.tasks.prometheus import PushError, push_records, pushable
 from aimon.windows import daily_window, last_complete_window
 from tests import promstack
@@ -461,7 +461,7 @@ def test_exported_history_becomes_blocks_that_prometheus_reads_back(tmp_path: Pa
 
 
 def test_samples_newer_than_three_hours_are_flagged() -> None:
-    from aimon.openmetrics import ExportStats, too_recent
+    from aimon.store.openmetrics import ExportStats, too_recent
 
     now = dt.datetime(2026, 11, 29, 12, 0)
     assert not too_recent(ExportStats(last=now - dt.timedelta(hours=3, minutes=1)), now)

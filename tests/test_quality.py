@@ -18,13 +18,13 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
+from aimon.cli.summary import print_summary
 from aimon.config import parse_config
 from aimon.errors import ConfigError
 from aimon.records import ALL, MetricRecord
-from aimon.report import print_summary
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.tasks import quality
-from aimon.tasks.run import open_window
+from aimon.tasks.orchestration.run import open_window
 from aimon.windows import daily_window
 from tests.conftest import DAY, make_config, write_sqlalchemy
 

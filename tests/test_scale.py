@@ -20,12 +20,12 @@ import pytest
 
 from aimon.errors import ConfigError
 from aimon.records import AnalyzerResult
-from aimon.store import Store
-from aimon.tasks import stattests as st
+from aimon.stats import stattests as st
+from aimon.store.metrics import Store
 from aimon.tasks.drift import _drift_ix, analyze_drift, compare, feature_specs, read_window
+from aimon.tasks.orchestration.run import open_window
+from aimon.tasks.orchestration.segments import segment_bounds
 from aimon.tasks.quality import analyze_quality
-from aimon.tasks.run import open_window
-from aimon.tasks.segments import segment_bounds
 from aimon.windows import daily_window, window_containing
 from tests.conftest import DAY, PG_URL, make_config, write_duckdb, write_sqlalchemy
 from tests.test_flow import write_config

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from aimon.tasks import stattests as st
+from aimon.stats import stattests as st
 
 SIZES = [(15, 18), (60, 45), (3000, 2500), (20_000, 15_000)]  # exact and asymptotic p-value regimes
 

@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 
 from aimon.config import parse_config
-from aimon.tasks.run import resolve_window
+from aimon.tasks.orchestration.run import resolve_window
 from aimon.windows import daily_window, last_complete_window, window_containing, windows_between
 
 

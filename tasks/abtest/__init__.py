@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from aimon.config import AB_DERIVED_COLUMNS, CONTRACT_COLUMNS, ABMetricConfig, ExperimentConfig
 from aimon.errors import ContractError
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.tasks.abstats import (
+from aimon.stats.abtests import (
     ESTIMATES,
     Moments,
     SrmResult,
@@ -46,9 +46,9 @@ from aimon.tasks.abstats import (
     required_total,
     srm_test,
 )
-from aimon.tasks.abstore import ASSIGNMENTS, OTHER_VARIANT, ABStatsStore, StatRow
-from aimon.tasks.base import AnalysisContext, status_class_expr
+from aimon.store.abstats import ASSIGNMENTS, OTHER_VARIANT, ABStatsStore, StatRow
 from aimon.tasks.contract import valid_rows
+from aimon.tasks.orchestration.context import AnalysisContext, status_class_expr
 from aimon.warehouse import window_params
 from aimon.windows import Window, window_containing, windows_between
 

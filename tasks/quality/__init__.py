@@ -41,10 +41,10 @@ import sqlalchemy as sa
 from aimon.config import QualityConfig, ReferenceConfig
 from aimon.errors import ContractError
 from aimon.records import ALL, AnalyzerResult, MetricRecord
-from aimon.store import Store
-from aimon.tasks.base import AnalysisContext
+from aimon.store.metrics import Store
 from aimon.tasks.contract import valid_rows
-from aimon.tasks.segments import describe_segments, map_segments, segmented
+from aimon.tasks.orchestration.context import AnalysisContext
+from aimon.tasks.orchestration.segments import describe_segments, map_segments, segmented
 from aimon.warehouse import _split, window_params
 from aimon.windows import Window, daily_window
 

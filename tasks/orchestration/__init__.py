@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from aimon.claims import RunSkipped
 from aimon.config import Config
 from aimon.records import ALL
-from aimon.store import Store
+from aimon.store.metrics import Store
+from aimon.store.runs import RunSkipped
 from aimon.windows import Window, window_containing
 
 if TYPE_CHECKING:
-    from aimon.tasks.run import RunSummary
+    from aimon.tasks.orchestration.run import RunSummary
 
 # SQLSTATEs worth retrying: the same statement can succeed a moment later.
 TRANSIENT_SQLSTATES = {
@@ -150,7 +150,7 @@ def catchup_windows(store: Store, window: Window, n: int, now: dt.datetime | Non
 
 
 def skipped_summary(window: Window, err: RunSkipped, store: Store) -> RunSummary:
-    from aimon.tasks.run import RunSummary
+    from aimon.tasks.orchestration.run import RunSummary
 
     return RunSummary("", window, "skipped", 0.0, None, stored_in=store.where, notes=(str(err),), live=False)
 

@@ -19,9 +19,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
-from aimon import render
-from aimon.alert_config import ChannelConfig, EmailChannelConfig, SlackChannelConfig
+from aimon.config.alerts import ChannelConfig, EmailChannelConfig, SlackChannelConfig
 from aimon.errors import AimonError
+from aimon.tasks.alerts import render
 
 # Webhook URLs and tokens that may show up in a library's message: masked even when
 # the secret was not read through this module.
@@ -72,7 +72,7 @@ class _MaskSecrets(logging.Filter):
 
 
 def masked_logger(name: str, secrets: tuple[str, ...]) -> logging.Logger:
-    logger = logging.getLogger(f"aimon.channels.{name}")
+    logger = logging.getLogger(f"aimon.tasks.alerts.channels.{name}")
     for f in list(logger.filters):
         logger.removeFilter(f)
     logger.addFilter(_MaskSecrets(secrets))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.records import ALL
-from aimon.store import Store
+from aimon.store.metrics import Store
 from aimon.warehouse import Interactions, Warehouse, window_params
 from aimon.windows import Window
 

@@ -61,7 +61,7 @@ def parse_until(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
     offset) or a duration from now (`2h`, `3d`). Returns naive UTC."""
     from zoneinfo import ZoneInfo
 
-    from aimon.alert_config import parse_duration
+    from aimon.config.alerts import parse_duration
 
     try:
         return now + parse_duration(text)
@@ -82,8 +82,8 @@ def list_alerts(
     all_: Annotated[bool, typer.Option("--all", help="also resolved alerts and ended silences")] = False,
 ) -> None:
     """Alerts firing and pending now (per series), and the silences in force."""
-    from aimon.alert_config import SEVERITIES
-    from aimon.alert_store import AlertStore, utcnow
+    from aimon.config.alerts import SEVERITIES
+    from aimon.store.alerts import AlertStore, utcnow
     from aimon.tasks.alerts import silenced_by
 
     cfg = _load(config)
@@ -100,7 +100,7 @@ def list_alerts(
     t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
     for col in ("status", "severity", "rule", "series", "value", "since (UTC)", "told"):
         t.add_column(col, overflow="fold", no_wrap=col != "series", min_width=40 if col == "series" else None)
-    from aimon.render import fmt_value
+    from aimon.tasks.alerts.render import fmt_value
 
     for s in shown:
         style = _SEVERITY_STYLE.get(s.severity, "") if s.status == "firing" else ""
@@ -152,8 +152,8 @@ def history(
 ) -> None:
     """What was sent, when, where, and what failed (the outbox); or with --windows,
     the alerts each evaluated window found, sent or not (backfills included)."""
-    from aimon.alert_store import OUTBOX_STATUSES, AlertStore
-    from aimon.render import fmt_value
+    from aimon.store.alerts import OUTBOX_STATUSES, AlertStore
+    from aimon.tasks.alerts.render import fmt_value
 
     cfg = _load(config)
     astore = AlertStore(cfg)
@@ -225,8 +225,8 @@ def silence(
 ) -> None:
     """Mute alerts whose labels match every matcher until a time. Keys: the figure's
     labels plus alertname, severity, metric, route, granularity."""
-    from aimon.alert_store import AlertStore, Silence, utcnow
     from aimon.matchers import Matcher
+    from aimon.store.alerts import AlertStore, Silence, utcnow
 
     cfg = _load(config)
     if not matcher:
@@ -260,7 +260,7 @@ def unsilence(
     silence_id: Annotated[str, typer.Argument(help="the id `aimon alerts list` shows")], config: ConfigOpt = None
 ) -> None:
     """End a silence now."""
-    from aimon.alert_store import AlertStore
+    from aimon.store.alerts import AlertStore
 
     cfg = _load(config)
     if not AlertStore(cfg).remove_silence(silence_id):

@@ -10,7 +10,7 @@ from rich.table import Table
 from aimon.records import ALL
 
 if TYPE_CHECKING:
-    from aimon.tasks.run import RunSummary
+    from aimon.tasks.orchestration.run import RunSummary
 
 # (column, metric, extra labels, format)
 COLUMNS: tuple[tuple[str, str, dict[str, str], str], ...] = (

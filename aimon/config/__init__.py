@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aimon.alert_config import AlertsConfig
+from aimon.config.alerts import AlertsConfig
 from aimon.errors import ConfigError
 
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
@@ -306,7 +306,7 @@ class DriftFeature(_Strict):
     def _method(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from aimon.tasks.stattests import STATTESTS  # numpy/scipy only; no import cycle
+        from aimon.stats.stattests import STATTESTS  # numpy/scipy only; no import cycle
 
         if v not in STATTESTS:
             raise ValueError(f"unknown drift method {v!r}; valid: {', '.join(sorted(STATTESTS))}")

@@ -28,7 +28,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from aimon.errors import StoreError
-from aimon.tasks.stattests import Counts, NumericSample
+from aimon.stats.stattests import Counts, NumericSample
 from aimon.warehouse import get_engine, redact
 
 STATS_VERSION = 2  # bump when the statistics' definition changes: old entries are ignored

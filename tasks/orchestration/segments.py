@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from aimon.tasks.base import AnalysisContext
+from aimon.tasks.orchestration.context import AnalysisContext
 from aimon.windows import Window
 
 T = TypeVar("T")

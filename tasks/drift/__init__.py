@@ -34,12 +34,12 @@ import sqlalchemy as sa
 from aimon.config import Config, DriftConfig, EmbeddingDriftConfig
 from aimon.errors import ContractError
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.tasks import embedding_drift as ed
-from aimon.tasks import stattests as st
-from aimon.tasks.base import AnalysisContext, endpoint_expr, status_class_expr
+from aimon.stats import embedding as ed
+from aimon.stats import stattests as st
+from aimon.store.reference import ReferenceCache, WindowStats, config_hash, entry_key
 from aimon.tasks.contract import valid_rows
-from aimon.tasks.drift_cache import ReferenceCache, WindowStats, config_hash, entry_key
-from aimon.tasks.segments import describe_segments, map_segments, run_calls, segment_bounds, segmented
+from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr, status_class_expr
+from aimon.tasks.orchestration.segments import describe_segments, map_segments, run_calls, segment_bounds, segmented
 from aimon.warehouse import Interactions, window_params
 from aimon.windows import Window, window_containing
 

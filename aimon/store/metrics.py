@@ -15,10 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aimon import claims as _claims
 from aimon.config import Config
 from aimon.errors import StoreError
 from aimon.records import MetricRecord, labels_json
+from aimon.store import runs as _claims
 from aimon.warehouse import get_engine, redact
 from aimon.windows import Window
 

@@ -33,15 +33,15 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from aimon.alert_config import SEVERITIES, AlertRule, AlertsConfig
-from aimon.alert_store import AlertEvent, AlertState, AlertStore, OutboxEntry, Silence, utcnow
-from aimon.channels import Channel, SendError, build_channel, mask
 from aimon.config import Config
+from aimon.config.alerts import SEVERITIES, AlertRule, AlertsConfig
 from aimon.matchers import Matcher, matches_all
 from aimon.records import ALL, labels_json
-from aimon.render import describe_condition, fmt_value
-from aimon.store import Store
-from aimon.tasks.run import RunHandle, RunSummary
+from aimon.store.alerts import AlertEvent, AlertState, AlertStore, OutboxEntry, Silence, utcnow
+from aimon.store.metrics import Store
+from aimon.tasks.alerts.channels import Channel, SendError, build_channel, mask
+from aimon.tasks.alerts.render import describe_condition, fmt_value
+from aimon.tasks.orchestration.run import RunHandle, RunSummary
 from aimon.windows import Window, window_containing
 
 log = logging.getLogger("aimon.alerts")

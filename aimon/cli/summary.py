@@ -11,8 +11,8 @@ from rich.table import Table
 from aimon.records import ALL, MetricRecord
 
 if TYPE_CHECKING:
-    from aimon.store import Store
-    from aimon.tasks.run import RunSummary
+    from aimon.store.metrics import Store
+    from aimon.tasks.orchestration.run import RunSummary
 
 
 def _index(records: tuple[MetricRecord, ...]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -128,11 +128,11 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         console.print(f"budget [bold]{scope}[/bold] ({b.label('period')}): {b.value:.0%} used{extra}")
     for o in summary.outcomes:  # A/B experiments: one table each (aimon/ab_report.py)
         if o.name == "abtest" and o.result is not None and o.result.details.get("experiments"):
-            from aimon.ab_report import ab_tables
+            from aimon.cli.summary_ab import ab_tables
 
             for table in ab_tables(o.result.details):
                 console.print(table)
-    from aimon.report_quality import quality_table, retrieval_line
+    from aimon.cli.summary_quality import quality_table, retrieval_line
 
     quality = quality_table(summary)
     if quality is not None:

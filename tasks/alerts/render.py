@@ -9,7 +9,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aimon.alert_config import AlertRule
+    from aimon.config.alerts import AlertRule
 
 _ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 _RESOLVED_ICON = ":white_check_mark:"

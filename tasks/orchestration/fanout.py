@@ -24,10 +24,10 @@ from prefect.cache_policies import NO_CACHE
 
 from aimon.config import Config
 from aimon.records import AnalyzerResult
-from aimon.store import Store
-from aimon.tasks.base import AnalysisContext, SegmentFn, SegmentMap
+from aimon.store.metrics import Store
+from aimon.tasks.orchestration.context import AnalysisContext, SegmentFn, SegmentMap
+from aimon.tasks.orchestration.run import AnalyzerOutcome, analyze_task, open_window, outcome_of, run_analyzer
 from aimon.tasks.registry import ANALYZERS
-from aimon.tasks.run import AnalyzerOutcome, analyze_task, open_window, outcome_of, run_analyzer
 from aimon.windows import Window
 
 

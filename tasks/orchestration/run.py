@@ -18,9 +18,9 @@ from prefect.cache_policies import NO_CACHE
 
 from aimon.config import Config
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.store import Store
-from aimon.tasks.base import AnalysisContext
+from aimon.store.metrics import Store
 from aimon.tasks.contract import ContractReport
+from aimon.tasks.orchestration.context import AnalysisContext
 from aimon.tasks.registry import get_analyzer
 from aimon.warehouse import Warehouse
 from aimon.windows import Window, is_live, last_complete_window, window_containing

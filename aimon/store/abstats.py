@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.errors import StoreError
-from aimon.store import utcnow
-from aimon.tasks.abstats import Moments
+from aimon.stats.abtests import Moments
+from aimon.store.metrics import utcnow
 from aimon.warehouse import get_engine, redact
 from aimon.windows import Window
 

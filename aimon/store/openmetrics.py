@@ -27,7 +27,7 @@ from typing import TextIO
 import sqlalchemy as sa
 
 from aimon.catalogue import help_text, series_problem
-from aimon.store import Store, _as_datetime
+from aimon.store.metrics import Store, _as_datetime
 
 # Prometheus's head block holds roughly the last 2-3 hours; blocks created for that
 # span can overlap it (promtool's docs: do not backfill the last 3 hours).

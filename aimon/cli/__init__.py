@@ -73,7 +73,7 @@ def run(
     ] = None,
 ) -> None:
     """Monitor one window: the last complete one unless --date or --window-start is given."""
-    from aimon.report import print_summary
+    from aimon.cli.summary import print_summary
 
     if granularity not in ("daily", "hourly"):
         _fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
@@ -104,7 +104,7 @@ def run(
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
     """Validate the config, connect to the warehouse and the store, say what is wrong."""
-    from aimon.store import Store
+    from aimon.store.metrics import Store
     from aimon.warehouse import Warehouse, redact
 
     cfg = _load(config)
@@ -133,7 +133,7 @@ def config_check(config: ConfigOpt = None) -> None:
         problems += 1
         err_console.print(f"[red]store[/red]: {err}")
     # Alert channels: their secrets resolve (nothing is sent).
-    from aimon.channels import build_channel
+    from aimon.tasks.alerts.channels import build_channel
 
     for name, channel in cfg.alerts.channels.items():
         try:
@@ -172,8 +172,8 @@ def export_openmetrics(
 ) -> None:
     """Write the stored figures of windows from --start to --end as OpenMetrics text,
     stamped at each window's end, for `promtool tsdb create-blocks-from openmetrics`."""
-    from aimon.openmetrics import too_recent, write_openmetrics
-    from aimon.store import Store
+    from aimon.store.metrics import Store
+    from aimon.store.openmetrics import too_recent, write_openmetrics
     from aimon.windows import daily_window
 
     try:
@@ -235,9 +235,9 @@ def demo(
     every day of it, and summarise the latest."""
     import sqlalchemy as sa
 
+    from aimon.cli.summary import changes_vs_history, print_summary
     from aimon.demo import INCIDENTS, seed_duckdb
-    from aimon.report import changes_vs_history, print_summary
-    from aimon.store import Store
+    from aimon.store.metrics import Store
 
     cfg = _load(config)
     url = sa.engine.make_url(cfg.warehouse.url)
@@ -312,7 +312,7 @@ def backfill(
 ) -> None:
     """Monitor every window from --start to --end, a bounded number at a time, skipping
     windows already complete unless --redo says otherwise."""
-    from aimon.backfill_report import backfill_table, plan_table
+    from aimon.cli.summary_backfill import backfill_table, plan_table
 
     if granularity not in ("daily", "hourly"):
         _fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
@@ -378,7 +378,7 @@ def backfill(
 
 
 # `aimon alerts ...`: imported last, it uses the helpers above.
-from aimon.cli_alerts import alerts_app  # noqa: E402
+from aimon.cli.alerts import alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
