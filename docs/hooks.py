@@ -1,6 +1,7 @@
 """mkdocs hooks: the reference pages that cannot go stale.
 
-`on_page_markdown` replaces three markers with tables generated from the code at build time:
+`on_page_markdown` replaces three markers, each on a line of its own, with tables generated
+from the code at build time:
 
 - `<!-- catalogue -->`: the metric catalogue, from `aimon.catalogue`;
 - `<!-- config -->`: every configuration key, from the pydantic model `aimon.config.Config`
@@ -108,6 +109,9 @@ def _strip_annotated(tp: Any) -> Any:
     return tp
 
 
+_TYPE_NAMES = {"str": "text", "int": "integer", "float": "number", "bool": "boolean", "date": "date", "Path": "path"}
+
+
 def _type_name(tp: Any) -> str:
     tp = _strip_annotated(tp)
     origin = typing.get_origin(tp)
@@ -128,9 +132,7 @@ def _type_name(tp: Any) -> str:
     if tp is dt.timedelta:
         return "duration"
     if isinstance(tp, type):
-        return {"str": "text", "int": "integer", "float": "number", "bool": "boolean", "date": "date", "Path": "path"}.get(
-            tp.__name__, tp.__name__
-        )
+        return _TYPE_NAMES.get(tp.__name__, tp.__name__)
     return str(tp).replace("typing.", "")
 
 
@@ -210,7 +212,7 @@ def _walk(cls: type, prefix: str, rows: list[str], note: str = "", depth: int = 
         for suffix, model in nested:
             sub_note = ""
             if len(nested) > 1:
-                kind = getattr(model.model_fields.get("type"), "annotation", None)
+                kind = getattr(model.model_fields.get("type"), "annotation", None)  # type: ignore[attr-defined]
                 kinds = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
                 sub_note = f"(`type: {kinds[0]}`)" if kinds else f"({model.__name__})"
             _walk(model, f"{path}{suffix}.", rows, sub_note, depth + 1)
@@ -253,7 +255,7 @@ def _command_markdown(cmd: Any, path: list[str], parent_ctx: Any, out: list[str]
     try:  # typer >= 0.20 vendors click as typer._click; earlier ones use click itself
         from typer import _click as click  # type: ignore[attr-defined]
     except ImportError:
-        import click
+        import click  # type: ignore[no-redef]
 
     ctx = click.Context(cmd, info_name=path[-1], parent=parent_ctx)
     is_group = hasattr(cmd, "list_commands")
@@ -343,9 +345,16 @@ MARKERS: dict[str, tuple[str, Callable[[], str]]] = {
 }
 
 
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that inserts text as is (no backslash or group escapes)."""
+    return lambda _match: text
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     for marker, (what, build) in MARKERS.items():
-        if marker not in markdown:
+        # A marker counts only on a line of its own, so prose can name it in backticks.
+        line = re.compile(rf"^{re.escape(marker)}[ \t]*$", re.MULTILINE)
+        if not line.search(markdown):
             continue
         try:
             generated = build()
@@ -355,5 +364,5 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
                 f"{type(err).__name__}: {err}. Is aimon installed in this environment "
                 "(make install-test) and does the module still exist under that name?"
             ) from err
-        markdown = markdown.replace(marker, generated)
+        markdown = line.sub(_literal(generated), markdown)
     return markdown
