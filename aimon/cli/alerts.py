@@ -1,9 +1,5 @@
-"""`aimon alerts list | history | silence | unsilence`.
-
-aimon/cli.py adds `alerts_app` as the `alerts` sub-command. The commands import
-cli.py's helpers when they run, not at import: `python -m aimon.cli` runs cli.py as
-__main__, and a module-level import back into it would be circular.
-"""
+"""`aimon alerts list | history | silence | unsilence`: alert state, the notification
+history and silences, read from the store."""
 
 from __future__ import annotations
 
@@ -11,34 +7,15 @@ import datetime as dt
 import getpass
 import json
 import uuid
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from aimon.config import Config
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="YAML config (default: $AIMON_CONFIG, then configs/monitoring.yaml)")
-]
-
-
-def _load(path: Path | None) -> Config:
-    from aimon.cli import _load as load
-
-    return load(path)
-
-
-def _fail(what: str, todo: str | None = None, code: int = 1) -> NoReturn:
-    from aimon.cli import _fail as fail
-
-    fail(what, todo, code)
+from aimon.cli.common import ConfigOpt, console, fail, load
 
 
 def _print(*args: Any) -> None:
-    from aimon.cli import console
-
     console.print(*args)
 
 
@@ -84,9 +61,9 @@ def list_alerts(
     """Alerts firing and pending now (per series), and the silences in force."""
     from aimon.config.alerts import SEVERITIES
     from aimon.store.alerts import AlertStore, utcnow
-    from aimon.tasks.alerts import silenced_by
+    from aimon.tasks.alerts.state import silenced_by
 
-    cfg = _load(config)
+    cfg = load(config)
     astore = AlertStore(cfg)
     now = utcnow()
     states = sorted(
@@ -155,7 +132,7 @@ def history(
     from aimon.store.alerts import OUTBOX_STATUSES, AlertStore
     from aimon.tasks.alerts.render import fmt_value
 
-    cfg = _load(config)
+    cfg = load(config)
     astore = AlertStore(cfg)
     if windows:
         start = None
@@ -163,7 +140,7 @@ def history(
             try:
                 start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time())
             except ValueError:
-                _fail("bad --since", f"{since!r} is not YYYY-MM-DD", 2)
+                fail("bad --since", f"{since!r} is not YYYY-MM-DD", 2)
         events = astore.events_between(start)
         if not events:
             _print("no alert events recorded")
@@ -185,7 +162,7 @@ def history(
         _print(t)
         return
     if status is not None and status not in OUTBOX_STATUSES:
-        _fail("bad --status", f"use one of {', '.join(OUTBOX_STATUSES)}", 2)
+        fail("bad --status", f"use one of {', '.join(OUTBOX_STATUSES)}", 2)
     entries = astore.outbox_entries(status, limit)
     if not entries:
         _print("no notifications recorded" + (f" with status {status}" if status else ""))
@@ -228,20 +205,20 @@ def silence(
     from aimon.matchers import Matcher
     from aimon.store.alerts import AlertStore, Silence, utcnow
 
-    cfg = _load(config)
+    cfg = load(config)
     if not matcher:
-        _fail("bad usage", "give at least one --matcher, e.g. --matcher alertname=LatencyP95High", 2)
+        fail("bad usage", "give at least one --matcher, e.g. --matcher alertname=LatencyP95High", 2)
     try:
         parsed = [Matcher.parse(m) for m in matcher]
     except ValueError as err:
-        _fail("bad --matcher", str(err), 2)
+        fail("bad --matcher", str(err), 2)
     now = utcnow()
     try:
         ends = parse_until(until, cfg.windows.timezone, now)
     except ValueError as err:
-        _fail("bad --until", str(err), 2)
+        fail("bad --until", str(err), 2)
     if ends <= now:
-        _fail("bad --until", f"{ends:%Y-%m-%d %H:%M} UTC is in the past", 2)
+        fail("bad --until", f"{ends:%Y-%m-%d %H:%M} UTC is in the past", 2)
     s = Silence(
         uuid.uuid4().hex[:8],
         tuple(str(m) for m in parsed),
@@ -262,9 +239,9 @@ def unsilence(
     """End a silence now."""
     from aimon.store.alerts import AlertStore
 
-    cfg = _load(config)
+    cfg = load(config)
     if not AlertStore(cfg).remove_silence(silence_id):
-        _fail(f"no active silence {silence_id!r}", "see the ids with `aimon alerts list --all`", 1)
+        fail(f"no active silence {silence_id!r}", "see the ids with `aimon alerts list --all`", 1)
     _print(f"silence {silence_id} ended")
 
 

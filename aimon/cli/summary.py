@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from aimon.cli.summary_ab import ab_tables
+from aimon.cli.summary_quality import quality_table, retrieval_line
 from aimon.records import ALL, MetricRecord
 
 if TYPE_CHECKING:
@@ -126,14 +128,10 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         forecast = summary.value("llm_cost_forecast_usd", scope=scope) if b.label("period") == "month" else None
         extra = f", month-end forecast ${forecast:,.0f}" if forecast is not None else ""
         console.print(f"budget [bold]{scope}[/bold] ({b.label('period')}): {b.value:.0%} used{extra}")
-    for o in summary.outcomes:  # A/B experiments: one table each (aimon/ab_report.py)
+    for o in summary.outcomes:  # A/B experiments: one table each (summary_ab.py)
         if o.name == "abtest" and o.result is not None and o.result.details.get("experiments"):
-            from aimon.cli.summary_ab import ab_tables
-
             for table in ab_tables(o.result.details):
                 console.print(table)
-    from aimon.cli.summary_quality import quality_table, retrieval_line
-
     quality = quality_table(summary)
     if quality is not None:
         console.print(quality)

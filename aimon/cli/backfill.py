@@ -1,0 +1,100 @@
+"""`aimon backfill`: every window of a date range, a bounded number at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aimon.cli.common import ConfigOpt, console, fail, load
+from aimon.cli.summary_backfill import backfill_table, plan_table
+from aimon.errors import AimonError
+
+
+def backfill(
+    start: Annotated[str, typer.Option(help="first local date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last local date, YYYY-MM-DD (inclusive)")],
+    config: ConfigOpt = None,
+    granularity: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
+    redo: Annotated[
+        str, typer.Option(help="missing: skip windows whose run finished; failed: also rerun failed/degraded; all")
+    ] = "missing",
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="windows at a time (default orchestration.backfill_concurrency)")
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="oldest or newest first (default orchestration.backfill_order)")
+    ] = None,
+    notify: Annotated[bool, typer.Option("--notify", help="send the alerts of historical windows too")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would run, run nothing")] = False,
+) -> None:
+    """Monitor every window from --start to --end, a bounded number at a time, skipping
+    windows already complete unless --redo says otherwise."""
+    if granularity not in ("daily", "hourly"):
+        fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
+    try:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    except ValueError:
+        fail("bad --start/--end", f"use YYYY-MM-DD dates, not {start!r} / {end!r}", 2)
+    cfg = load(config)
+
+    # lazy: Prefect costs ~2 s to import, and bad usage above should fail fast
+    from aimon.flows.backfill import (  # noqa: PLC0415
+        BackfillPlan,
+        BackfillReport,
+        WindowOutcome,
+        listening,
+        plan_backfill,
+    )
+
+    try:
+        plan = plan_backfill(cfg, first, last, granularity, redo, order, concurrency)
+    except ValueError as err:
+        fail("bad backfill", str(err), 2)
+    except AimonError as err:
+        fail("backfill planning failed", str(err), err.exit_code)
+    if dry_run:
+        console.print(plan_table(plan))
+        console.print(f"dry run: {len(plan.to_run)} windows would run, {len(plan.skipped)} skipped")
+        return
+    if not plan.to_run:
+        console.print(backfill_table(BackfillReport(plan.skipped), f"backfill {granularity} {first}..{last}"))
+        console.print("nothing to run (use --redo failed or --redo all to run complete windows again)")
+        return
+
+    from aimon.flows.backfill import backfill as backfill_flow  # noqa: PLC0415  lazy: Prefect
+
+    outcomes: list[WindowOutcome] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        job = bar.add_task("starting Prefect ...", total=len(plan.to_run))
+
+        def on_event(event: BackfillPlan | WindowOutcome) -> None:
+            if isinstance(event, BackfillPlan):
+                bar.update(job, total=len(event.to_run), description=f"backfill {granularity}")
+                outcomes.extend(event.skipped)
+                return
+            outcomes.append(event)
+            bar.update(job, advance=1, description=f"{event.window.label}: {event.outcome}")
+
+        with listening(on_event):
+            state = backfill_flow(
+                start=first,
+                end=last,
+                granularity=granularity,
+                redo=redo,
+                concurrency=concurrency,
+                order=order,
+                notify=notify,
+                config_path=cfg.source,
+                return_state=True,
+            )
+    report = BackfillReport(tuple(outcomes))
+    console.print(backfill_table(report, f"backfill {granularity} {first}..{last}"))
+    if state.is_failed() and not report.count("failed"):
+        fail("backfill failed", str(state.message))
+    if report.count("failed") or report.count("degraded"):
+        raise typer.Exit(1)

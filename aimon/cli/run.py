@@ -1,0 +1,120 @@
+"""`aimon run` and `aimon demo`: monitor one window, or seed the embedded warehouse and
+monitor every day of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from aimon.cli.common import ConfigOpt, console, fail, load, run_window
+from aimon.cli.summary import changes_vs_history, print_summary
+from aimon.demo import INCIDENTS, seed_duckdb
+from aimon.errors import AimonError
+from aimon.store.metrics import Store
+
+
+def run(
+    config: ConfigOpt = None,
+    granularity: Annotated[str, typer.Option(help="daily or hourly")] = "daily",
+    date: Annotated[str | None, typer.Option(help="the local date of a daily window, YYYY-MM-DD")] = None,
+    window_start: Annotated[
+        str | None, typer.Option(help="a timestamp inside the window (local time unless it has an offset)")
+    ] = None,
+    notify: Annotated[
+        bool | None,
+        typer.Option(
+            "--notify/--no-notify",
+            help="send alert notifications; default: for the last complete window only",
+        ),
+    ] = None,
+) -> None:
+    """Monitor one window: the last complete one unless --date or --window-start is given."""
+    if granularity not in ("daily", "hourly"):
+        fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
+    if date and window_start:
+        fail("bad usage", "give --date or --window-start, not both", 2)
+    if date:
+        try:
+            dt.date.fromisoformat(date)
+        except ValueError:
+            fail("bad --date", f"{date!r} is not YYYY-MM-DD", 2)
+        if granularity == "hourly":
+            fail("bad usage", "--date picks a daily window; use --window-start for an hourly one", 2)
+    cfg = load(config)
+    try:
+        summary = run_window(cfg, granularity, date or window_start, notify)
+    except ValueError as err:
+        fail("bad window", str(err), 2)
+    except AimonError as err:
+        fail("run failed", str(err), err.exit_code)
+    if summary.status == "skipped":  # another run holds the window's claim: not a failure
+        console.print(f"[yellow]skipped[/yellow]: {'; '.join(summary.notes)}")
+        return
+    print_summary(summary, console)
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+def demo(
+    config: ConfigOpt = None,
+    days: Annotated[int, typer.Option(min=1, help="days of history to generate")] = 14,
+    rows_per_day: Annotated[int, typer.Option(min=1, help="interactions per day")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed: same seed and end date, same data")] = 7,
+) -> None:
+    """Seed the embedded warehouse with synthetic interactions (and incidents), monitor
+    every day of it, and summarise the latest."""
+    cfg = load(config)
+    url = sa.engine.make_url(cfg.warehouse.url)
+    if url.get_backend_name() != "duckdb" or not url.database:
+        fail(
+            "demo needs the embedded warehouse", f"warehouse.url is {cfg.warehouse.url!r}; use a duckdb:///path URL", 2
+        )
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    started = time.monotonic()
+    counts = seed_duckdb(
+        url.database,
+        days=days,
+        rows_per_day=rows_per_day,
+        seed=seed,
+        end=end,
+        table=cfg.warehouse.interactions_table,
+        feedback_table=cfg.warehouse.feedback_table,
+    )
+    console.print(
+        f"seeded {url.database}: "
+        + ", ".join(f"{n:,} rows in {t}" for t, n in counts.items())
+        + f" ({days} days up to {end}, seed {seed}) in {time.monotonic() - started:.1f}s"
+    )
+    console.print("injected incidents:")
+    for inc in INCIDENTS:
+        console.print(f"  {end - dt.timedelta(days=inc.day_offset)}  {inc.kind}: {inc.description}")
+    summary = None
+    with console.status("monitoring each day (Prefect flow monitor-window)...") as status:
+        for offset in range(days - 1, -1, -1):
+            day = end - dt.timedelta(days=offset)
+            status.update(f"monitoring {day} ...")
+            try:
+                summary = run_window(cfg, "daily", day.isoformat())
+            except AimonError as err:
+                fail(f"run for {day} failed", str(err), err.exit_code)
+    assert summary is not None
+    console.rule("latest window")
+    print_summary(summary, console)
+    console.rule("what it found")
+    for line in changes_vs_history(summary, Store(cfg)):
+        console.print(f"  {line}")
+    console.print(
+        "\nwhere to look next:\n"
+        f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
+        f"  aimon alerts list --config {cfg.source}   (and: aimon alerts history --windows)\n"
+        f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
+        f'\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = '
+        f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
+        f"  runs: table {cfg.store.runs_table}"
+    )
+    if summary.status != "success":
+        raise typer.Exit(1)
