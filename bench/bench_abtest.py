@@ -38,7 +38,7 @@ import datetime as dt, json, resource, sys, time
 from aimon.config import load_config, parse_config
 from aimon.store.metrics import Store
 from aimon.windows import daily_window
-from aimon.tasks.abtest import analyze_abtest
+from aimon.tasks.abtest.analyzer import analyze_abtest
 from aimon.tasks.orchestration.run import open_window
 base = load_config(sys.argv[2]).model_dump(exclude={"source"})
 base["warehouse"]["url"] = "duckdb:///" + sys.argv[1]

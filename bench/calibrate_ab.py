@@ -31,7 +31,7 @@ import numpy as np
 from aimon.config import ExperimentConfig
 from aimon.stats.abtests import Moments, srm_test
 from aimon.store.abstats import ASSIGNMENTS
-from aimon.tasks.abtest import analyze_looks
+from aimon.tasks.abtest.looks import analyze_looks
 
 CASES: dict[str, dict[str, Any]] = {
     # output tokens: lognormal, coefficient of variation ~0.8; 500 requests a day

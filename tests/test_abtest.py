@@ -20,7 +20,8 @@ from aimon.errors import ConfigError
 from aimon.records import labels_json
 from aimon.store.abstats import ABStatsStore
 from aimon.store.metrics import Store
-from aimon.tasks.abtest import STATUS_CODES, analyze_abtest
+from aimon.tasks.abtest.analyzer import analyze_abtest
+from aimon.tasks.abtest.results import STATUS_CODES
 from aimon.tasks.orchestration.run import open_window
 from aimon.windows import daily_window
 from tests import reference
@@ -485,7 +486,7 @@ def _looks(days: int, per_arm: int, effects: dict[str, list[float]], seed: int =
 
 def test_a_regression_on_one_metric_outranks_an_improvement_on_another() -> None:
     from aimon.config import ExperimentConfig
-    from aimon.tasks.abtest import analyze_looks
+    from aimon.tasks.abtest.looks import analyze_looks
 
     exp = ExperimentConfig.model_validate(
         {
@@ -504,7 +505,8 @@ def test_a_regression_on_one_metric_outranks_an_improvement_on_another() -> None
 
 def test_an_effect_that_flips_sign_is_reported_not_hidden() -> None:
     from aimon.config import ExperimentConfig
-    from aimon.tasks.abtest import analyze_looks, experiment_notes
+    from aimon.tasks.abtest.looks import analyze_looks
+    from aimon.tasks.abtest.records import experiment_notes
 
     exp = ExperimentConfig.model_validate(
         {"name": "e", "metrics": [{"name": "m", "type": "continuous", "column": "x", "good": "higher"}]}
