@@ -117,7 +117,7 @@ def warm_only(path: Path, repeat: int) -> None:
     the daily case, and a peak RSS that is the analyzer's, not the seeding's."""
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.drift.analyzer import analyze_drift
     from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 
@@ -141,7 +141,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
     os.environ["AIMON_HOME"] = str(tmp / ".aimon")
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.drift.analyzer import analyze_drift
     from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 

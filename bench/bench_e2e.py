@@ -330,7 +330,10 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
     from aimon.config import parse_config
     from aimon.store.metrics import Store
     from aimon.store.reference import TABLE
-    from aimon.tasks.drift import analyze_drift, drift_frame, feature_specs, reference_windows
+    from aimon.tasks.drift.analyzer import analyze_drift
+    from aimon.tasks.drift.features import feature_specs
+    from aimon.tasks.drift.fit import reference_windows
+    from aimon.tasks.drift.report import drift_frame
     from aimon.tasks.orchestration.run import open_window
     from aimon.warehouse import get_engine
     from aimon.windows import daily_window

@@ -125,7 +125,7 @@ def run_prewarm(db: Path, store: Path) -> dict[str, Any]:
     computed them the day before."""
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks.drift import analyze_drift
+    from aimon.tasks.drift.analyzer import analyze_drift
     from aimon.tasks.orchestration.run import open_window
     from aimon.windows import daily_window
 

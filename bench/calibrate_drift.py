@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aimon.config import DriftConfig
-from aimon.tasks.drift import FeatureSpec, compare, compare_embeddings, stats_from_arrays
+from aimon.tasks.drift.calculate import compare, compare_embeddings, stats_from_arrays
+from aimon.tasks.drift.features import FeatureSpec
 
 SCENARIOS = ("no drift", "mean +0.1σ", "mean +0.25σ", "variance ×1.5", "new category 5%", "embedding rotation 15°")
 SPECS = [

@@ -20,7 +20,10 @@ from aimon.errors import ConfigError, ContractError
 from aimon.records import AnalyzerResult
 from aimon.store.metrics import Store
 from aimon.store.reference import ReferenceCache
-from aimon.tasks.drift import FeatureSpec, analyze_drift, compare, reference_windows, stats_from_arrays
+from aimon.tasks.drift.analyzer import analyze_drift
+from aimon.tasks.drift.calculate import compare, stats_from_arrays
+from aimon.tasks.drift.features import FeatureSpec
+from aimon.tasks.drift.fit import reference_windows
 from aimon.tasks.orchestration.run import open_window
 from aimon.warehouse import get_engine
 from aimon.windows import daily_window
@@ -259,7 +262,8 @@ def test_every_feature_score_equals_evidentlys_data_drift_preset(demo_url: str) 
     """The analyzer's per-feature score (method chosen by Evidently's rules) equals the
     score Evidently's own DataDriftPreset reports on the same rows (drift_frame), for
     the built-in features and the configured ones alike."""
-    from aimon.tasks.drift import drift_frame, feature_specs
+    from aimon.tasks.drift.features import feature_specs
+    from aimon.tasks.drift.report import drift_frame
 
     cfg = drift_config(demo_url)
     ctx = open_window(cfg, daily_window(DAY), Store(cfg))

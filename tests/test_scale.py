@@ -22,7 +22,10 @@ from aimon.errors import ConfigError
 from aimon.records import AnalyzerResult
 from aimon.stats import stattests as st
 from aimon.store.metrics import Store
-from aimon.tasks.drift import _drift_ix, analyze_drift, compare, feature_specs, read_window
+from aimon.tasks.drift.analyzer import analyze_drift
+from aimon.tasks.drift.calculate import compare
+from aimon.tasks.drift.features import _drift_ix, feature_specs
+from aimon.tasks.drift.reads import read_window
 from aimon.tasks.orchestration.run import open_window
 from aimon.tasks.orchestration.segments import segment_bounds
 from aimon.tasks.quality import analyze_quality

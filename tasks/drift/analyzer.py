@@ -1,0 +1,74 @@
+"""The drift analyzer: fit the reference, read the current window, calculate the verdict.
+
+analyze_drift composes the other drift modules: the current window is read once
+(reads) and its statistics stored, since today's window is tomorrow's reference; the
+reference comes from stored statistics where they are still valid (fit); the two are
+compared (calculate) and turned into metric records and the run report's notes
+(records), plus Evidently's HTML report when drift.html_report asks for it (report).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aimon.records import AnalyzerResult
+from aimon.stats import embedding as ed
+from aimon.store.reference import ReferenceCache, entry_key
+from aimon.tasks.drift.calculate import DriftReport, compare, compare_embeddings
+from aimon.tasks.drift.features import _drift_ix, feature_specs
+from aimon.tasks.drift.fit import load_reference, stats_hash
+from aimon.tasks.drift.reads import read_window
+from aimon.tasks.drift.records import drift_records, summary_line
+from aimon.tasks.drift.report import save_html_report
+from aimon.tasks.orchestration.context import AnalysisContext
+from aimon.tasks.orchestration.segments import describe_segments, segmented
+
+
+def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
+    cfg, dcfg = ctx.cfg, ctx.cfg.drift
+    specs, notes = feature_specs(cfg, ctx.interactions)
+    ix = _drift_ix(ctx.interactions, specs, cfg)
+    cache = ReferenceCache(cfg.store_url)
+    h = stats_hash(cfg, specs)
+    current, stored = read_window(ctx, ix, specs, ctx.window)
+    if segmented(ctx):
+        notes.append(describe_segments(ctx, "drift numerical features"))
+    # Today's window is tomorrow's reference: keep its statistics (unless a rerun
+    # already stored them for the same rows).
+    key = entry_key(h, ctx.window.start, ctx.window.end)
+    if cache.rows(key) != current.rows:
+        cache.put(key, ctx.window.start, ctx.window.end, h, stored)
+    ref = load_reference(ctx, ix, specs, cache, h)
+    notes.append(
+        f"drift reference: {ref.windows} window(s), {ref.stats.rows:,} rows; "
+        f"{ref.from_cache} from stored statistics, {ref.read} read"
+    )
+    if current.rows == 0 or ref.stats.rows == 0:
+        notes.append(f"drift: skipped, no accepted rows in the {'current window' if not current.rows else 'reference'}")
+        return AnalyzerResult("drift", (), tuple(notes), {"reference_windows_read": ref.read})
+    report = compare(ref.stats, current, specs, dcfg)
+    notes += report.notes
+    emb_results: tuple[ed.EmbeddingTestResult, ...] = ()
+    emb_drift: bool | None = None
+    if dcfg.embeddings is not None:
+        ref_emb = ed.combine_reference(list(ref.embedding_parts), dcfg.embeddings.cap, dcfg.embeddings.seed)
+        if current.embeddings is None or not len(ref_emb):
+            notes.append(f"embedding drift: skipped, no {dcfg.embeddings.column!r} values on both sides")
+        else:
+            emb_results, emb_drift = compare_embeddings(ref_emb, current.embeddings, dcfg)
+    report = DriftReport(
+        report.features, report.share, report.dataset_drift, report.dataset_share, emb_results, emb_drift, report.notes
+    )
+    notes.append(summary_line(report))
+    details: dict[str, Any] = {
+        "reference_windows": ref.windows,
+        "reference_windows_cached": ref.from_cache,
+        "reference_windows_read": ref.read,
+        "reference_rows": ref.stats.rows,
+        "current_rows": current.rows,
+        "report": report,
+    }
+    if dcfg.html_report:
+        details["html_report"] = str(save_html_report(ctx, ix, specs))
+        notes.append(f"drift report: {details['html_report']}")
+    return AnalyzerResult("drift", tuple(drift_records(report)), tuple(notes), details)

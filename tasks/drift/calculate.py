@@ -1,0 +1,227 @@
+"""The drift verdict ("calculate", in NannyML's words): the current window's statistics
+against the reference's, feature by feature, plus embedding drift, and a dataset verdict.
+
+Pure: statistics in, verdicts out, no warehouse. The analyzer, the tests and the
+calibration (bench/calibrate_drift.py) all run this same comparison.
+
+Per feature, two numbers decide (the p-value alone never does, or on a million rows
+every feature would drift):
+- a test's p-value (KS for numbers, chi-square or z for categories), corrected with
+  Benjamini-Hochberg across the features, below `drift.p_value`;
+- an effect size (normalised Wasserstein for numbers, Jensen-Shannon distance for
+  categories) at or above its floor (`drift.effect_floors`).
+The method reported as the feature's score is chosen by Evidently's rules (reference
+of at most `small_sample` rows: KS / chi-square / z; more: Wasserstein / Jensen-Shannon;
+numbers with at most 5 values count as categories), or set per feature in the config;
+a distance method's own threshold must be passed too.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aimon.config import DriftConfig
+from aimon.stats import embedding as ed
+from aimon.stats import stattests as st
+from aimon.store.reference import WindowStats
+from aimon.tasks.drift.features import THREADS, FeatureSpec
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's verdict, with everything that produced it."""
+
+    feature: str
+    kind: st.Kind
+    method: str  # the score's method
+    statistic: float
+    threshold: float  # of `method`: alpha for a test, the distance threshold otherwise
+    test_method: str  # the p-value test behind the verdict
+    p_value: float
+    p_value_adjusted: float  # Benjamini-Hochberg across the window's features
+    alpha: float
+    effect_method: str
+    effect: float
+    effect_floor: float
+    detected: bool
+    n_reference: int
+    n_current: int
+
+    def explain(self) -> str:
+        stat = f"{self.method} {self.statistic:.4g}"
+        if self.method != self.effect_method:
+            stat += f", {self.effect_method} {self.effect:.3g} (floor {self.effect_floor:g})"
+        elif self.method != self.test_method:
+            stat += f" (threshold {self.threshold:g})"
+        return (
+            f"{self.feature} ({stat}; {self.test_method} p={self.p_value_adjusted:.2g} after BH < {self.alpha:g}; "
+            f"{self.n_reference:,} reference vs {self.n_current:,} current rows)"
+        )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    features: tuple[FeatureDrift, ...]
+    share: float
+    dataset_drift: bool
+    dataset_share: float
+    embeddings: tuple[ed.EmbeddingTestResult, ...] = ()
+    embedding_drift: bool | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def drifted(self) -> tuple[FeatureDrift, ...]:
+        return tuple(f for f in self.features if f.detected)
+
+
+# -- comparing statistics (pure: used by the analyzer, the tests and the calibration) --
+
+
+def _values(ref: st.NumericSample, cur: st.NumericSample) -> int:
+    """Distinct values over both sides, counted up to 6 (Evidently's 5-value rule)."""
+    if ref.distinct is None or cur.distinct is None:
+        return 6
+    return len(set(ref.distinct.keys) | set(cur.distinct.keys))
+
+
+def choose_methods(spec: FeatureSpec, n_ref: int, n_values: int, small_sample: int) -> tuple[str, str, str]:
+    """(score method, p-value test, effect measure) for a feature."""
+    discrete = spec.kind == "categorical" or n_values <= 5
+    test = ("chisquare" if n_values > 2 else "z") if discrete else "ks"
+    effect = "jensenshannon" if discrete else "wasserstein"
+    if spec.method is not None:
+        return spec.method, (spec.method if st.get_stattest(spec.method).p_value else test), effect
+    method = test if n_ref <= small_sample else effect
+    return method, test, effect
+
+
+def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpec], dcfg: DriftConfig) -> DriftReport:
+    """Every feature's test and effect, BH across features, the dataset verdict."""
+    jobs: list[tuple[FeatureSpec, Any, Any, str, str, str]] = []
+    notes: list[str] = []
+    for spec in specs:
+        if spec.kind == "numerical":
+            ref_s: Any = reference.numeric.get(spec.name)
+            cur_s: Any = current.numeric.get(spec.name)
+        else:
+            ref_s, cur_s = reference.categorical.get(spec.name), current.categorical.get(spec.name)
+        empty = [side for side, s in (("reference", ref_s), ("current window", cur_s)) if s is None or s.n == 0]
+        if empty:
+            notes.append(f"drift: {spec.name} skipped, no values in the {' or '.join(empty)}")
+            continue
+        n_values = _values(ref_s, cur_s) if spec.kind == "numerical" else len(set(ref_s.keys) | set(cur_s.keys))
+        method, test, effect = choose_methods(spec, ref_s.n, n_values, dcfg.small_sample)
+        jobs.append((spec, ref_s, cur_s, method, test, effect))
+
+    def run(job: tuple[FeatureSpec, Any, Any, str, str, str]) -> dict[str, Any]:
+        try:
+            return _run_feature(*job, dcfg)
+        except ValueError as err:
+            raise ValueError(f"drift.features {job[0].name!r}, method {job[3]!r}: {err}") from None
+
+    # numpy's searches, cumsums and sorts release the GIL: features run side by side.
+    with ThreadPoolExecutor(THREADS) as pool:
+        rows = list(pool.map(run, jobs))
+    adjusted = st.benjamini_hochberg([r["test"].p_value for r in rows])
+    out = []
+    for r, p_adj in zip(rows, adjusted, strict=True):
+        spec, primary, test_r, effect_r = r["spec"], r["primary"], r["test"], r["effect"]
+        alpha = primary.threshold if primary.uses_p_value else dcfg.p_value
+        floor = dcfg.effect_floors.numerical if effect_r.method == "wasserstein" else dcfg.effect_floors.categorical
+        detected = bool(p_adj < alpha and effect_r.statistic >= floor and (primary.uses_p_value or primary.drifted))
+        out.append(
+            FeatureDrift(
+                spec.name,
+                spec.kind,
+                primary.method,
+                primary.statistic,
+                primary.threshold,
+                test_r.method,
+                float(test_r.p_value),
+                float(p_adj),
+                alpha,
+                effect_r.method,
+                effect_r.statistic,
+                floor,
+                detected,
+                primary.n_reference,
+                primary.n_current,
+            )
+        )
+    share = sum(f.detected for f in out) / len(out) if out else 0.0
+    return DriftReport(
+        tuple(out), share, bool(out) and share >= dcfg.dataset_share, dcfg.dataset_share, notes=tuple(notes)
+    )
+
+
+def _run_feature(
+    spec: FeatureSpec, ref: Any, cur: Any, method: str, test: str, effect: str, dcfg: DriftConfig
+) -> dict[str, Any]:
+    def threshold(name: str) -> float:
+        if name == method and spec.threshold is not None:
+            return spec.threshold
+        t = st.get_stattest(name)
+        return dcfg.p_value if t.p_value else t.default_threshold
+
+    fast: dict[str, tuple[float, float | None]] = {}
+    if isinstance(ref, st.NumericSample) and {"ks", "wasserstein"} <= {method, test, effect}:
+        # The hot path: KS and Wasserstein from one merge of the sorted samples.
+        d, w = st.ks_and_wasserstein(ref, cur)
+        pair = (ref.values, cur.values) if ref.exact and cur.exact else None
+        fast = {"ks": (d, st.ks_p_value(d, ref.n, cur.n, pair)), "wasserstein": (w, None)}
+    results: dict[str, st.StatTestResult] = {}
+    for name in dict.fromkeys((method, test, effect)):
+        thr = threshold(name)
+        if name in fast:
+            stat, p = fast[name]
+            drifted = p < thr if p is not None else stat >= thr
+            results[name] = st.StatTestResult(name, stat, p, thr, bool(drifted), ref.n, cur.n)
+        else:
+            results[name] = st.get_stattest(name)(ref, cur, thr)
+    return {"spec": spec, "primary": results[method], "test": results[test], "effect": results[effect]}
+
+
+def stats_from_arrays(
+    numeric: dict[str, Any] | None = None,
+    categorical: dict[str, Any] | None = None,
+    embeddings: np.ndarray | None = None,
+    sketch_size: int | None = None,
+) -> WindowStats:
+    """WindowStats from in-memory columns (tests, calibration, benchmarks)."""
+    num = {k: st.numeric_sample(v) for k, v in (numeric or {}).items()}
+    if sketch_size:
+        num = {k: st.sketch(v, sketch_size) for k, v in num.items()}
+    cat = {k: st.counts(v) for k, v in (categorical or {}).items()}
+    rows = max([s.n for s in num.values()] + [c.n for c in cat.values()] + [0])
+    return WindowStats(rows, num, cat, embeddings, 0 if embeddings is None else len(embeddings))
+
+
+def compare_embeddings(
+    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig
+) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool]:
+    e = dcfg.embeddings
+    assert e is not None
+    ref = ed.subsample(reference, e.cap, e.seed)
+    cur = ed.subsample(current, e.cap, e.seed)
+    out: list[ed.EmbeddingTestResult] = []
+    for m in e.methods:
+        if m == "centroid":
+            out.append(ed.centroid_distance(ref, cur))
+        elif m == "domain_classifier":
+            out.append(ed.domain_classifier_auc(ref, cur, threshold=e.auc_threshold, seed=e.seed))
+        else:
+            out.append(
+                ed.mmd_test(
+                    ed.subsample(ref, e.mmd_cap, e.seed),
+                    ed.subsample(cur, e.mmd_cap, e.seed),
+                    permutations=e.permutations,
+                    seed=e.seed,
+                    alpha=dcfg.p_value,
+                )
+            )
+    drifted = any(r.drifted for r in out if r.method in e.detect_with)
+    return tuple(out), drifted

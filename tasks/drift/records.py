@@ -1,0 +1,57 @@
+"""The drift results as aimon reports them: the MetricRecords (data_drift_*,
+embedding_drift_*) and the one-line summary the run report shows."""
+
+from __future__ import annotations
+
+import math
+
+from aimon.records import MetricRecord
+from aimon.tasks.drift.calculate import DriftReport
+
+
+def summary_line(report: DriftReport) -> str:
+    n = len(report.features)
+    head = (
+        f"drift: {len(report.drifted)} of {n} features drifted ({report.share:.0%}; "
+        f"dataset drift at {report.dataset_share:.0%}: {'YES' if report.dataset_drift else 'no'})"
+    )
+    if report.drifted:
+        head += ": " + "; ".join(f.explain() for f in report.drifted)
+    if report.embeddings:
+        parts = ", ".join(
+            f"{r.method} {r.statistic:.3g}" + (f" p={r.p_value:.2g}" if r.p_value is not None else "")
+            for r in report.embeddings
+        )
+        e0 = report.embeddings[0]
+        head += (
+            f". Embedding drift: {'YES' if report.embedding_drift else 'no'} ({parts}; "
+            f"{e0.n_reference:,} vs {e0.n_current:,} rows sampled)"
+        )
+    return head
+
+
+def drift_records(report: DriftReport) -> list[MetricRecord]:
+    recs: list[MetricRecord] = []
+    for f in report.features:
+        recs.append(MetricRecord.of("data_drift_score", _finite(f.statistic), feature=f.feature, method=f.method))
+        if f.effect_method != f.method:
+            recs.append(MetricRecord.of("data_drift_score", f.effect, feature=f.feature, method=f.effect_method))
+        recs.append(MetricRecord.of("data_drift_p_value", f.p_value, feature=f.feature, method=f.test_method))
+        recs.append(
+            MetricRecord.of("data_drift_p_value_adjusted", f.p_value_adjusted, feature=f.feature, method=f.test_method)
+        )
+        recs.append(MetricRecord.of("data_drift_detected", float(f.detected), feature=f.feature))
+    recs.append(MetricRecord.of("data_drift_share", report.share))
+    recs.append(MetricRecord.of("data_drift_dataset_detected", float(report.dataset_drift)))
+    for r in report.embeddings:
+        recs.append(MetricRecord.of("embedding_drift_score", r.statistic, method=r.method))
+        if r.p_value is not None:
+            recs.append(MetricRecord.of("embedding_drift_p_value", r.p_value, method=r.method))
+    if report.embedding_drift is not None:
+        recs.append(MetricRecord.of("embedding_drift_detected", float(report.embedding_drift)))
+    return recs
+
+
+def _finite(v: float) -> float:
+    """Chi-square is infinite when a category is new; stores and Prometheus want a number."""
+    return v if math.isfinite(v) else 1e300
