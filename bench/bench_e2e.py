@@ -235,7 +235,7 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks.alerts import alert_window
+    from aimon.tasks.alerts.pipeline import alert_window
     from aimon.tasks.contract import check_contract
     from aimon.tasks.orchestration.run import AnalyzerOutcome, begin_run, open_window, publish, run_analyzer
     from aimon.tasks.prometheus import publish_to_pushgateway

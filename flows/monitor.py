@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from aimon.config import Config, load_config
 from aimon.store.metrics import Store
 from aimon.store.runs import RunSkipped
-from aimon.tasks.alerts import alert_failed_run, alert_task, with_alerts
+from aimon.tasks.alerts.task import alert_failed_run, alert_task, with_alerts
 from aimon.tasks.contract import check_contract_task
 from aimon.tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
 from aimon.tasks.orchestration.fanout import run_analyzers

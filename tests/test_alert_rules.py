@@ -20,8 +20,9 @@ from aimon.errors import ConfigError
 from aimon.matchers import Matcher
 from aimon.records import labels_json
 from aimon.store.alerts import AlertState
-from aimon.tasks.alerts import Condition, Judgement, evaluate_rule, judge, previous_windows, transition
 from aimon.tasks.alerts.render import describe_condition, fmt_value
+from aimon.tasks.alerts.rules import Condition, Judgement, evaluate_rule, judge, previous_windows
+from aimon.tasks.alerts.state import transition
 from aimon.windows import daily_window, window_containing
 from tests.conftest import make_config
 
@@ -315,7 +316,7 @@ def test_a_rule_for_another_granularity_is_not_judged(tmp_path: Path) -> None:
     from aimon.records import MetricRecord
     from aimon.store.alerts import AlertStore
     from aimon.store.metrics import Store
-    from aimon.tasks.alerts import alert_window
+    from aimon.tasks.alerts.pipeline import alert_window
 
     rules = [
         {"name": "DailyOnly", "metric": "m", "op": ">", "threshold": 1, "granularity": "daily"},

@@ -16,8 +16,8 @@ from aimon.config import Config
 from aimon.records import MetricRecord
 from aimon.store.alerts import AlertStore, Silence
 from aimon.store.metrics import Store
-from aimon.tasks.alerts import alert_window
 from aimon.tasks.alerts.channels import EmailChannel, SendError, SlackChannel
+from aimon.tasks.alerts.pipeline import alert_window
 from aimon.windows import daily_window
 from tests.conftest import make_config
 from tests.servers import SlackServer, SmtpServer, free_port, self_signed_cert
@@ -532,8 +532,8 @@ def test_state_and_outbox_on_sqlite_and_postgresql(
 def test_an_entry_another_run_is_sending_is_left_to_it(
     tmp_path: Path, smtp: SmtpServer, slack: SlackServer, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aimon.tasks.alerts as alerts_mod
-    from aimon.tasks.alerts import DeliveryReport, deliver
+    import aimon.tasks.alerts.pipeline as alerts_mod
+    from aimon.tasks.alerts.delivery import DeliveryReport, deliver
 
     cfg = alerts_cfg(tmp_path, smtp.port, cert[0], slack, rules=[RULES[0]])
     run_day(cfg, 0, figures(0.31, 2.0), send=True)

@@ -88,7 +88,7 @@ def resolve_secret(env: str | None, block: str | None, what: str) -> str:
         return value
     if block:
         try:
-            from prefect.blocks.system import Secret
+            from prefect.blocks.system import Secret  # noqa: PLC0415  lazy: Prefect costs ~1 s to import
 
             return str(Secret.load(block).get())  # type: ignore[union-attr]
         except Exception as err:
@@ -110,7 +110,7 @@ class SlackChannel:
     connection errors (`max_retries` times) before this channel reports a failure."""
 
     def __init__(self, name: str, cfg: SlackChannelConfig):
-        from slack_sdk.http_retry.builtin_handlers import (
+        from slack_sdk.http_retry.builtin_handlers import (  # noqa: PLC0415  lazy: slack_sdk, Slack channels only
             ConnectionErrorRetryHandler,
             RateLimitErrorRetryHandler,
             ServerErrorRetryHandler,
@@ -125,7 +125,7 @@ class SlackChannel:
             ServerErrorRetryHandler(max_retry_count=n),
         ]
         if cfg.webhook_url_env or cfg.webhook_url_secret:
-            from slack_sdk.webhook import WebhookClient
+            from slack_sdk.webhook import WebhookClient  # noqa: PLC0415  lazy: slack_sdk, Slack channels only
 
             url = resolve_secret(cfg.webhook_url_env, cfg.webhook_url_secret, f"slack channel {name} webhook URL")
             self.secrets: tuple[str, ...] = (url,)
@@ -137,7 +137,7 @@ class SlackChannel:
             )
             self._client: Any = None
         else:
-            from slack_sdk import WebClient
+            from slack_sdk import WebClient  # noqa: PLC0415  lazy: slack_sdk, Slack channels only
 
             token = resolve_secret(cfg.token_env, cfg.token_secret, f"slack channel {name} token")
             self.secrets = (token,)
@@ -163,7 +163,7 @@ class SlackChannel:
                         transient=resp.status_code == 429 or resp.status_code >= 500,
                     )
             else:
-                from slack_sdk.errors import SlackApiError
+                from slack_sdk.errors import SlackApiError  # noqa: PLC0415  lazy: slack_sdk, Slack channels only
 
                 try:
                     self._client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)

@@ -1,0 +1,190 @@
+"""Alerting on one window, end to end: rules -> state -> outbox -> delivery.
+
+`alert_window` judges the rules on the window's stored figures (rules.py), derives
+the new alert states (state.py), commits states, the window's alert events and the
+grouped outbox entries (outbox.py) in one transaction, then, when sending, calls
+`deliver` (delivery.py). A rerun of a window finds its notifications already told
+and sends nothing. `AlertReport` is what the run summary shows of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aimon.config import Config
+from aimon.records import labels_json
+from aimon.store.alerts import AlertState, AlertStore, utcnow
+from aimon.store.metrics import Store
+from aimon.tasks.alerts.channels import Channel
+from aimon.tasks.alerts.delivery import DeliveryReport, deliver
+from aimon.tasks.alerts.outbox import notification_item, outbox_entries
+from aimon.tasks.alerts.render import fmt_value
+from aimon.tasks.alerts.rules import Condition, Judgement, evaluate_rule, history_span, previous_windows
+from aimon.tasks.alerts.state import Transition, alert_id, alert_labels, silenced_by, transition
+from aimon.windows import Window
+
+
+@dataclass(frozen=True)
+class AlertReport:
+    """What alerting did in one run, for the run summary."""
+
+    firing: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()
+    silenced: tuple[str, ...] = ()
+    queued: int = 0
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    notes: tuple[str, ...] = ()
+    sending: bool = True
+
+    def lines(self) -> list[str]:
+        out = [f"alert firing: {a}" for a in self.firing]
+        out += [f"alert pending: {a}" for a in self.pending]
+        out += [f"alert resolved: {a}" for a in self.resolved]
+        out += [f"alert silenced: {a}" for a in self.silenced]
+        d = self.delivery
+        if not self.sending and self.queued == 0 and (self.firing or self.resolved):
+            out.append("alerts recorded, not sent (historical window; pass --notify to send)")
+        out += [f"notification sent: {s}" for s in d.sent]
+        out += [f"notification failed (retried next run): {s}" for s in d.failed]
+        out += [f"notification expired unsent: {s}" for s in d.expired]
+        out += list(self.notes)
+        return out
+
+
+def _brief(j: Judgement) -> str:
+    labels = ", ".join(f"{k}={v}" for k, v in j.labels)
+    return f"{j.rule.name} {j.rule.metric}{{{labels}}} = {fmt_value(j.rule.metric, j.value)} ({j.rule.severity})"
+
+
+def alert_window(
+    cfg: Config,
+    store: Store,
+    window: Window,
+    run_id: str,
+    *,
+    send: bool,
+    only_metrics: frozenset[str] | None = None,
+    now: dt.datetime | None = None,
+    channels: Mapping[str, Channel] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AlertReport:
+    """Evaluate the rules on the window's stored figures, commit the new alert state
+    with its notifications, and (when `send`) deliver what the outbox holds.
+
+    `only_metrics`: judge just the rules on these metrics (a failed run has only its
+    run-meta figures; the others are the previous run's and were judged then)."""
+    acfg = cfg.alerts
+    now = now or utcnow()
+    if not acfg.enabled or not acfg.rules:
+        return AlertReport(sending=send)
+    astore = AlertStore(cfg)
+    astore.ensure()
+    rules = [
+        r
+        for r in acfg.rules
+        if (r.granularity in (None, window.granularity)) and (only_metrics is None or r.metric in only_metrics)
+    ]
+    figures = store.figures(granularity=window.granularity, start_from=window.start, before=window.end)
+    by_metric: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for f in figures:
+        by_metric.setdefault(f.metric, []).append((f.labels, f.value))
+    silences = astore.active_silences(now)
+    notes: list[str] = []
+    judged_rules: list[str] = []
+    transitions: list[tuple[Judgement, Transition]] = []
+    states = astore.states()
+    for rule in rules:
+        current = by_metric.get(rule.metric)
+        if not current:
+            continue  # the figure is absent in this window (analyzer off or failed): not judged
+        judged_rules.append(rule.name)
+        span = history_span(rule)
+        prev = previous_windows(window, span)
+        history: dict[tuple[str, dt.datetime], float] = {}
+        if span:
+            for f in store.figures(
+                granularity=window.granularity, metric=rule.metric, start_from=prev[-1].start, before=window.start
+            ):
+                history[(labels_json(f.labels), f.window_start)] = f.value
+        judgements = evaluate_rule(rule, window, current, history, prev)
+        seen = {j.labels_json for j in judgements}
+        short = sum(1 for j in judgements if j.condition.note)
+        if short and rule.baseline is not None:
+            notes.append(
+                f"alert rule {rule.name}: {short} of {len(judgements)} series have fewer than "
+                f"{rule.baseline.min_windows} of the previous {rule.baseline.windows} windows stored: "
+                "no baseline, not judged (backfill earlier windows to judge them)"
+            )
+        # A series that was pending or firing and has vanished from this window is no longer breaching.
+        for s in states.values():
+            if (
+                s.rule == rule.name
+                and s.granularity == window.granularity
+                and s.status in ("pending", "firing")
+                and s.labels not in seen
+            ):
+                judgements.append(
+                    Judgement(rule, tuple(sorted(s.labels_dict.items())), None, Condition(False, None, None), 0, None)
+                )
+        for j in judgements:
+            prev_state = states.get(alert_id(rule.name, window.granularity, j.labels_json))
+            silence = silenced_by(silences, alert_labels(rule, dict(j.labels), window.granularity))
+            t = transition(j, prev_state, window, run_id, repeat_interval=acfg.repeat_interval, silence=silence)
+            if t is not None:
+                transitions.append((j, t))
+
+    items: dict[str, list[dict[str, Any]]] = {}
+    for j, t in transitions:
+        if t.notify is not None and send:
+            items.setdefault(j.rule.route, []).append(notification_item(j, t, window))
+    entries = outbox_entries(acfg, window, run_id, items, store_where=store.where, now=now)
+    # Not sending (a historical window): the route was not told, so the state must
+    # not say it was; the first live run that still sees the alert firing tells it.
+    new_states = [
+        t.state if send or t.notify is None else _untold(t.state, states.get(t.state.alert_id)) for _, t in transitions
+    ]
+    queued = astore.commit_evaluation(
+        window_start=window.start,
+        granularity=window.granularity,
+        rules=judged_rules,
+        states=new_states,
+        events=[t.event for _, t in transitions if t.event is not None],
+        outbox=entries,
+    )
+    delivery = deliver(cfg, astore, now=now, channels=channels, sleep=sleep) if send else DeliveryReport()
+
+    def status_of(t: Transition) -> str:
+        return t.event.status if t.event is not None else t.state.status
+
+    def muted_by(t: Transition) -> str | None:
+        return t.event.silenced_by if t.event is not None else None
+
+    return AlertReport(
+        firing=tuple(_brief(j) for j, t in transitions if status_of(t) == "firing" and not muted_by(t)),
+        pending=tuple(_brief(j) for j, t in transitions if status_of(t) == "pending"),
+        resolved=tuple(
+            _brief(j)
+            for j, t in transitions
+            if status_of(t) == "resolved" and (t.notify == "resolved" or t.state.resolved_window_start == window.start)
+        ),
+        silenced=tuple(
+            f"{_brief(j)} by silence {muted_by(t)}" for j, t in transitions if status_of(t) == "firing" and muted_by(t)
+        ),
+        queued=queued,
+        delivery=delivery,
+        notes=tuple(notes),
+        sending=send,
+    )
+
+
+def _untold(new: AlertState, prev: AlertState | None) -> AlertState:
+    return replace(
+        new,
+        notified_status=prev.notified_status if prev else None,
+        last_notified_window_start=prev.last_notified_window_start if prev else None,
+    )

@@ -1,0 +1,160 @@
+"""Alert state transitions: inactive -> pending -> firing -> resolved, and silences.
+
+`transition` turns a judgement (rules.py) and the alert's stored state (the tables
+are aimon.store.alerts) into the new state, the window's alert event and whether the
+route must hear about it (fired, resolved, repeat). It is kept apart from the
+judging so the state machine can be read, and tested, on its own; `silenced_by` is
+shared with the `aimon alerts` CLI, which shows the same silence the run applies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aimon.config.alerts import AlertRule
+from aimon.matchers import Matcher
+from aimon.store.alerts import AlertEvent, AlertState, Silence
+from aimon.tasks.alerts.rules import Judgement
+from aimon.windows import Window, window_containing
+
+
+def alert_id(rule: str, granularity: str, labels: str) -> str:
+    return hashlib.sha1(f"{rule}\x00{granularity}\x00{labels}".encode()).hexdigest()
+
+
+def alert_labels(rule: AlertRule, labels: Mapping[str, str], granularity: str) -> dict[str, str]:
+    """What a silence matches on: the figure's labels plus the alert's own."""
+    return {
+        **labels,
+        "alertname": rule.name,
+        "severity": rule.severity,
+        "metric": rule.metric,
+        "route": rule.route,
+        "granularity": granularity,
+    }
+
+
+def silenced_by(silences: Sequence[Silence], labels: Mapping[str, str]) -> str | None:
+    for s in silences:
+        if all(Matcher.parse(m).matches(labels) for m in s.matchers):
+            return s.silence_id
+    return None
+
+
+@dataclass(frozen=True)
+class Transition:
+    state: AlertState
+    event: AlertEvent | None  # None: nothing to record in this window (inactive, untouched)
+    notify: str | None  # firing | resolved | None
+    repeat: bool = False
+
+
+def transition(
+    j: Judgement,
+    prev: AlertState | None,
+    window: Window,
+    run_id: str,
+    *,
+    repeat_interval: dt.timedelta,
+    silence: str | None,
+) -> Transition | None:
+    """The new state of one alert, and whether its route must hear about it.
+
+    A window older than the one the state last saw only records its event (a backfill
+    behind the live runs); a rerun of the same window re-derives the state and finds
+    the route already told, so it sends nothing twice."""
+    rule = j.rule
+    lj = j.labels_json
+    aid = alert_id(rule.name, window.granularity, lj)
+    state = j.state
+    if state == "ok":
+        if prev is None or prev.status == "inactive":
+            return None
+        was_firing = prev.status == "firing" or (prev.status == "resolved" and prev.last_window_start == window.start)
+        new_status = "resolved" if was_firing else "inactive"
+    else:
+        new_status = state
+    since = j.streak_start
+    before = window_containing(window.start - dt.timedelta(microseconds=1), window.granularity, window.timezone)
+    if (
+        new_status == "pending"
+        and prev is not None
+        and prev.status == "firing"
+        and prev.last_window_start in (window.start, before.start)
+    ):
+        # Once firing, an alert fires while it breaches, even if the history behind the
+        # `for` count has a gap now (a failed run's window, a raised `for`).
+        new_status = "firing"
+    if (
+        prev is not None
+        and prev.status in ("pending", "firing")
+        and new_status in ("pending", "firing")
+        and prev.active_since is not None
+        and prev.last_window_start in (window.start, before.start)
+    ):
+        # The streak goes on: keep when it began (history only counts back `for` windows).
+        since = min(prev.active_since, since or prev.active_since)
+    event = None
+    if new_status != "inactive":
+        event = AlertEvent(
+            window.start,
+            window.end,
+            window.granularity,
+            rule.name,
+            lj,
+            rule.metric,
+            rule.severity,
+            rule.route,
+            new_status,
+            j.value,
+            j.condition.bound,
+            since if new_status != "resolved" else (prev.active_since if prev else None),
+            silence,
+            run_id,
+        )
+    if prev is not None and prev.last_window_start > window.start:
+        return Transition(prev, event, None)  # historical: recorded, state untouched
+
+    notify = None
+    repeat = False
+    notified_status = prev.notified_status if prev else None
+    last_notified = prev.last_notified_window_start if prev else None
+    fired = prev.fired_window_start if prev and prev.status == "firing" else None
+    resolved_at = prev.resolved_window_start if prev else None
+    if new_status == "firing":
+        fired = fired or window.start
+        if notified_status != "firing":
+            notify = "firing"
+        elif last_notified is not None and window.start - last_notified >= repeat_interval:
+            notify, repeat = "firing", True
+    elif new_status == "resolved":
+        resolved_at = window.start if prev is None or prev.status != "resolved" else prev.resolved_window_start
+        if notified_status == "firing":
+            notify = "resolved"
+    if silence is not None:
+        notify = None
+    if notify is not None:
+        notified_status, last_notified = notify, window.start
+    new = AlertState(
+        aid,
+        rule.name,
+        window.granularity,
+        lj,
+        rule.metric,
+        rule.severity,
+        rule.route,
+        new_status,
+        j.value,
+        j.condition.bound,
+        since if new_status in ("pending", "firing") else (prev.active_since if prev else None),
+        window.start,
+        fired,
+        resolved_at,
+        notified_status,
+        last_notified,
+        run_id,
+    )
+    return Transition(new, event, notify, repeat)
