@@ -15,7 +15,6 @@ push replaces the group, so nothing needs replaying).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import http.client
 import logging
 import time
@@ -26,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prometheus_client import CollectorRegistry, push_to_gateway, pushadd_to_gateway
@@ -36,7 +34,7 @@ from aimon.catalogue import help_text, series_problem
 from aimon.config import Config, PushgatewayConfig
 from aimon.errors import AimonError
 from aimon.records import MetricRecord
-from aimon.store.metrics import Store, _as_datetime
+from aimon.store.metrics import Store
 from aimon.tasks.orchestration.run import RunHandle, RunSummary, run_meta
 
 log = logging.getLogger(__name__)
@@ -186,11 +184,7 @@ def mark_degraded(store: Store, summary: RunSummary, reason: str) -> RunSummary:
     meta = run_meta("degraded", summary.duration_seconds if duration is None else duration)
     records = [r for r in summary.records if r.metric not in RUN_META] + meta
     store.replace_window(summary.window, records, summary.run_id)
-    runs = store.runs
-    with store.engine.begin() as conn:
-        previous = conn.execute(sa.select(runs.c.error).where(runs.c.run_id == summary.run_id)).scalar()
-        error = f"{previous}; pushgateway: {reason}" if previous else f"pushgateway: {reason}"
-        conn.execute(runs.update().where(runs.c.run_id == summary.run_id).values(status="degraded", error=error))
+    store.degrade_run(summary.run_id, f"pushgateway: {reason}")
     note = (
         f"push failed: {reason}; the figures are safe in {store.where}, and the next live run pushes the current state"
     )
@@ -200,13 +194,9 @@ def mark_degraded(store: Store, summary: RunSummary, reason: str) -> RunSummary:
 def last_success(store: Store, granularity: str) -> MetricRecord | None:
     """When the latest successful run of a granularity finished, from the runs table
     (the metrics table keeps it per window only, and a rerun replaces the window's)."""
-    runs = store.runs
-    q = sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.status == "success", runs.c.granularity == granularity)
-    with store.engine.connect() as conn:
-        value = conn.execute(q).scalar()
-    if value is None:
+    finished = store.last_success(granularity)
+    if finished is None:
         return None
-    finished = _as_datetime(value).replace(tzinfo=dt.UTC)
     return MetricRecord.of("monitoring_last_success_timestamp_seconds", finished.timestamp())
 
 

@@ -10,16 +10,14 @@ deletes and inserts its rows in one transaction: a rerun replaces, never duplica
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.errors import StoreError
 from aimon.stats.abtests import Moments
-from aimon.store.metrics import utcnow
+from aimon.store.schema import as_datetime, create_tables, schema, utcnow
 from aimon.warehouse import get_engine, redact
 from aimon.windows import Window
 
@@ -38,48 +36,14 @@ class ABStatsStore:
     def __init__(self, cfg: Config):
         self.url = cfg.store_url
         self.engine = get_engine(self.url)
-        md = sa.MetaData()
-        self.table = sa.Table(
-            cfg.store.ab_stats_table,
-            md,
-            sa.Column("experiment", sa.String(200), nullable=False),
-            sa.Column("variant", sa.String(200), nullable=False),
-            sa.Column("metric", sa.String(200), nullable=False),
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("n", sa.BigInteger, nullable=False),
-            # sa.Double: DuckDB's FLOAT is 32-bit and would lose the sums of squares.
-            sa.Column("sum_x", sa.Double, nullable=False),
-            sa.Column("sum_x2", sa.Double, nullable=False),
-            sa.Column("sum_y", sa.Double, nullable=False),
-            sa.Column("sum_y2", sa.Double, nullable=False),
-            sa.Column("sum_xy", sa.Double, nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("computed_at", sa.DateTime, nullable=False),
-            sa.UniqueConstraint("experiment", "variant", "metric", "window_start", "granularity"),
-        )
-        self._md = md
+        self.table = schema(cfg).ab_stats
 
     @property
     def where(self) -> str:
         return f"table {self.table.name} at {redact(self.url)}"
 
     def ensure(self) -> None:
-        last: sa.exc.SQLAlchemyError | None = None
-        for attempt in range(4):
-            try:
-                self._md.create_all(self.engine, checkfirst=True)
-                return
-            except sa.exc.SQLAlchemyError as err:
-                # Concurrent runs (a backfill) race to create it: theirs is as good,
-                # once their transaction has committed.
-                last = err
-                time.sleep(0.05 * 2**attempt)
-                with self.engine.connect() as conn:
-                    if sa.inspect(conn).has_table(self.table.name):
-                        return
-        raise StoreError(f"cannot create the A/B statistics table {self.where}: {last}") from None
+        create_tables(self.engine, (self.table,), f"the A/B statistics table {self.where}")
 
     def write_window(self, experiment: str, window: Window, rows: Sequence[StatRow], run_id: str) -> None:
         """Replace the window's statistics of this experiment, atomically."""
@@ -134,7 +98,7 @@ class ABStatsStore:
         seen: dict[dt.datetime, set[str]] = {}
         with self.engine.connect() as conn:
             for ws, metric in conn.execute(q):
-                seen.setdefault(_as_datetime(ws), set()).add(metric)
+                seen.setdefault(as_datetime(ws), set()).add(metric)
         return {ws for ws, got in seen.items() if wanted <= got}
 
     def first_window(self, experiment: str, granularity: str) -> dt.datetime | None:
@@ -142,7 +106,7 @@ class ABStatsStore:
         q = sa.select(sa.func.min(t.c.window_start)).where(t.c.experiment == experiment, t.c.granularity == granularity)
         with self.engine.connect() as conn:
             v = conn.execute(q).scalar_one_or_none()
-        return None if v is None else _as_datetime(v)
+        return None if v is None else as_datetime(v)
 
     def load(
         self, experiment: str, granularity: str, start: dt.datetime, until: dt.datetime
@@ -170,9 +134,5 @@ class ABStatsStore:
                     float(r["sum_y2"]),
                     float(r["sum_xy"]),
                 )
-                out.setdefault(_as_datetime(r["window_start"]), []).append(StatRow(r["variant"], r["metric"], m))
+                out.setdefault(as_datetime(r["window_start"]), []).append(StatRow(r["variant"], r["metric"], m))
         return out
-
-
-def _as_datetime(v: object) -> dt.datetime:
-    return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))

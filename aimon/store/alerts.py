@@ -23,14 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.errors import StoreError
+from aimon.store.schema import create_tables, schema, utcnow
 from aimon.warehouse import get_engine, redact
 
 OUTBOX_STATUSES = ("pending", "sent", "expired")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _dt(v: Any) -> dt.datetime | None:
@@ -119,99 +115,19 @@ class OutboxEntry:
 
 class AlertStore:
     def __init__(self, cfg: Config):
-        a = cfg.alerts
         self.url = cfg.store_url
         self.engine = get_engine(self.url)
-        md = sa.MetaData()
-        self.state = sa.Table(
-            a.state_table,
-            md,
-            sa.Column("alert_id", sa.String(40), primary_key=True),
-            sa.Column("rule", sa.String(100), nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("labels", sa.String(2000), nullable=False),
-            sa.Column("metric", sa.String(200), nullable=False),
-            sa.Column("severity", sa.String(16), nullable=False),
-            sa.Column("route", sa.String(100), nullable=False),
-            sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("value", sa.Double),
-            sa.Column("bound", sa.Double),
-            sa.Column("active_since", sa.DateTime),
-            sa.Column("last_window_start", sa.DateTime, nullable=False),
-            sa.Column("fired_window_start", sa.DateTime),
-            sa.Column("resolved_window_start", sa.DateTime),
-            sa.Column("notified_status", sa.String(16)),
-            sa.Column("last_notified_window_start", sa.DateTime),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("updated_at", sa.DateTime, nullable=False),
-        )
-        self.events = sa.Table(
-            a.events_table,
-            md,
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("rule", sa.String(100), nullable=False),
-            sa.Column("labels", sa.String(2000), nullable=False),
-            sa.Column("metric", sa.String(200), nullable=False),
-            sa.Column("severity", sa.String(16), nullable=False),
-            sa.Column("route", sa.String(100), nullable=False),
-            sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("value", sa.Double),
-            sa.Column("bound", sa.Double),
-            sa.Column("active_since", sa.DateTime),
-            sa.Column("silenced_by", sa.String(200)),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("evaluated_at", sa.DateTime, nullable=False),
-            sa.UniqueConstraint("rule", "labels", "window_start", "granularity"),
-        )
-        self.silences = sa.Table(
-            a.silences_table,
-            md,
-            sa.Column("silence_id", sa.String(16), primary_key=True),
-            sa.Column("matchers", sa.Text, nullable=False),  # JSON list of 'k=v' strings
-            sa.Column("starts_at", sa.DateTime, nullable=False),
-            sa.Column("ends_at", sa.DateTime, nullable=False),
-            sa.Column("comment", sa.Text, nullable=False),
-            sa.Column("created_by", sa.String(100), nullable=False),
-            sa.Column("created_at", sa.DateTime, nullable=False),
-            sa.Column("removed_at", sa.DateTime),
-        )
-        self.outbox = sa.Table(
-            a.outbox_table,
-            md,
-            sa.Column("outbox_id", sa.String(32), primary_key=True),
-            sa.Column("dedup_key", sa.String(300), nullable=False, unique=True),
-            sa.Column("created_at", sa.DateTime, nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("route", sa.String(100), nullable=False),
-            sa.Column("channel", sa.String(100), nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("payload", sa.Text, nullable=False),  # JSON: the grouped alerts
-            sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("attempts", sa.Integer, nullable=False),
-            sa.Column("last_attempt_at", sa.DateTime),
-            sa.Column("sent_at", sa.DateTime),
-            sa.Column("last_error", sa.Text),
-            sa.Column("expires_at", sa.DateTime),
-            # A lease: the run sending this entry, and until when. Two runs delivering
-            # at once (a backfill with --notify beside a live run) never both send it.
-            sa.Column("claimed_by", sa.String(64)),
-            sa.Column("claimed_until", sa.DateTime),
-        )
-        self._md = md
+        tables = schema(cfg)
+        self.state, self.events = tables.alert_state, tables.alert_events
+        self.silences, self.outbox = tables.silences, tables.outbox
 
     @property
     def where(self) -> str:
         return f"tables {self.state.name}, {self.events.name}, {self.outbox.name} at {redact(self.url)}"
 
     def ensure(self) -> None:
-        try:
-            self._md.create_all(self.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as err:
-            raise StoreError(f"cannot create the alert tables at {redact(self.url)}: {err}") from None
+        tables = (self.state, self.events, self.silences, self.outbox)
+        create_tables(self.engine, tables, f"the alert tables at {redact(self.url)}")
 
     def _has(self, table: sa.Table) -> bool:
         with self.engine.connect() as conn:

@@ -16,17 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.errors import StoreError
 from aimon.records import MetricRecord, labels_json
 from aimon.store import runs as _claims
+from aimon.store.schema import as_datetime, create_tables, schema, utcnow
 from aimon.warehouse import get_engine, redact
 from aimon.windows import Window
 
 RUN_STATUSES = ("running", "success", "degraded", "failed")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -44,51 +40,15 @@ class Store:
     def __init__(self, cfg: Config):
         self.url = cfg.store_url
         self.engine = get_engine(self.url)
-        md = sa.MetaData()
-        # sa.Double, not sa.Float: DuckDB's FLOAT is 32-bit and would round costs.
-        self.metrics = sa.Table(
-            cfg.store.metrics_table,
-            md,
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("metric", sa.String(200), nullable=False),
-            sa.Column("labels", sa.String(2000), nullable=False),
-            sa.Column("value", sa.Double, nullable=False),
-            sa.Column("run_id", sa.String(64), nullable=False),
-            sa.Column("computed_at", sa.DateTime, nullable=False),
-            sa.UniqueConstraint("metric", "labels", "window_start", "granularity"),
-        )
-        self.runs = sa.Table(
-            cfg.store.runs_table,
-            md,
-            sa.Column("run_id", sa.String(64), primary_key=True),
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("granularity", sa.String(16), nullable=False),
-            sa.Column("status", sa.String(16), nullable=False),
-            sa.Column("rows_accepted", sa.BigInteger),
-            sa.Column("rows_rejected", sa.BigInteger),
-            sa.Column("started_at", sa.DateTime, nullable=False),
-            sa.Column("finished_at", sa.DateTime),
-            sa.Column("duration_seconds", sa.Double),
-            sa.Column("error", sa.Text),
-            sa.Column("details", sa.Text),  # JSON: per-analyzer status and timings
-            sa.Column("flow_run_id", sa.String(64)),
-        )
-        # One claim row per (window, granularity) while a run is live (aimon/claims.py).
-        self.claims = _claims.claims_table(md, cfg.store.runs_table)
-        self._md = md
+        tables = schema(cfg)
+        self.metrics, self.runs, self.claims = tables.metrics, tables.runs, tables.claims
 
     @property
     def where(self) -> str:
         return f"table {self.metrics.name} at {redact(self.url)}"
 
     def ensure(self) -> None:
-        try:
-            self._md.create_all(self.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as err:
-            raise StoreError(f"cannot create the metrics store at {redact(self.url)}: {err}") from None
+        create_tables(self.engine, (self.metrics, self.runs, self.claims), f"the metrics store at {redact(self.url)}")
 
     # -- runs ---------------------------------------------------------------------
 
@@ -174,6 +134,24 @@ class Store:
         self.ensure()
         return _claims.window_states(self.engine, self.claims, self.runs, windows, now or utcnow())
 
+    def degrade_run(self, run_id: str, error: str) -> None:
+        """A finished run turns out degraded (its push failed): say so, keeping its error."""
+        runs = self.runs
+        with self.engine.begin() as conn:
+            previous = conn.execute(sa.select(runs.c.error).where(runs.c.run_id == run_id)).scalar()
+            error = f"{previous}; {error}" if previous else error
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(status="degraded", error=error))
+
+    def last_success(self, granularity: str) -> dt.datetime | None:
+        """When the latest successful run of a granularity finished (aware, UTC)."""
+        runs = self.runs
+        q = sa.select(sa.func.max(runs.c.finished_at)).where(
+            runs.c.status == "success", runs.c.granularity == granularity
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else as_datetime(value).replace(tzinfo=dt.UTC)
+
     # -- figures ------------------------------------------------------------------
 
     def _rows(self, window: Window, records: Iterable[MetricRecord], run_id: str) -> list[dict[str, Any]]:
@@ -249,8 +227,8 @@ class Store:
             rows = conn.execute(q).mappings().all()
         return [
             StoredFigure(
-                _as_datetime(r["window_start"]),
-                _as_datetime(r["window_end"]),
+                as_datetime(r["window_start"]),
+                as_datetime(r["window_end"]),
                 r["granularity"],
                 r["metric"],
                 json.loads(r["labels"]),
@@ -259,9 +237,3 @@ class Store:
             )
             for r in rows
         ]
-
-
-def _as_datetime(v: Any) -> dt.datetime:
-    # SQLite hands DateTime columns back as datetimes through SQLAlchemy's type, but
-    # be lenient with stores created by other tools.
-    return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))

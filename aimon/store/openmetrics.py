@@ -27,7 +27,8 @@ from typing import TextIO
 import sqlalchemy as sa
 
 from aimon.catalogue import help_text, series_problem
-from aimon.store.metrics import Store, _as_datetime
+from aimon.store.metrics import Store
+from aimon.store.schema import as_datetime
 
 # Prometheus's head block holds roughly the last 2-3 hours; blocks created for that
 # span can overlap it (promtool's docs: do not backfill the last 3 hours).
@@ -130,7 +131,7 @@ def write_openmetrics(
             why = problem or "not exportable"
             stats.skipped[why] = stats.skipped.get(why, 0) + 1
             continue
-        ts = _as_datetime(row["window_end"])
+        ts = as_datetime(row["window_end"])
         out.write(f"{prefix}{format_value(row['value'])} {unix_seconds(ts)}\n")
         stats.samples += 1
         stats.windows.add((row["window_start"], row["granularity"]))

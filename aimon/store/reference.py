@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from aimon.errors import StoreError
 from aimon.stats.stattests import Counts, NumericSample
+from aimon.store.schema import REFERENCE_TABLE, create_tables, reference_table
 from aimon.warehouse import get_engine, redact
 
 STATS_VERSION = 2  # bump when the statistics' definition changes: old entries are ignored
-TABLE = "drift_reference_stats"
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,31 +94,16 @@ def entry_key(cfg_hash: str, start: dt.datetime, end: dt.datetime) -> str:
 class ReferenceCache:
     """The `drift_reference_stats` table in the store database (any SQLAlchemy URL)."""
 
-    def __init__(self, url: str, table: str = TABLE):
+    def __init__(self, url: str, table: str = REFERENCE_TABLE):
         self.url = url
         self.engine = get_engine(url)
-        md = sa.MetaData()
-        self.table = sa.Table(
-            table,
-            md,
-            sa.Column("key", sa.String(64), primary_key=True),
-            sa.Column("window_start", sa.DateTime, nullable=False),
-            sa.Column("window_end", sa.DateTime, nullable=False),
-            sa.Column("config_hash", sa.String(64), nullable=False),
-            sa.Column("rows", sa.BigInteger, nullable=False),
-            sa.Column("computed_at", sa.DateTime, nullable=False),
-            sa.Column("payload", sa.LargeBinary, nullable=False),
-        )
-        self._md = md
+        self.table = reference_table(table)
         self._ready = False
 
     def ensure(self) -> None:
         if self._ready:
             return
-        try:
-            self._md.create_all(self.engine, checkfirst=True)
-        except sa.exc.SQLAlchemyError as err:
-            raise StoreError(f"cannot create table {self.table.name} at {redact(self.url)}: {err}") from None
+        create_tables(self.engine, (self.table,), f"table {self.table.name} at {redact(self.url)}")
         self._ready = True
 
     def get(self, key: str) -> tuple[int, WindowStats] | None:

@@ -59,19 +59,6 @@ def check_redo(redo: str) -> RedoMode:
     return redo  # type: ignore[return-value]
 
 
-def claims_table(md: sa.MetaData, runs_table: str) -> sa.Table:
-    return sa.Table(
-        f"{runs_table}_claims",
-        md,
-        sa.Column("window_start", sa.DateTime, primary_key=True),
-        sa.Column("granularity", sa.String(16), primary_key=True),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("flow_run_id", sa.String(64)),
-        sa.Column("claimed_at", sa.DateTime, nullable=False),
-        sa.Column("expires_at", sa.DateTime, nullable=False),
-    )
-
-
 def needs_run(latest_status: str | None, redo: RedoMode) -> bool:
     """Does a window whose latest finished run ended `latest_status` (None: never
     finished) need a run in this redo mode? `failed` redoes degraded runs too: a
