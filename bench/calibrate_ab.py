@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from aimon.config import ExperimentConfig
+from aimon.config.analyses import ExperimentConfig
 from aimon.stats.abtests import Moments, srm_test
 from aimon.store.abstats import ASSIGNMENTS
 from aimon.tasks.abtest.looks import analyze_looks

@@ -485,7 +485,7 @@ def _looks(days: int, per_arm: int, effects: dict[str, list[float]], seed: int =
 
 
 def test_a_regression_on_one_metric_outranks_an_improvement_on_another() -> None:
-    from aimon.config import ExperimentConfig
+    from aimon.config.analyses import ExperimentConfig
     from aimon.tasks.abtest.looks import analyze_looks
 
     exp = ExperimentConfig.model_validate(
@@ -504,7 +504,7 @@ def test_a_regression_on_one_metric_outranks_an_improvement_on_another() -> None
 
 
 def test_an_effect_that_flips_sign_is_reported_not_hidden() -> None:
-    from aimon.config import ExperimentConfig
+    from aimon.config.analyses import ExperimentConfig
     from aimon.tasks.abtest.looks import analyze_looks
     from aimon.tasks.abtest.records import experiment_notes
 

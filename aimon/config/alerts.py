@@ -1,7 +1,7 @@
 """The `alerts:` section of the config: rules, routes, channels, timing.
 
-Kept out of config.py so the alerting schema reads in one place; `Config.alerts` is
-the one field that ties it in. Secrets are never values here: a channel names the
+Kept in one module so the alerting schema reads in one place; `Config.alerts`
+(aimon.config.root) is the one field that ties it in. Secrets are never values here: a channel names the
 environment variable (or Prefect Secret block) that holds its webhook URL, token or
 password, so the YAML can be committed.
 """
@@ -14,7 +14,6 @@ import string
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -23,6 +22,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from aimon.config.base import Strict, check_identifier
+from aimon.matchers import Matcher
 
 OPS = (">", ">=", "<", "<=")
 SEVERITIES = ("critical", "warning", "info")  # most severe first: the order of a grouped message
@@ -51,11 +53,6 @@ def parse_duration(v: Any) -> Any:
 Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
 
 
-class _Strict(BaseModel):
-    # Same policy as aimon.config._Strict: unknown keys are errors, values frozen.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _name(v: str, what: str) -> str:
     if not _NAME.match(v):
         raise ValueError(f"{what} {v!r}: use letters, digits, _, . and - (starting with a letter or _)")
@@ -67,7 +64,7 @@ def _one_secret(env: str | None, block: str | None, what: str) -> None:
         raise ValueError(f"give {what}_env or {what}_secret, not both")
 
 
-class SlackChannelConfig(_Strict):
+class SlackChannelConfig(Strict):
     """Slack through slack-sdk: an incoming webhook, or a bot token and a channel."""
 
     type: Literal["slack"]
@@ -97,7 +94,7 @@ class SlackChannelConfig(_Strict):
         return self
 
 
-class EmailChannelConfig(_Strict):
+class EmailChannelConfig(Strict):
     """Email over SMTP: STARTTLS (or implicit TLS) and login, plain-text and HTML parts."""
 
     type: Literal["email"]
@@ -126,7 +123,7 @@ class EmailChannelConfig(_Strict):
 ChannelConfig = Annotated[SlackChannelConfig | EmailChannelConfig, Field(discriminator="type")]
 
 
-class RouteConfig(_Strict):
+class RouteConfig(Strict):
     """One route is one grouped message per run, sent to each of its channels."""
 
     name: str
@@ -138,7 +135,7 @@ class RouteConfig(_Strict):
         return _name(v, "route name")
 
 
-class BaselineCondition(_Strict):
+class BaselineCondition(Strict):
     """Compare with the median of the same figure over the previous N windows."""
 
     windows: int = Field(default=7, ge=1, le=1000)
@@ -159,7 +156,7 @@ class BaselineCondition(_Strict):
 TEMPLATE_FIELDS = ("rule", "metric", "severity", "value", "threshold", "bound", "baseline", "labels", "window")
 
 
-class AlertRule(_Strict):
+class AlertRule(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     name: str
@@ -184,8 +181,6 @@ class AlertRule(_Strict):
     @field_validator("labels")
     @classmethod
     def _matchers(cls, v: dict[str, str]) -> dict[str, str]:
-        from aimon.matchers import Matcher
-
         for key, value in v.items():
             Matcher.from_config(key, str(value))  # raises on a bad regex
         return v
@@ -212,7 +207,7 @@ class AlertRule(_Strict):
         return self
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(Strict):
     enabled: bool = True
     rules: tuple[AlertRule, ...] = ()
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
@@ -240,8 +235,6 @@ class AlertsConfig(_Strict):
     @field_validator("state_table", "events_table", "silences_table", "outbox_table")
     @classmethod
     def _table(cls, v: str) -> str:
-        from aimon.config import check_identifier
-
         return check_identifier(v, "table name")
 
     @model_validator(mode="after")

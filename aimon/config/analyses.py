@@ -1,0 +1,238 @@
+"""The analyses' settings: cost (pricing, budgets), A/B experiments, quality and drift.
+
+One section per analyzer under aimon.tasks; each reads only its own section. The drift
+method names are checked against the registry of aimon.stats.stattests (pure numpy and
+scipy, below config in the layers), so a typo'd method fails when the file is loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from aimon.config.base import Strict, check_identifier
+from aimon.stats.stattests import STATTESTS
+
+# -- cost (aimon.tasks.cost) ---------------------------------------------------------
+
+
+class PriceEntry(Strict):
+    model: str
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
+    cached_input_per_1m: float | None = Field(default=None, ge=0)
+    effective_from: dt.date
+
+
+class BudgetConfig(Strict):
+    scope: str = "total"
+    period: Literal["day", "month"] = "month"
+    usd: float = Field(gt=0)
+    model: str | None = None  # None: all models
+
+
+class CostConfig(Strict):
+    # Use the gateway's logged cost_usd where present (False), or price every
+    # request from the pricing table (True), e.g. after a price correction.
+    reprice: bool = False
+
+
+# -- A/B experiments (aimon.tasks.abtest) -------------------------------------------
+
+# Interaction columns a metric may use besides the contract's numeric ones: `error`
+# is 1 when the status is not ok (an error rate as a binary metric).
+AB_DERIVED_COLUMNS = ("error",)
+
+
+class ABMetricConfig(Strict):
+    name: str
+    type: Literal["continuous", "binary", "ratio"]
+    # continuous / binary: the value column; ratio: numerator and denominator.
+    # Interactions: a contract name (latency_seconds, output_tokens, cost_usd, ...),
+    # `error`, or another column of the table. Feedback: a column of the feedback table.
+    column: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    scale: float = Field(default=1.0, gt=0)  # e.g. 1000 for cost per 1k output tokens
+    source: Literal["interactions", "feedback"] = "interactions"
+    good: Literal["higher", "lower"]  # the direction that is an improvement
+    mde: float | None = Field(default=None, gt=0)  # relative, e.g. 0.05; default: the experiment's
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or v.startswith("__") or len(v) > 100:
+            raise ValueError(f"metric name {v!r}: 1-100 characters, not starting with '__'")
+        return v
+
+    @model_validator(mode="after")
+    def _columns(self) -> ABMetricConfig:
+        if self.type == "ratio":
+            if not self.numerator or not self.denominator or self.column:
+                raise ValueError(f"ratio metric {self.name!r} needs numerator and denominator (and no column)")
+            cols = [self.numerator, self.denominator]
+        else:
+            if not self.column or self.numerator or self.denominator:
+                raise ValueError(f"{self.type} metric {self.name!r} needs column (and no numerator/denominator)")
+            cols = [self.column]
+        for c in cols:
+            check_identifier(c, f"column of metric {self.name!r}")
+        if self.source == "feedback" and self.type == "ratio":
+            raise ValueError(f"metric {self.name!r}: ratio metrics on the feedback table are not supported")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.numerator, self.denominator) if self.type == "ratio" else (self.column,)  # type: ignore[return-value]
+
+
+class ExperimentConfig(Strict):
+    name: str
+    # Local date (windows.timezone) of the first window analysed; None: the first
+    # window in which the experiment has rows.
+    start: dt.date | None = None
+    end: dt.date | None = None  # last local date analysed; later windows repeat the result
+    variants: tuple[str, ...] = ("control", "treatment")  # values of the variant column
+    control: str = "control"
+    split: dict[str, float] | None = None  # expected traffic share per variant; None: equal
+    metrics: tuple[ABMetricConfig, ...] = Field(min_length=1)
+    sequential: bool = True  # always-valid mSPRT p-values and intervals; False: fixed horizon
+    correction: Literal["holm", "bh", "none"] = "holm"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    mde: float = Field(default=0.05, gt=0)  # relative minimum detectable effect, per metric default
+    power: float = Field(default=0.8, gt=0.5, lt=1)
+    srm_threshold: float = Field(default=0.001, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        where = f"experiment {self.name!r}"
+        if len(self.variants) < 2 or len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"{where}: variants must list at least two distinct values")
+        if any(v.startswith("__") for v in self.variants):
+            raise ValueError(f"{where}: variant values must not start with '__'")
+        if self.control not in self.variants:
+            raise ValueError(f"{where}: control {self.control!r} is not one of the variants {list(self.variants)}")
+        if self.split is not None:
+            if set(self.split) != set(self.variants):
+                raise ValueError(f"{where}: split must give a share for each of {list(self.variants)}")
+            if any(w <= 0 for w in self.split.values()):
+                raise ValueError(f"{where}: split shares must be positive")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: metric names must be unique")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"{where}: end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def weights(self) -> dict[str, float]:
+        raw = self.split or {v: 1.0 for v in self.variants}
+        total = sum(raw.values())
+        return {v: raw[v] / total for v in self.variants}
+
+
+# -- quality (aimon.tasks.quality) ---------------------------------------------------
+
+
+class QualityConfig(Strict):
+    """Quality monitoring (tasks/quality.py)."""
+
+    # Cut-offs for precision@k, recall@k, NDCG@k and hit rate@k.
+    k: tuple[int, ...] = (1, 3, 5, 10)
+    # ROUGE and BLEU are pure Python: above this many (response, reference) pairs per
+    # model in a window, a seeded random sample of this size is scored instead.
+    sample_cap: int = Field(default=2000, ge=10)
+    seed: int = 0  # with the window start and the model, fixes which rows are sampled
+    bootstrap_iterations: int = Field(default=1000, ge=0)  # 95% intervals; 0: none
+    # Labels arriving this many days after the request: windows younger than that are
+    # marked provisional; rerun (or backfill) them once the labels are in.
+    label_delay_days: int = Field(default=0, ge=0)
+    # retrieved_ids / relevant_ids held as text: "auto" takes a value starting with
+    # '[' as a JSON array and anything else as a delimited list.
+    id_format: Literal["auto", "json", "delimited"] = "auto"
+    id_delimiter: str = Field(default=",", min_length=1)
+    # Also compute the figures per experiment variant (labels experiment, variant).
+    by_variant: bool = True
+    # The summary names a quality figure that fell at least this much (relative) below
+    # its reference, when at least `change_min_sample` rows produced it.
+    change_note_ratio: float = Field(default=0.05, gt=0, lt=1)
+    change_min_sample: int = Field(default=30, ge=1)
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("k values must be positive integers, at least one")
+        return tuple(sorted(set(v)))
+
+
+# -- drift (aimon.tasks.drift) -------------------------------------------------------
+
+
+class DriftFeature(Strict):
+    """A feature column of the interactions table to watch for drift."""
+
+    name: str
+    type: Literal["numerical", "categorical"]
+    method: str | None = None  # None: chosen by type and size (Evidently's rules)
+    threshold: float | None = None  # for `method`: alpha of a test, or a distance's threshold
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_identifier(v, "drift feature column")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v not in STATTESTS:
+            raise ValueError(f"unknown drift method {v!r}; valid: {', '.join(sorted(STATTESTS))}")
+        return v
+
+
+class EffectFloors(Strict):
+    # A p-value alone never marks a feature drifted: on a million rows every feature
+    # is "significant". The effect must also reach its floor (Evidently's large-sample
+    # thresholds, so a drift means the same at every n).
+    numerical: float = Field(default=0.1, ge=0)  # normalised Wasserstein distance
+    categorical: float = Field(default=0.1, ge=0)  # Jensen-Shannon distance
+
+
+class EmbeddingDriftConfig(Strict):
+    column: str = "embedding"  # contract name (or mapped column) holding a list of floats
+    methods: tuple[Literal["centroid", "domain_classifier", "mmd"], ...] = ("centroid", "domain_classifier", "mmd")
+    detect_with: tuple[Literal["domain_classifier", "mmd"], ...] = ("domain_classifier",)
+    cap: int = Field(default=5000, ge=50)  # rows per side, subsampled with `seed`
+    mmd_cap: int = Field(default=1000, ge=20)  # the MMD kernel matrix is (2 * mmd_cap)^2
+    permutations: int = Field(default=200, ge=19)
+    seed: int = 0
+    auc_threshold: float = Field(default=0.55, gt=0.5, le=1.0)
+
+    @field_validator("column")
+    @classmethod
+    def _col(cls, v: str) -> str:
+        return check_identifier(v, "embedding column")
+
+
+class DriftConfig(Strict):
+    features: tuple[DriftFeature, ...] = ()
+    builtins: bool = True  # latency, input/output tokens, model/endpoint/error-type mix
+    p_value: float = Field(default=0.05, gt=0, lt=1)  # alpha, after Benjamini-Hochberg
+    effect_floors: EffectFloors = EffectFloors()
+    dataset_share: float = Field(default=0.5, gt=0, le=1)
+    small_sample: int = Field(default=1000, ge=1)  # Evidently: p-value tests up to this many reference rows
+    sketch_size: int = Field(default=20_000, ge=100)  # reference points kept per window and feature
+    embeddings: EmbeddingDriftConfig | None = EmbeddingDriftConfig()
+    html_report: bool = False  # an Evidently HTML report under .aimon/reports/ (slow, ~4 MB)
+
+    @model_validator(mode="after")
+    def _unique(self) -> DriftConfig:
+        names = [f.name for f in self.features]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"drift.features lists {', '.join(dup)} more than once")
+        return self

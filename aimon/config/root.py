@@ -1,0 +1,64 @@
+"""`Config`, the top-level model: one field per YAML section, and the checks that
+span sections (budget scopes, experiment names).
+
+Its own module so the tree reads from the root down (sources, analyses, runtime,
+alerts) and the loader only loads; docs/hooks.py walks this model to generate the
+configuration reference.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from aimon.config.alerts import AlertsConfig
+from aimon.config.analyses import BudgetConfig, CostConfig, DriftConfig, ExperimentConfig, PriceEntry, QualityConfig
+from aimon.config.base import Strict
+from aimon.config.runtime import OrchestrationConfig
+from aimon.config.sources import (
+    ContractConfig,
+    PushgatewayConfig,
+    ReferenceConfig,
+    StoreConfig,
+    WarehouseConfig,
+    WindowsConfig,
+)
+
+
+class Config(Strict):
+    warehouse: WarehouseConfig
+    store: StoreConfig = StoreConfig()
+    windows: WindowsConfig = WindowsConfig()
+    reference: ReferenceConfig = ReferenceConfig()
+    pricing: tuple[PriceEntry, ...] = ()
+    budgets: tuple[BudgetConfig, ...] = ()
+    cost: CostConfig = CostConfig()
+    contract: ContractConfig = ContractConfig()
+    pushgateway: PushgatewayConfig = PushgatewayConfig()
+    experiments: tuple[ExperimentConfig, ...] = ()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
+    quality: QualityConfig = QualityConfig()
+    drift: DriftConfig = DriftConfig()
+
+    # Where the file came from, for messages; not a YAML key.
+    source: str = Field(default="<memory>", exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_budget_scopes(self) -> Config:
+        seen = set()
+        for b in self.budgets:
+            if (b.scope, b.period) in seen:
+                raise ValueError(f"budgets: scope {b.scope!r} has two {b.period} budgets")
+            seen.add((b.scope, b.period))
+        return self
+
+    @model_validator(mode="after")
+    def _unique_experiments(self) -> Config:
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names):
+            raise ValueError("experiments: names must be unique")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or self.warehouse.url

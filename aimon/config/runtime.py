@@ -1,0 +1,49 @@
+"""Run-time settings: how runs are scheduled, claimed, retried and fanned out.
+
+Nothing here changes a figure; it decides when and where the analyses run
+(aimon.tasks.orchestration, aimon.flows).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from aimon.config.base import Strict
+
+
+class OrchestrationConfig(Strict):
+    """Scheduling, claims, retries and fan-out (README "Deploying schedules", "Backfills")."""
+
+    # A scheduled run first runs up to this many missed windows before its own (windows
+    # with no finished run), oldest first; 0 turns catch-up off.
+    catchup_windows: int = Field(default=3, ge=0)
+    # A run claims its window before it starts; a claim older than this is stale (the
+    # run was killed) and the window can be claimed again. Keep it above the longest run.
+    claim_expires_after_seconds: float = Field(default=3600.0, gt=0)
+    # Every task of a run gives up after this long (the whole run is bounded too).
+    task_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Transient warehouse errors only (connection refused, timeouts, deadlocks,
+    # serialization failures) are retried, with exponential backoff from this delay.
+    retries: int = Field(default=3, ge=0)
+    retry_delay_seconds: float = Field(default=5.0, ge=0)
+    # Backfill defaults (the CLI flags and the deployment's parameters override them).
+    backfill_concurrency: int = Field(default=2, ge=1)
+    backfill_order: Literal["oldest", "newest"] = "oldest"
+    # Where the analyzers of one run execute: Prefect's thread pool in the flow's
+    # process, or a Dask cluster through prefect-dask (pip install 'aimon[dask]'):
+    # dask_address null starts a LocalCluster of dask_workers processes on 127.0.0.1;
+    # "tcp://scheduler:8786" uses a running cluster. The warehouse must then be reachable
+    # from the workers (a server database: a DuckDB file opens in one process only).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1)
+    # Split each window into this many equal time segments for the statistics that read
+    # rows (drift's numerical features and embedding subsample, RAG's per-query sums;
+    # README "Scaling out"): each segment is read and summarised in its own task (on the
+    # Dask workers with task_runner: dask; one after another in the analyzer's thread
+    # otherwise, which bounds memory), and the summaries are merged. 1 (the default)
+    # reads the window in one go. Capped: every segment is a task and its summary is
+    # held by the process that merges them.
+    segments: int = Field(default=1, ge=1, le=1000)

@@ -1,0 +1,141 @@
+"""Where the data comes from and where the figures go: the warehouse and its data
+contract, the metric store, windows, the reference period, the Pushgateway.
+
+These are the sections every analysis reads through (aimon.warehouse, aimon.store,
+aimon.windows); the analyses' own settings are in aimon.config.analyses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from aimon.config.base import Strict, check_identifier
+
+# The data contract (DESIGN.md). Required columns first.
+REQUIRED_COLUMNS = ("timestamp", "model", "status")
+OPTIONAL_COLUMNS = (
+    "request_id",
+    "endpoint",
+    "latency_seconds",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+    "experiment",
+    "variant",
+    "user_id",
+    "prompt",
+    "response",
+    "reference",
+    "label",
+    "prediction",
+    "retrieved_ids",
+    "relevant_ids",
+    "embedding",
+)
+CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+class WarehouseConfig(Strict):
+    url: str = "duckdb:///.aimon/warehouse.duckdb"
+    interactions_table: str = "interactions"
+    feedback_table: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interactions_table", "feedback_table")
+    @classmethod
+    def _table(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        for part in v.split("."):
+            check_identifier(part, "table name")
+        if v.count(".") > 1:
+            raise ValueError(f"table name {v!r}: use 'table' or 'schema.table'")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, col in v.items():
+            if key not in CONTRACT_COLUMNS:
+                raise ValueError(f"{key!r} is not a data-contract column; valid: {', '.join(CONTRACT_COLUMNS)}")
+            check_identifier(col, f"column for {key!r}")
+        return v
+
+
+class StoreConfig(Strict):
+    url: str | None = None  # default: the warehouse URL
+    metrics_table: str = "monitoring_metrics"
+    runs_table: str = "monitoring_runs"
+    ab_stats_table: str = "monitoring_ab_stats"  # per-window A/B sufficient statistics
+
+    @field_validator("metrics_table", "runs_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return check_identifier(v, "table name")
+
+    @field_validator("ab_stats_table")
+    @classmethod
+    def _ab_table(cls, v: str) -> str:
+        return check_identifier(v, "table name")
+
+
+class WindowsConfig(Strict):
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin)") from err
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class BaselinePeriod(Strict):
+    start: dt.date
+    end: dt.date
+
+
+class ReferenceConfig(Strict):
+    previous_windows: int | None = Field(default=7, ge=1)
+    baseline: BaselinePeriod | None = None
+
+
+class ContractConfig(Strict):
+    # Rows with a null timestamp belong to no window; they are counted table-wide on
+    # each run (one indexed or columnar scan) so they are never silently lost.
+    check_null_timestamps: bool = True
+
+
+class PushgatewayConfig(Strict):
+    url: str | None = None  # absent: no push
+    job: str = "aimon"
+    # Every push has a timeout; connection errors, timeouts, 429 and 5xx are retried
+    # `attempts` times in all, waiting backoff_seconds, then twice that, ...
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL (e.g. http://127.0.0.1:9091)")
+        return v
+
+    @field_validator("job")
+    @classmethod
+    def _job(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError(f"job {v!r} must be non-empty and hold no '/'")
+        return v
