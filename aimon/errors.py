@@ -1,9 +1,18 @@
-"""The exception tree. Every error a user can cause says what failed and what to do.
+"""Every exception aimon raises on purpose, in one tree. Each says what failed and
+what to do: `str(err)` is a complete, user-facing sentence, and `exit_code` is the CLI's
+exit status for it.
 
-AimonError
-├── ConfigError      the YAML file, a key, a value (exit status 2)
-├── ContractError    the warehouse does not hold what the data contract needs
-└── StoreError       the metrics store cannot be read or written
+AimonError                  base class (exit status 1)
+├── ConfigError             the YAML file, a key, a value (exit status 2)
+├── ContractError           the warehouse does not hold what the data contract needs
+├── StoreError              the metrics store cannot be read or written
+├── RunSkipped              the run did not start, and that is not a failure (exit status 0)
+│   ├── WindowClaimed       another run holds a live claim on the window
+│   └── WindowDone          the redo mode says the window needs no run
+├── BackfillFailed          a backfill flow could not run its windows
+├── PushError               the Pushgateway did not take a push (after its retries)
+└── SendError               a notification channel did not take a message; `transient`
+                            says whether a later run should retry it
 """
 
 from __future__ import annotations
@@ -25,3 +34,36 @@ class ContractError(AimonError):
 
 class StoreError(AimonError):
     pass
+
+
+class RunSkipped(AimonError):
+    """The run did not start; `str(err)` says why. Not a failure (exit status 0)."""
+
+    exit_code = 0
+    reason = "skipped"
+
+
+class WindowClaimed(RunSkipped):
+    """Another run holds a live claim on the window."""
+
+    reason = "claimed"
+
+
+class WindowDone(RunSkipped):
+    """The redo mode says the window needs no run (it already finished)."""
+
+    reason = "done"
+
+
+class BackfillFailed(AimonError):
+    pass
+
+
+class PushError(AimonError):
+    """The Pushgateway did not take the push (after the retries, where they apply)."""
+
+
+class SendError(AimonError):
+    def __init__(self, message: str, *, transient: bool):
+        super().__init__(message)
+        self.transient = transient

@@ -30,7 +30,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aimon.config import Config, load_config
-from aimon.errors import AimonError
+from aimon.errors import BackfillFailed
 from aimon.flows.monitor import monitor_window
 from aimon.store.metrics import Store
 from aimon.store.runs import check_redo, needs_run
@@ -76,10 +76,6 @@ class BackfillReport:
         for o in sorted(self.outcomes, key=lambda o: o.window.start):
             out.setdefault(o.outcome, []).append(o)
         return {k: out[k] for k in OUTCOMES if k in out}
-
-
-class BackfillFailed(AimonError):
-    pass
 
 
 # The CLI's progress bar listens here (the flow body runs in the caller's thread and

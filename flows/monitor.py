@@ -6,8 +6,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from aimon.config import Config, load_config
+from aimon.errors import RunSkipped
 from aimon.store.metrics import Store
-from aimon.store.runs import RunSkipped
 from aimon.tasks.alerts.task import alert_failed_run, alert_task, with_alerts
 from aimon.tasks.contract import check_contract_task
 from aimon.tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options

@@ -32,7 +32,7 @@ from prometheus_client.metrics_core import Metric
 
 from aimon.catalogue import help_text, series_problem
 from aimon.config import Config, PushgatewayConfig
-from aimon.errors import AimonError
+from aimon.errors import PushError
 from aimon.records import MetricRecord
 from aimon.store.metrics import Store
 from aimon.tasks.orchestration.run import RunHandle, RunSummary, run_meta
@@ -40,10 +40,6 @@ from aimon.tasks.orchestration.run import RunHandle, RunSummary, run_meta
 log = logging.getLogger(__name__)
 
 RUN_META = ("monitoring_run_success", "monitoring_run_duration_seconds", "monitoring_last_success_timestamp_seconds")
-
-
-class PushError(AimonError):
-    """The Pushgateway did not take the push (after the retries, where they apply)."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import datetime as dt
 from typing import Any
 
 from aimon.config import parse_config
+from aimon.errors import WindowClaimed
 from aimon.store.metrics import Store
-from aimon.store.runs import WindowClaimed
 from aimon.windows import daily_window
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aimon.errors import ContractError
+from aimon.errors import ContractError, WindowClaimed, WindowDone
 from aimon.store.metrics import Store, utcnow
-from aimon.store.runs import WindowClaimed, WindowDone, needs_run
+from aimon.store.runs import needs_run
 from aimon.tasks.orchestration import transient_reason
 from aimon.windows import daily_window, windows_between
 from tests import claim_child

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from aimon.config import Config
+from aimon.errors import SendError
 from aimon.records import MetricRecord
 from aimon.store.alerts import AlertStore, Silence
 from aimon.store.metrics import Store
-from aimon.tasks.alerts.channels import EmailChannel, SendError, SlackChannel
+from aimon.tasks.alerts.channels import EmailChannel, SlackChannel
 from aimon.tasks.alerts.pipeline import alert_window
 from aimon.windows import daily_window
 from tests.conftest import make_config

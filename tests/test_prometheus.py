@@ -21,13 +21,14 @@ from typer.testing import CliRunner
 
 from aimon.catalogue import METRICS
 from aimon.cli import app
-from aimon.config import PushgatewayConfig
+from aimon.config.sources import PushgatewayConfig
 from aimon.demo import generate_day
+from aimon.errors import PushError
 from aimon.flows.monitor import monitor_window
 from aimon.records import ALL, MetricRecord
 from aimon.store.metrics import Store
 from aimon.store.openmetrics import series_line, write_openmetrics
-from aimon.tasks.prometheus import PushError, push_records, pushable
+from aimon.tasks.prometheus import push_records, pushable
 from aimon.windows import daily_window, last_complete_window
 from tests import promstack
 from tests.conftest import DAY, PRICING, make_config, write_duckdb

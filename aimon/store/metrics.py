@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.errors import WindowDone
 from aimon.records import MetricRecord, labels_json
 from aimon.store import runs as _claims
 from aimon.store.schema import as_datetime, create_tables, schema, utcnow
@@ -78,7 +79,7 @@ class Store:
                 if done:
                     _claims.release(conn, self.claims, run_id)
             if done:
-                raise _claims.WindowDone(f"{window} already has a finished run ({latest}); skipped (redo={mode})")
+                raise WindowDone(f"{window} already has a finished run ({latest}); skipped (redo={mode})")
         with self.engine.begin() as conn:
             conn.execute(
                 self.runs.insert().values(

@@ -25,32 +25,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from aimon.errors import AimonError, StoreError
+from aimon.errors import StoreError, WindowClaimed
 from aimon.windows import Window
 
 RedoMode = Literal["missing", "failed", "all"]
 REDO_MODES: tuple[RedoMode, ...] = ("missing", "failed", "all")
 FINISHED = ("success", "degraded", "failed")
 _ATTEMPTS = 8  # claim races resolve in one or two rounds; more means something is wrong
-
-
-class RunSkipped(AimonError):
-    """The run did not start; `str(err)` says why. Not a failure (exit status 0)."""
-
-    exit_code = 0
-    reason = "skipped"
-
-
-class WindowClaimed(RunSkipped):
-    """Another run holds a live claim on the window."""
-
-    reason = "claimed"
-
-
-class WindowDone(RunSkipped):
-    """The redo mode says the window needs no run (it already finished)."""
-
-    reason = "done"
 
 
 def check_redo(redo: str) -> RedoMode:

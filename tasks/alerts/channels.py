@@ -20,7 +20,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
 from aimon.config.alerts import ChannelConfig, EmailChannelConfig, SlackChannelConfig
-from aimon.errors import AimonError
+from aimon.errors import SendError
 from aimon.tasks.alerts import render
 
 # Webhook URLs and tokens that may show up in a library's message: masked even when
@@ -29,12 +29,6 @@ _SECRET_PATTERNS = (
     re.compile(r"https://hooks\.slack\.com/\S+"),
     re.compile(r"xox[abposre]-[A-Za-z0-9-]+"),
 )
-
-
-class SendError(AimonError):
-    def __init__(self, message: str, *, transient: bool):
-        super().__init__(message)
-        self.transient = transient
 
 
 class Channel(Protocol):

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aimon.config import Config
+from aimon.errors import SendError
 from aimon.store.alerts import AlertStore, utcnow
-from aimon.tasks.alerts.channels import Channel, SendError, build_channel, mask
+from aimon.tasks.alerts.channels import Channel, build_channel, mask
 
 log = logging.getLogger("aimon.alerts")
 

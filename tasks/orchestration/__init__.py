@@ -16,9 +16,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from aimon.config import Config
+from aimon.errors import RunSkipped
 from aimon.records import ALL
 from aimon.store.metrics import Store
-from aimon.store.runs import RunSkipped
 from aimon.windows import Window, window_containing
 
 if TYPE_CHECKING:
