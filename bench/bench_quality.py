@@ -60,8 +60,8 @@ def run_child(db: Path) -> dict[str, Any]:
 
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks import quality
     from aimon.tasks.orchestration.context import AnalysisContext
+    from aimon.tasks.quality.analyzer import FAMILIES, analyze_quality
     from aimon.warehouse import Warehouse
     from aimon.windows import daily_window
 
@@ -77,10 +77,10 @@ def run_child(db: Path) -> dict[str, Any]:
     ctx = AnalysisContext(cfg, daily_window(DAY), warehouse, warehouse.describe(), store)
 
     t0 = time.perf_counter()
-    result = quality.analyze_quality(ctx)
+    result = analyze_quality(ctx)
     wall = time.perf_counter() - t0
     families = {}
-    for name, fn in quality.FAMILIES.items():
+    for name, fn in FAMILIES.items():
         t = time.perf_counter()
         fn(ctx)
         families[name] = time.perf_counter() - t

@@ -23,8 +23,14 @@ from aimon.config import parse_config
 from aimon.errors import ConfigError
 from aimon.records import ALL, MetricRecord
 from aimon.store.metrics import Store
-from aimon.tasks import quality
 from aimon.tasks.orchestration.run import open_window
+from aimon.tasks.quality.analyzer import analyze_quality
+from aimon.tasks.quality.classification import classification_family, label_provisional
+from aimon.tasks.quality.concept_drift import TRACKED
+from aimon.tasks.quality.feedback import feedback_family
+from aimon.tasks.quality.generation import bleu_from_statistics, bleu_statistics, generation_family, sample_pairs
+from aimon.tasks.quality.rag import rag_family, rag_scores, rank_hits, retrieval_metrics
+from aimon.tasks.quality.rag_ids import id_lists, parse_id_lists
 from aimon.windows import daily_window
 from tests.conftest import DAY, make_config, write_sqlalchemy
 
@@ -102,7 +108,7 @@ def test_classification_equals_sklearn_on_the_raw_rows(tmp_path: Path, backend: 
     else:
         url = f"sqlite:///{tmp_path / 'c.sqlite'}"
         write_sqlalchemy(url, df, "interactions")
-    fam = quality.classification_family(ctx_for(url))
+    fam = classification_family(ctx_for(url))
     got = {(f.metric, f.labels): (f.value, f.n) for f in fam.figures}
     for model in ("a", "b", ALL):
         sel = slice(None) if model == ALL else models == model
@@ -126,15 +132,15 @@ def test_classification_equals_sklearn_on_the_raw_rows(tmp_path: Path, backend: 
 def test_no_labels_is_a_note_and_label_delay_marks_the_window_provisional(tmp_path: Path) -> None:
     df = pd.DataFrame(base_rows(3, label=[None] * 3, prediction=["x", "y", "x"]))
     url = write_arrow(tmp_path / "n.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
-    fam = quality.classification_family(ctx_for(url))
+    fam = classification_family(ctx_for(url))
     assert not fam.figures
     assert "classification: no labels in this window (3 predictions await a label)" in fam.notes
     w = daily_window(DAY)
-    assert quality.label_provisional(w, 3, now=w.end + dt.timedelta(days=2))
-    assert not quality.label_provisional(w, 3, now=w.end + dt.timedelta(days=3))
-    assert not quality.label_provisional(w, 0, now=w.end)
+    assert label_provisional(w, 3, now=w.end + dt.timedelta(days=2))
+    assert not label_provisional(w, 3, now=w.end + dt.timedelta(days=3))
+    assert not label_provisional(w, 0, now=w.end)
     # A window inside the delay says so, and how to recompute it.
-    fam = quality.classification_family(ctx_for(url, quality={"label_delay_days": 36500}))
+    fam = classification_family(ctx_for(url, quality={"label_delay_days": 36500}))
     assert figs(fam.extra)[("quality_labels_provisional", ())] == 1
     assert any("provisional" in note and "aimon run --date" in note for note in fam.notes)
 
@@ -180,7 +186,7 @@ def test_rouge_and_bleu_equal_rouge_score_and_sacrebleu(tmp_path: Path) -> None:
     import sacrebleu
     from rouge_score import rouge_scorer
 
-    fam = quality.generation_family(ctx_for(generation_url(tmp_path)))
+    fam = generation_family(ctx_for(generation_url(tmp_path)))
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores = [scorer.score(ref, resp) for resp, ref in zip(RESPONSES, REFERENCES, strict=True)]
     recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
@@ -210,7 +216,7 @@ def test_generation_per_experiment_variant_labels_the_arm_experiment_variant(tmp
         base_rows(n, response=RESPONSES, reference=REFERENCES, experiment=["exp"] * n, variant=["a", "b"] * (n // 2))
     )
     url = write_arrow(tmp_path / "v.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
-    fam = quality.generation_family(ctx_for(url))
+    fam = generation_family(ctx_for(url))
     recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
     arm_b = slice(1, None, 2)
     want = sacrebleu.corpus_bleu(RESPONSES[arm_b], [REFERENCES[arm_b]]).score
@@ -221,9 +227,9 @@ def test_generation_per_experiment_variant_labels_the_arm_experiment_variant(tmp
 def test_bleu_of_weighted_statistics_equals_sacrebleu_on_the_expanded_corpus() -> None:
     import sacrebleu
 
-    stats = quality.bleu_statistics(RESPONSES[:3], REFERENCES[:3])
+    stats = bleu_statistics(RESPONSES[:3], REFERENCES[:3])
     # Weight 2 on the first pair is the corpus with that pair twice.
-    value = quality.bleu_from_statistics((stats * np.array([[2.0], [1.0], [1.0]])).sum(0))
+    value = bleu_from_statistics((stats * np.array([[2.0], [1.0], [1.0]])).sum(0))
     want = sacrebleu.corpus_bleu([RESPONSES[0], *RESPONSES[:3]], [[REFERENCES[0], *REFERENCES[:3]]]).score
     assert value == pytest.approx(want, rel=1e-9)
 
@@ -231,8 +237,8 @@ def test_bleu_of_weighted_statistics_equals_sacrebleu_on_the_expanded_corpus() -
 def test_above_the_cap_a_seeded_sample_is_scored_with_its_size_and_interval(tmp_path: Path) -> None:
     url = generation_url(tmp_path, models=["big"] * 40 * len(RESPONSES) + [], copies=40)
     ctx = ctx_for(url, quality={"sample_cap": 50, "bootstrap_iterations": 300})
-    first = quality.generation_family(ctx)
-    again = quality.generation_family(ctx)
+    first = generation_family(ctx)
+    again = generation_family(ctx)
     assert [f.value for f in first.figures] == [f.value for f in again.figures]  # a rerun scores the same rows
     rouge_l = next(f for f in first.figures if f.metric == "generation_rouge" and ("variant", "rougeL") in f.labels)
     assert rouge_l.n == 50
@@ -242,13 +248,13 @@ def test_above_the_cap_a_seeded_sample_is_scored_with_its_size_and_interval(tmp_
     hi = extra[("generation_rouge_ci_high", (("model", "big"), ("variant", "rougeL")))]
     assert lo < rouge_l.value < hi
     assert any("big 50 of 320 pairs" in n for n in first.notes)
-    other = quality.generation_family(ctx_for(url, quality={"sample_cap": 50, "seed": 99}))
+    other = generation_family(ctx_for(url, quality={"sample_cap": 50, "seed": 99}))
     assert [f.value for f in other.figures] != [f.value for f in first.figures]
 
 
 def test_sampled_rows_carry_population_weights() -> None:
     df = pd.DataFrame({"g_model": ["a"] * 10 + ["b"] * 3, "x": range(13)})
-    sample, pops = quality.sample_pairs(df, 4, 0, daily_window(DAY))
+    sample, pops = sample_pairs(df, 4, 0, daily_window(DAY))
     assert pops == {"a": 10, "b": 3}
     assert sample.groupby("g_model").size().to_dict() == {"a": 4, "b": 3}
     assert sample.loc[sample.g_model == "a", "weight"].tolist() == [2.5] * 4
@@ -287,7 +293,7 @@ WANT = {
 
 
 def test_rag_scores_equal_hand_computed_cases() -> None:
-    got = quality.rag_scores([c[0] for c in CASES], [c[1] for c in CASES], (1, 3, 5))
+    got = rag_scores([c[0] for c in CASES], [c[1] for c in CASES], (1, 3, 5))
     assert set(got) == set(WANT)
     for key, want in WANT.items():
         np.testing.assert_allclose(got[key], want, rtol=1e-12, err_msg=str(key))
@@ -316,7 +322,7 @@ def _rag_table(fmt: str) -> pa.Table:
 @pytest.mark.parametrize("fmt", ["native", "json", "delimited"])
 def test_rag_figures_from_native_lists_json_and_delimited_text(tmp_path: Path, fmt: str) -> None:
     url = write_arrow(tmp_path / "r.duckdb", {"interactions": _rag_table(fmt)})
-    fam = quality.rag_family(ctx_for(url, quality={"k": [5, 1, 3], "id_delimiter": "|"}))
+    fam = rag_family(ctx_for(url, quality={"k": [5, 1, 3], "id_delimiter": "|"}))
     got = {(f.metric, dict(f.labels).get("k")): f for f in fam.figures}
     for (metric, k), want in WANT.items():
         f = got[(metric, None if k is None else str(k))]
@@ -335,7 +341,7 @@ def test_unreadable_id_lists_are_counted_not_fatal(tmp_path: Path) -> None:
     t = pa.Table.from_pandas(pd.DataFrame(base_rows(5)), preserve_index=False)
     t = t.append_column("retrieved_ids", pa.array(ret)).append_column("relevant_ids", pa.array(rel))
     url = write_arrow(tmp_path / "bad.duckdb", {"interactions": t})
-    fam = quality.rag_family(ctx_for(url, quality={"id_format": "json"}))
+    fam = rag_family(ctx_for(url, quality={"id_format": "json"}))
     extra = figs(fam.extra)
     assert extra[("rag_excluded_queries", (("reason", "invalid_relevant_ids"),))] == 2
     assert extra[("rag_excluded_queries", (("reason", "invalid_retrieved_ids"),))] == 2
@@ -343,9 +349,9 @@ def test_unreadable_id_lists_are_counted_not_fatal(tmp_path: Path) -> None:
     assert (mrr.value, mrr.n) == (0.5, 1)  # only "[1, 2]" vs "[2]": JSON numbers and text ids compare as text
     assert any("invalid retrieved ids" in n for n in fam.notes)
     # "json" refuses a delimited list; "auto" reads it.
-    ids, bad = quality.parse_id_lists(["a,b", "[1]", "", None], "json")
+    ids, bad = parse_id_lists(["a,b", "[1]", "", None], "json")
     assert bad.tolist() == [True, False, True, False]
-    ids, bad = quality.parse_id_lists(["a, b,", "[1]", "", None], "auto")
+    ids, bad = parse_id_lists(["a, b,", "[1]", "", None], "auto")
     assert ids == [["a", "b"], ["1"], [], None] and not bad.any()
 
 
@@ -382,7 +388,7 @@ def test_feedback_equals_a_pandas_computation(tmp_path: Path) -> None:
         tmp_path / "f.duckdb",
         {"interactions": pa.Table.from_pandas(ix, preserve_index=False), "feedback": pa.Table.from_pandas(fb)},
     )
-    fam = quality.feedback_family(ctx_for(url, warehouse={"url": url, "feedback_table": "feedback"}))
+    fam = feedback_family(ctx_for(url, warehouse={"url": url, "feedback_table": "feedback"}))
     recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
 
     w = daily_window(DAY)
@@ -408,7 +414,7 @@ def test_feedback_equals_a_pandas_computation(tmp_path: Path) -> None:
 
 def test_a_configured_feedback_table_that_is_missing_is_named_in_a_note(tmp_path: Path) -> None:
     url = write_arrow(tmp_path / "x.duckdb", {"interactions": pa.Table.from_pandas(pd.DataFrame(base_rows(2)))})
-    fam = quality.feedback_family(ctx_for(url, warehouse={"url": url, "feedback_table": "fedback"}))
+    fam = feedback_family(ctx_for(url, warehouse={"url": url, "feedback_table": "fedback"}))
     assert not fam.figures
     assert any("'fedback' not found" in n and "warehouse.feedback_table" in n for n in fam.notes)
 
@@ -424,7 +430,7 @@ def test_change_against_the_median_of_the_previous_windows_is_a_figure_and_a_not
     for i, v in enumerate([0.7, 0.75, 0.8, 0.75, 0.72, 0.78, 0.9, 0.1]):
         day = DAY - dt.timedelta(days=i + 1)
         ctx.store.replace_window(daily_window(day), [MetricRecord.of("model_accuracy", v, model="m")], "r")
-    result = quality.analyze_quality(ctx)
+    result = analyze_quality(ctx)
     assert get(result.records, "model_accuracy", model="m") == pytest.approx(0.66)
     assert get(result.records, "quality_reference_value", metric="model_accuracy", model="m") == pytest.approx(0.75)
     assert get(result.records, "quality_change_ratio", metric="model_accuracy", model="m") == pytest.approx(-0.12)
@@ -434,7 +440,7 @@ def test_change_against_the_median_of_the_previous_windows_is_a_figure_and_a_not
     )
     # A fixed baseline period instead: only its windows count (end date included).
     baseline = {"start": str(DAY - dt.timedelta(days=8)), "end": str(DAY - dt.timedelta(days=7))}
-    result = quality.analyze_quality(ctx_for(url, reference={"baseline": baseline}))
+    result = analyze_quality(ctx_for(url, reference={"baseline": baseline}))
     assert get(result.records, "quality_reference_value", metric="model_accuracy", model="m") == pytest.approx(0.5)
     assert get(result.records, "quality_change_ratio", metric="model_accuracy", model="m") == pytest.approx(0.32)
     assert not any("fell" in n for n in result.notes)  # a rise is a figure, not a warning
@@ -444,8 +450,8 @@ def test_an_empty_window_yields_notes_not_errors(tmp_path: Path) -> None:
     df = pd.DataFrame(base_rows(2, label=["x", "y"], prediction=["x", "x"], reference=["r", "r"], response=["r", "s"]))
     df["timestamp"] = pd.Timestamp(DAY) - pd.Timedelta(days=3)
     url = write_arrow(tmp_path / "e.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
-    result = quality.analyze_quality(ctx_for(url))
-    assert not [r for r in result.records if r.metric in quality.TRACKED]
+    result = analyze_quality(ctx_for(url))
+    assert not [r for r in result.records if r.metric in TRACKED]
     assert "classification: no labels in this window" in result.notes
     assert "generation: no (response, reference) pairs in this window" in result.notes
     assert "RAG skipped: the table has no retrieved_ids or relevant_ids column" in result.notes
@@ -481,7 +487,7 @@ def test_demo_quality_drop_shows_in_figures_and_summary(tmp_path: Path) -> None:
     store.ensure()
     for offset in range(7, 0, -1):  # the reference: seven ordinary days
         window = daily_window(DAY - dt.timedelta(days=offset))
-        store.replace_window(window, quality.analyze_quality(open_window(cfg, window, store)).records, "history")
+        store.replace_window(window, analyze_quality(open_window(cfg, window, store)).records, "history")
     path = tmp_path / "monitoring.yaml"
     path.write_text(
         yaml.safe_dump({"warehouse": {"url": url, "interactions_table": "interactions", "feedback_table": "feedback"}})
@@ -537,9 +543,9 @@ def test_column_path_equals_the_row_by_row_definition_on_random_lists() -> None:
     ret_text = [forms[i % 4](r) for i, r in enumerate(ret_lists)]
     rel_text = [forms[i % 4](r) for i, r in enumerate(rel_lists)]
     ret_text[7], rel_text[9] = "[1, 2", '["a", {"b": 1}]'
-    fast_ret, fast_rel = quality.id_lists(pa.array(ret_text)), quality.id_lists(pa.array(rel_text))
-    slow_ret, bad_ret = quality.parse_id_lists(ret_text)
-    slow_rel, bad_rel = quality.parse_id_lists(rel_text)
+    fast_ret, fast_rel = id_lists(pa.array(ret_text)), id_lists(pa.array(rel_text))
+    slow_ret, bad_ret = parse_id_lists(ret_text)
+    slow_rel, bad_rel = parse_id_lists(rel_text)
     assert fast_ret.bad.tolist() == bad_ret.tolist() and bad_ret[7] and bad_rel[9]
     for fast, slow in ((fast_ret, slow_ret), (fast_rel, slow_rel)):
         rebuilt: list[list[str]] = [[] for _ in range(fast.n)]
@@ -547,14 +553,14 @@ def test_column_path_equals_the_row_by_row_definition_on_random_lists() -> None:
             rebuilt[p].append(x)
         assert rebuilt == [ids or [] for ids in slow]
     use = ~(bad_ret | bad_rel)
-    hits, nrel, rr, dups = quality.rank_hits(fast_ret, fast_rel, use, 5)
+    hits, nrel, rr, dups = rank_hits(fast_ret, fast_rel, use, 5)
     rows = np.flatnonzero(use)
     assert dups == sum(1 for i in rows if len(set(slow_ret[i])) < len(slow_ret[i]))
-    got = quality.retrieval_metrics(hits, nrel, rr, (1, 3, 5))
+    got = retrieval_metrics(hits, nrel, rr, (1, 3, 5))
     rows = np.flatnonzero(use)
-    want = quality.rag_scores([slow_ret[i] for i in rows], [slow_rel[i] for i in rows], (1, 3, 5))
+    want = rag_scores([slow_ret[i] for i in rows], [slow_rel[i] for i in rows], (1, 3, 5))
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=str(key))
-    native = quality.id_lists(pa.array([[1, 1, 2], None, []], pa.list_(pa.int64())))
+    native = id_lists(pa.array([[1, 1, 2], None, []], pa.list_(pa.int64())))
     assert native.parent.tolist() == [0, 0, 0] and native.ids.to_pylist() == ["1", "1", "2"]
     assert native.null.tolist() == [False, True, False]

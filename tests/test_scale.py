@@ -28,7 +28,7 @@ from aimon.tasks.drift.features import _drift_ix, feature_specs
 from aimon.tasks.drift.reads import read_window
 from aimon.tasks.orchestration.run import open_window
 from aimon.tasks.orchestration.segments import segment_bounds
-from aimon.tasks.quality import analyze_quality
+from aimon.tasks.quality.analyzer import analyze_quality
 from aimon.windows import daily_window, window_containing
 from tests.conftest import DAY, PG_URL, make_config, write_duckdb, write_sqlalchemy
 from tests.test_flow import write_config
