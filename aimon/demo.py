@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -342,8 +343,6 @@ def seed_duckdb(
     quality: bool = True,
 ) -> dict[str, int]:
     """(Re)create the demo tables in a DuckDB file; returns row counts."""
-    import duckdb
-
     end = end or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     rng = np.random.default_rng(seed)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

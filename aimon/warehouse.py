@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from aimon.config import CONTRACT_COLUMNS, REQUIRED_COLUMNS, WarehouseConfig
 from aimon.errors import ConfigError, ContractError
@@ -174,11 +175,9 @@ class Warehouse:
         """PostgreSQL through ADBC: Arrow off the wire, ~3x faster than row fetches and a
         fraction of the memory (DESIGN.md, Scale). None when the driver is missing."""
         try:
-            import adbc_driver_postgresql.dbapi as adbc
+            import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415  lazy: optional driver, PostgreSQL only
         except ImportError:
             return None
-        from sqlalchemy.dialects import postgresql
-
         compiled = stmt.compile(dialect=postgresql.psycopg.dialect(paramstyle="numeric_dollar"))
         values = {**compiled.params, **(params or {})}
         positional = [values[k] for k in (compiled.positiontup or [])]

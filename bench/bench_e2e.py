@@ -277,7 +277,7 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
 
         def all_at_once() -> list[AnalyzerOutcome]:
             with ThreadPoolExecutor(max_workers=len(ANALYZERS)) as pool:
-                futures = {name: pool.submit(run_analyzer, name, ctx) for name in ANALYZERS}
+                futures = {name: pool.submit(run_analyzer, fn, ctx) for name, fn in ANALYZERS.items()}
                 done = []
                 for name, fut in futures.items():
                     try:
@@ -293,7 +293,7 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
         for name in ANALYZERS:
             t0 = time.perf_counter()
             try:
-                result = timed(name, lambda name=name: run_analyzer(name, ctx))  # type: ignore[misc]
+                result = timed(name, lambda name=name: run_analyzer(ANALYZERS[name], ctx))  # type: ignore[misc]
                 outcomes.append(AnalyzerOutcome(name, result, None, time.perf_counter() - t0))
             except Exception as err:  # the flow records a failed analyzer and goes on
                 wall = time.perf_counter() - t0

@@ -143,13 +143,6 @@ def run_config(db: Path, store: Path, runner: str, segments: int) -> dict[str, A
     configure_prefect()
     from prefect import flow
 
-    from aimon.tasks import registry
-
-    # Only the analyzers that read rows (the worker processes keep their full registry,
-    # but are only asked for these).
-    for name in list(registry.ANALYZERS):
-        if name not in ANALYZERS:
-            del registry.ANALYZERS[name]
     cluster = None
     address = None
     if runner == "dask":
@@ -176,9 +169,10 @@ def warm_up() -> None:
 def bench_window(db: str, store: str, runner: str, segments: int, address: str | None) -> dict[str, Any]:
     from aimon.config import parse_config
     from aimon.store.metrics import Store
-    from aimon.tasks.orchestration import task_options
     from aimon.tasks.orchestration.fanout import run_analyzers
+    from aimon.tasks.orchestration.retries import task_options
     from aimon.tasks.orchestration.run import open_window
+    from aimon.tasks.registry import ANALYZERS as REGISTRY
     from aimon.windows import daily_window
 
     cfg = parse_config(config_data(Path(db), Path(store), runner, segments, address), source="bench_scale")
@@ -193,7 +187,8 @@ def bench_window(db: str, store: str, runner: str, segments: int, address: str |
     try:
         reset_hwm()
         t0 = time.perf_counter()
-        outcomes = run_analyzers(cfg, ctx, task_options(cfg))
+        # Only the analyzers that read rows.
+        outcomes = run_analyzers(cfg, ctx, task_options(cfg), {name: REGISTRY[name] for name in ANALYZERS})
         wall = time.perf_counter() - t0
         driver = hwm_mib()
         workers = list(client.run(hwm_mib).values()) if client is not None else []

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -34,7 +35,7 @@ from aimon.errors import BackfillFailed
 from aimon.flows.monitor import monitor_window
 from aimon.store.metrics import Store
 from aimon.store.runs import check_redo, needs_run
-from aimon.tasks.orchestration import quiet_thread_timeout_notice
+from aimon.tasks.orchestration.retries import quiet_thread_timeout_notice
 from aimon.windows import UTC, Window, windows_between
 
 Order = Literal["oldest", "newest"]
@@ -189,8 +190,6 @@ def backfill(
     failed and degraded ones; all reruns everything. At most `concurrency` windows
     run at once (default orchestration.backfill_concurrency), `order` oldest or newest
     first. Historical windows record alerts without sending them unless `notify`."""
-    from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
-
     cfg = load_config(config_path)
     plan = plan_backfill(cfg, start, end, granularity, redo, order, concurrency)
     _emit(plan)

@@ -1,8 +1,15 @@
-"""monitor_window: one window, end to end. The body is the run's outline."""
+"""monitor_window: one window, end to end. The body is the run's outline.
+
+The flow hands its analyzer table to the orchestration: `monitor_window` runs
+aimon.tasks.registry.ANALYZERS, and `monitor_flow(table)` builds the same flow over
+another table (a test's failing analyzer, a benchmark's subset) without patching
+anything shared."""
 
 from __future__ import annotations
 
-from prefect import flow
+from collections.abc import Mapping
+
+from prefect import Flow, flow
 from prefect.runtime import flow_run
 
 from aimon.config import Config, load_config
@@ -10,8 +17,10 @@ from aimon.errors import RunSkipped
 from aimon.store.metrics import Store
 from aimon.tasks.alerts.task import alert_failed_run, alert_task, with_alerts
 from aimon.tasks.contract import check_contract_task
-from aimon.tasks.orchestration import catchup_windows, run_artifact_task, scheduled_time, skipped_summary, task_options
+from aimon.tasks.orchestration.artifact import run_artifact_task
+from aimon.tasks.orchestration.context import Analyzer
 from aimon.tasks.orchestration.fanout import run_analyzers
+from aimon.tasks.orchestration.retries import task_options
 from aimon.tasks.orchestration.run import (
     RunSummary,
     begin_run,
@@ -19,74 +28,85 @@ from aimon.tasks.orchestration.run import (
     publish_task,
     record_failure,
     resolve_window,
+    skipped_summary,
 )
+from aimon.tasks.orchestration.schedule import catchup_windows, scheduled_time
 from aimon.tasks.prometheus import push_run_failure, push_task
+from aimon.tasks.registry import ANALYZERS
 from aimon.windows import UTC, Window
 
 
-@flow(name="monitor-window", log_prints=True)
-def monitor_window(
-    granularity: str = "daily",
-    window_start: str | None = None,
-    config_path: str | None = None,
-    notify: bool | None = None,
-    redo: str = "all",
-    scheduled: bool = False,
-) -> RunSummary:
-    """Monitor one window (the last complete one unless `window_start` is given).
+def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
+    """The monitor-window flow over `analyzers` (name -> analyzer function)."""
 
-    `notify`: None sends notifications for the live window only; False records
-    alerts without sending; True sends even for a historical window.
-    `redo`: all (default) reruns the window; missing skips it if a run of it finished;
-    failed skips it if its latest finished run succeeded.
-    `scheduled` (the schedules' deployments): take the last complete window as of the
-    run's scheduled time, skip it if it already ran, and first run the missed windows
-    within orchestration.catchup_windows. Every run claims its window first: a second
-    concurrent run of the same window is skipped (status "skipped")."""
-    cfg = load_config(config_path)
-    window = resolve_window(cfg, granularity, window_start, scheduled_time() if scheduled else None)
-    store = Store(cfg)
-    if scheduled:
-        _catch_up(cfg, store, window, config_path)
-    try:
-        run = begin_run(
-            store,
-            window,
-            flow_run.get_id(),
-            notify=notify,
-            claim_ttl_seconds=cfg.orchestration.claim_expires_after_seconds,
-            redo="missing" if scheduled else redo,
-        )
-    except RunSkipped as skipped:
-        print(skipped)
-        return skipped_summary(window, skipped, store)
-    opts = task_options(cfg)  # a timeout on every task; retries on transient warehouse errors only
-    try:
-        ctx = open_window_task.with_options(**opts)(cfg, window, store)
-        contract = check_contract_task.with_options(**opts)(
-            ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
-        )
-        outcomes = run_analyzers(cfg, ctx, opts)  # threads, or Dask (orchestration.task_runner)
-        summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
-        summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
-        summary = with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
-    except BaseException as err:
-        record_failure(store, run, err)
-        push_run_failure(cfg, run, err)
-        if isinstance(err, Exception):
-            alert_failed_run(cfg, store, run)
-        raise
-    run_artifact_task(summary)
-    return summary
+    @flow(name="monitor-window", log_prints=True)
+    def monitor_window(
+        granularity: str = "daily",
+        window_start: str | None = None,
+        config_path: str | None = None,
+        notify: bool | None = None,
+        redo: str = "all",
+        scheduled: bool = False,
+    ) -> RunSummary:
+        """Monitor one window (the last complete one unless `window_start` is given).
+
+        `notify`: None sends notifications for the live window only; False records
+        alerts without sending; True sends even for a historical window.
+        `redo`: all (default) reruns the window; missing skips it if a run of it finished;
+        failed skips it if its latest finished run succeeded.
+        `scheduled` (the schedules' deployments): take the last complete window as of the
+        run's scheduled time, skip it if it already ran, and first run the missed windows
+        within orchestration.catchup_windows. Every run claims its window first: a second
+        concurrent run of the same window is skipped (status "skipped")."""
+        cfg = load_config(config_path)
+        window = resolve_window(cfg, granularity, window_start, scheduled_time() if scheduled else None)
+        store = Store(cfg)
+        if scheduled:
+            _catch_up(monitor_window, cfg, store, window, config_path)
+        try:
+            run = begin_run(
+                store,
+                window,
+                flow_run.get_id(),
+                notify=notify,
+                claim_ttl_seconds=cfg.orchestration.claim_expires_after_seconds,
+                redo="missing" if scheduled else redo,
+            )
+        except RunSkipped as skipped:
+            print(skipped)
+            return skipped_summary(window, skipped, store)
+        opts = task_options(cfg)  # a timeout on every task; retries on transient warehouse errors only
+        try:
+            ctx = open_window_task.with_options(**opts)(cfg, window, store)
+            contract = check_contract_task.with_options(**opts)(
+                ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
+            )
+            outcomes = run_analyzers(cfg, ctx, opts, analyzers)  # threads, or Dask (orchestration.task_runner)
+            summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
+            summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
+            summary = with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
+        except BaseException as err:
+            record_failure(store, run, err)
+            push_run_failure(cfg, run, err)
+            if isinstance(err, Exception):
+                alert_failed_run(cfg, store, run)
+            raise
+        run_artifact_task(summary)
+        return summary
+
+    return monitor_window
 
 
-def _catch_up(cfg: Config, store: Store, window: Window, config_path: str | None) -> None:
+monitor_window = monitor_flow()
+
+
+def _catch_up(monitor: Flow, cfg: Config, store: Store, window: Window, config_path: str | None) -> None:
     """Run the missed windows before `window` (oldest first) as subflows; each is
     claimed and skipped if another run got to it first. A failed one does not stop
     the scheduled window."""
     for missed in catchup_windows(store, window, cfg.orchestration.catchup_windows):
         print(f"catching up {missed}")
-        monitor_window(
+        monitor(
             granularity=missed.granularity,
             window_start=missed.start.replace(tzinfo=UTC).isoformat(),
             config_path=config_path,

@@ -4,8 +4,10 @@ through Prefect (the session harness), on DuckDB and a real PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,11 +17,11 @@ from typer.testing import CliRunner
 
 from aimon.cli import app
 from aimon.flows.backfill import backfill, plan_backfill
-from aimon.flows.monitor import monitor_window
+from aimon.flows.monitor import monitor_flow, monitor_window
 from aimon.records import AnalyzerResult, MetricRecord
 from aimon.store.metrics import Store
-from aimon.tasks import registry
-from aimon.tasks.orchestration import run_markdown
+from aimon.tasks.orchestration.artifact import run_markdown
+from aimon.tasks.registry import ANALYZERS
 from aimon.windows import daily_window
 from tests.conftest import DAY, PG_URL, PRICING, make_config, write_sqlalchemy
 from tests.test_flow import write_config
@@ -123,13 +125,13 @@ def _two_runs_at_once(cfg: str, monkeypatch) -> list:
         return AnalyzerResult("holding", (MetricRecord.of("test_holding", 1.0),))
 
     monkeypatch.setattr(Store, "start_run", start_run)
-    monkeypatch.setitem(registry.ANALYZERS, "holding", holding)
+    with_holding = monitor_flow({**ANALYZERS, "holding": holding})
     results: list = []
     barrier = threading.Barrier(2)
 
     def go() -> None:
         barrier.wait()
-        results.append(monitor_window(window_start=DAY.isoformat(), config_path=cfg))
+        results.append(with_holding(window_start=DAY.isoformat(), config_path=cfg))
 
     threads = [threading.Thread(target=go) for _ in range(2)]
     for t in threads:
@@ -172,7 +174,7 @@ def test_scheduled_run_catches_up_missed_windows_once(tmp_path: Path, duck_url: 
     assert [len(store.runs_for(daily_window(d))) for d in (DAY - dt.timedelta(days=1), DAY, LAST)] == [1, 1, 1]
 
 
-def test_transient_errors_are_retried_and_others_are_not(tmp_path: Path, duck_url: str, monkeypatch) -> None:
+def test_transient_errors_are_retried_and_others_are_not(tmp_path: Path, duck_url: str) -> None:
     import socket
 
     with socket.socket() as s:
@@ -190,10 +192,10 @@ def test_transient_errors_are_retried_and_others_are_not(tmp_path: Path, duck_ur
         attempts["broken"] += 1
         raise KeyError("a bug, not a transient error")
 
-    monkeypatch.setitem(registry.ANALYZERS, "flaky", flaky)
-    monkeypatch.setitem(registry.ANALYZERS, "broken", broken)
     cfg = write_config(tmp_path, duck_url, orchestration={"retries": 2, "retry_delay_seconds": 0})
-    summary = monitor_window(window_start=DAY.isoformat(), config_path=cfg)
+    summary = monitor_flow({**ANALYZERS, "flaky": flaky, "broken": broken})(
+        window_start=DAY.isoformat(), config_path=cfg
+    )
     assert attempts == {"flaky": 2, "broken": 1}
     assert summary.status == "degraded"
     assert [o.name for o in summary.outcomes if o.error] == ["broken"]
@@ -231,9 +233,7 @@ def test_cli_backfill_dry_run_then_run(tmp_path: Path, duck_url: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_analyzers_fan_out_on_a_local_dask_cluster(
-    tmp_path: Path, frame: pd.DataFrame, pg_schema: str, monkeypatch
-) -> None:
+def test_analyzers_fan_out_on_a_local_dask_cluster(tmp_path: Path, frame: pd.DataFrame, pg_schema: str) -> None:
     # PostgreSQL, not DuckDB: the Dask workers are separate processes, and a DuckDB
     # file opens read-write in one process only.
     url = f"{PG_URL}?options=-csearch_path%3D{pg_schema}"
@@ -241,15 +241,19 @@ def test_analyzers_fan_out_on_a_local_dask_cluster(
     threads = monitor_window(window_start=DAY.isoformat(), config_path=write_config(tmp_path, url))
     (tmp_path / "dask").mkdir()
     cfg = write_config(tmp_path / "dask", url, orchestration={"task_runner": "dask", "dask_workers": 2})
-    # An analyzer registered only in this process: the Dask worker processes import
-    # the registry afresh and do not know it, which shows the analyzers ran there.
-    monkeypatch.setitem(registry.ANALYZERS, "probe", lambda ctx: AnalyzerResult("probe", ()))
-    on_dask = monitor_window(window_start=DAY.isoformat(), config_path=cfg)
-    assert on_dask.status == "degraded"
+
+    # An analyzer that says which process ran it: the flow ships it (by value) to the
+    # Dask worker processes, which shows the analyzers ran there.
+    def probe(ctx: Any) -> AnalyzerResult:
+        return AnalyzerResult("probe", (MetricRecord.of("test_probe_pid", float(os.getpid())),))
+
+    on_dask = monitor_flow({**ANALYZERS, "probe": probe})(window_start=DAY.isoformat(), config_path=cfg)
+    assert on_dask.status == "success"
     errors = {o.name: o.error for o in on_dask.outcomes}
-    assert errors["operational"] is None and errors["cost"] is None
-    assert "unknown analyzer 'probe'" in (errors["probe"] or "")
+    assert set(errors.values()) == {None}
+    assert on_dask.value("test_probe_pid") not in (None, float(os.getpid()))
     volatile = {
+        "test_probe_pid",
         "monitoring_run_duration_seconds",
         "monitoring_last_success_timestamp_seconds",
         "monitoring_run_success",

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aimon.errors import ContractError, WindowClaimed, WindowDone
 from aimon.store.metrics import Store, utcnow
 from aimon.store.runs import needs_run
-from aimon.tasks.orchestration import transient_reason
+from aimon.tasks.orchestration.retries import transient_reason
 from aimon.windows import daily_window, windows_between
 from tests import claim_child
 from tests.conftest import DAY, PG_URL, make_config

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 import yaml
 
 from aimon.errors import ContractError
-from aimon.flows.monitor import monitor_window
+from aimon.flows.monitor import monitor_flow, monitor_window
 from aimon.records import ALL, AnalyzerResult
 from aimon.store.metrics import Store
-from aimon.tasks import registry
+from aimon.tasks.registry import ANALYZERS
 from aimon.windows import daily_window
 from tests import reference
 from tests.conftest import DAY, PG_URL, PRICING, make_config, write_sqlalchemy
@@ -113,12 +113,12 @@ def test_empty_window_is_a_successful_run_with_zero_requests(tmp_path: Path, duc
     assert figs[reference.key("monitoring_run_success")] == 1
 
 
-def test_one_failing_analyzer_degrades_the_run_and_keeps_the_others(tmp_path: Path, duck_url: str, monkeypatch) -> None:
+def test_one_failing_analyzer_degrades_the_run_and_keeps_the_others(tmp_path: Path, duck_url: str) -> None:
     def broken(ctx) -> AnalyzerResult:
         raise RuntimeError("analyzer exploded")
 
-    monkeypatch.setitem(registry.ANALYZERS, "broken", broken)
-    summary = monitor_window(window_start=DAY.isoformat(), config_path=write_config(tmp_path, duck_url))
+    with_broken = monitor_flow({**ANALYZERS, "broken": broken})
+    summary = with_broken(window_start=DAY.isoformat(), config_path=write_config(tmp_path, duck_url))
     assert summary.status == "degraded"
     assert [o.name for o in summary.outcomes if o.error] == ["broken"]
     figs = stored(duck_url)
@@ -193,7 +193,7 @@ def test_no_rows_cross_a_task_boundary(tmp_path: Path) -> None:
     cfg = tmp_path / "monitoring.yaml"
     cfg.write_text(yaml.safe_dump(data))
     summary = monitor_window(window_start=DAY.isoformat(), config_path=str(cfg), notify=False)
-    assert summary.status == "success" and {o.name for o in summary.outcomes} == set(registry.ANALYZERS)
+    assert summary.status == "success" and {o.name for o in summary.outcomes} == set(ANALYZERS)
     for o in summary.outcomes:
         assert o.result is not None and o.result.records, o.name
         assert _big_payloads(o.result, o.name) == []

@@ -352,10 +352,9 @@ def test_gateway_down_run_degraded_exit_1_nothing_lost_next_run_pushes(tmp_path:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_a_degraded_live_run_keeps_the_last_success_time_on_the_gateway(
-    tmp_path: Path, pushgateway: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from aimon.tasks import registry
+def test_a_degraded_live_run_keeps_the_last_success_time_on_the_gateway(tmp_path: Path, pushgateway: Server) -> None:
+    from aimon.flows.monitor import monitor_flow
+    from aimon.tasks.registry import ANALYZERS
 
     window = last_complete_window("daily")
     url = write_duckdb(tmp_path / "wh.duckdb", live_frame(window.start.date()))
@@ -366,8 +365,7 @@ def test_a_degraded_live_run_keeps_the_last_success_time_on_the_gateway(
     def broken(ctx: Any) -> Any:
         raise RuntimeError("analyzer exploded")
 
-    monkeypatch.setitem(registry.ANALYZERS, "broken", broken)
-    degraded = monitor_window(config_path=cfg)
+    degraded = monitor_flow({**ANALYZERS, "broken": broken})(config_path=cfg)
     assert degraded.status == "degraded"
     assert key("monitoring_last_success_timestamp_seconds", {}) not in stored(url, window)
     lines = aimon_lines(pushgateway)

@@ -8,11 +8,18 @@ import getpass
 import json
 import uuid
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from aimon.cli.common import ConfigOpt, console, fail, load
+from aimon.config.alerts import SEVERITIES, parse_duration
+from aimon.matchers import Matcher
+from aimon.store.alerts import OUTBOX_STATUSES, AlertStore, Silence
+from aimon.store.schema import utcnow
+from aimon.tasks.alerts.render import fmt_value
+from aimon.tasks.alerts.state import silenced_by
 
 
 def _print(*args: Any) -> None:
@@ -36,10 +43,6 @@ def _ts(v: dt.datetime | None) -> str:
 def parse_until(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
     """`--until`: an ISO timestamp (local time in windows.timezone unless it has an
     offset) or a duration from now (`2h`, `3d`). Returns naive UTC."""
-    from zoneinfo import ZoneInfo
-
-    from aimon.config.alerts import parse_duration
-
     try:
         return now + parse_duration(text)
     except ValueError:
@@ -59,10 +62,6 @@ def list_alerts(
     all_: Annotated[bool, typer.Option("--all", help="also resolved alerts and ended silences")] = False,
 ) -> None:
     """Alerts firing and pending now (per series), and the silences in force."""
-    from aimon.config.alerts import SEVERITIES
-    from aimon.store.alerts import AlertStore, utcnow
-    from aimon.tasks.alerts.state import silenced_by
-
     cfg = load(config)
     astore = AlertStore(cfg)
     now = utcnow()
@@ -77,8 +76,6 @@ def list_alerts(
     t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
     for col in ("status", "severity", "rule", "series", "value", "since (UTC)", "told"):
         t.add_column(col, overflow="fold", no_wrap=col != "series", min_width=40 if col == "series" else None)
-    from aimon.tasks.alerts.render import fmt_value
-
     for s in shown:
         style = _SEVERITY_STYLE.get(s.severity, "") if s.status == "firing" else ""
         labels = {
@@ -129,9 +126,6 @@ def history(
 ) -> None:
     """What was sent, when, where, and what failed (the outbox); or with --windows,
     the alerts each evaluated window found, sent or not (backfills included)."""
-    from aimon.store.alerts import OUTBOX_STATUSES, AlertStore
-    from aimon.tasks.alerts.render import fmt_value
-
     cfg = load(config)
     astore = AlertStore(cfg)
     if windows:
@@ -202,9 +196,6 @@ def silence(
 ) -> None:
     """Mute alerts whose labels match every matcher until a time. Keys: the figure's
     labels plus alertname, severity, metric, route, granularity."""
-    from aimon.matchers import Matcher
-    from aimon.store.alerts import AlertStore, Silence, utcnow
-
     cfg = load(config)
     if not matcher:
         fail("bad usage", "give at least one --matcher, e.g. --matcher alertname=LatencyP95High", 2)
@@ -237,8 +228,6 @@ def unsilence(
     silence_id: Annotated[str, typer.Argument(help="the id `aimon alerts list` shows")], config: ConfigOpt = None
 ) -> None:
     """End a silence now."""
-    from aimon.store.alerts import AlertStore
-
     cfg = load(config)
     if not AlertStore(cfg).remove_silence(silence_id):
         fail(f"no active silence {silence_id!r}", "see the ids with `aimon alerts list --all`", 1)

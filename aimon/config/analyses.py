@@ -13,7 +13,6 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from aimon.config.base import Strict, check_identifier
-from aimon.stats.stattests import STATTESTS
 
 # -- cost (aimon.tasks.cost) ---------------------------------------------------------
 
@@ -189,6 +188,10 @@ class DriftFeature(Strict):
     def _method(cls, v: str | None) -> str | None:
         if v is None:
             return v
+        # lazy: the registry pulls in scipy (~0.9 s), which `aimon --help` and the
+        # alerts commands never need; only a config naming a method pays for it.
+        from aimon.stats.stattests import STATTESTS  # noqa: PLC0415
+
         if v not in STATTESTS:
             raise ValueError(f"unknown drift method {v!r}; valid: {', '.join(sorted(STATTESTS))}")
         return v

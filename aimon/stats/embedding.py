@@ -9,11 +9,13 @@ observed statistic out (which lets p reach 0 and inflates false positives).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ def domain_classifier_auc(
 ) -> EmbeddingTestResult:
     """Can a classifier tell the windows apart? Cross-validated ROC AUC of a logistic
     regression on standardised embeddings; 0.5 means no, drift above `threshold`."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    # lazy: scikit-learn costs ~1 s to import, and only embedding drift needs it
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: PLC0415
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
 
     x = np.vstack([reference, current]).astype(np.float64)
     y = np.concatenate([np.zeros(len(reference)), np.ones(len(current))])
@@ -109,10 +112,6 @@ def to_matrix(column: Any) -> np.ndarray:
     """Rows x dim float32 from an Arrow list column (or a list of lists / JSON strings).
 
     Nulls are dropped; rows whose length differs from the first row's are an error."""
-    import json
-
-    import pyarrow as pa
-
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if isinstance(column, pa.Array):

@@ -53,8 +53,8 @@ def save_html_report(ctx: AnalysisContext, ix: Interactions, specs: list[Feature
         # evidently's import chain (numpy.core, litestar) warns about itself; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
         # lazy: evidently costs ~7 s to import, and only this optional report uses it
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset
+        from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
+        from evidently.presets import DataDriftPreset  # noqa: PLC0415
 
     ref = drift_frame(ctx, ix, specs, reference_windows(ctx.cfg, ctx.window), cap)
     cur = drift_frame(ctx, ix, specs, [ctx.window], cap)

@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.records import ALL
+from aimon.records import ALL, AnalyzerResult
 from aimon.store.metrics import Store
 from aimon.warehouse import Interactions, Warehouse, window_params
 from aimon.windows import Window
@@ -50,6 +50,10 @@ class AnalysisContext:
     @property
     def params(self) -> dict[str, Any]:
         return window_params(self.window)
+
+
+# An analyzer: a plain function of the window's context (aimon.tasks.registry lists them).
+Analyzer = Callable[[AnalysisContext], AnalyzerResult]
 
 
 def endpoint_expr(ix: Interactions) -> sa.ColumnElement[Any]:

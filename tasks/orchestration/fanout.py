@@ -17,27 +17,28 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from aimon.config import Config
+from aimon.errors import ConfigError
 from aimon.records import AnalyzerResult
 from aimon.store.metrics import Store
-from aimon.tasks.orchestration.context import AnalysisContext, SegmentFn, SegmentMap
+from aimon.tasks.orchestration.context import AnalysisContext, Analyzer, SegmentFn, SegmentMap
 from aimon.tasks.orchestration.run import AnalyzerOutcome, analyze_task, open_window, outcome_of, run_analyzer
-from aimon.tasks.registry import ANALYZERS
 from aimon.windows import Window
 
 
-def analyze_in_worker(name: str, cfg: Config, window: Window) -> AnalyzerResult:
-    return run_analyzer(name, open_window(cfg, window, Store(cfg)))
+def analyze_in_worker(analyzer: Analyzer, cfg: Config, window: Window) -> AnalyzerResult:
+    return run_analyzer(analyzer, open_window(cfg, window, Store(cfg)))
 
 
 @task(name="analyze", cache_policy=NO_CACHE)
-def analyze_in_worker_task(name: str, cfg: Config, window: Window) -> AnalyzerResult:
-    return analyze_in_worker(name, cfg, window)
+def analyze_in_worker_task(analyzer: Analyzer, cfg: Config, window: Window) -> AnalyzerResult:
+    return analyze_in_worker(analyzer, cfg, window)
 
 
 # The analyzers whose heavy part reads rows per segment (drift's numerical features and
@@ -80,10 +81,8 @@ def dask_segment_map(runner: Any, cfg: Config, window: Window, options: dict[str
 
 def dask_runner(cfg: Config) -> Any:
     try:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask import DaskTaskRunner  # noqa: PLC0415  lazy: an optional extra (aimon[dask])
     except ImportError:
-        from aimon.errors import ConfigError
-
         raise ConfigError(
             "orchestration.task_runner is dask but prefect-dask is not installed: pip install 'aimon[dask]'"
         ) from None
@@ -101,25 +100,30 @@ def dask_runner(cfg: Config) -> Any:
     )
 
 
-def run_analyzers(cfg: Config, ctx: AnalysisContext, options: dict[str, Any]) -> list[AnalyzerOutcome]:
-    """Every registered analyzer as a concurrent task; one failing degrades the run."""
+def run_analyzers(
+    cfg: Config, ctx: AnalysisContext, options: dict[str, Any], analyzers: Mapping[str, Analyzer]
+) -> list[AnalyzerOutcome]:
+    """Every analyzer of the table the flow hands over (aimon.tasks.registry.ANALYZERS
+    unless it says otherwise) as a concurrent task; one failing degrades the run."""
     if cfg.orchestration.task_runner == "dask":
         segments = cfg.orchestration.segments > 1
         with dask_runner(cfg) as runner:
             futures: dict[str, Any] = {}
-            for name in ANALYZERS:
+            for name, analyzer in analyzers.items():
                 opts = {"name": f"analyze-{name}", **options}
                 if segments and name in SEGMENTED:
                     here = dataclasses.replace(
                         ctx, segment_map=dask_segment_map(runner, cfg, ctx.window, options, name)
                     )
-                    futures[name] = analyze_task.with_options(**opts).submit(name, here)
+                    futures[name] = analyze_task.with_options(**opts).submit(analyzer, here)
                 else:
                     futures[name] = runner.submit(
-                        analyze_in_worker_task.with_options(**opts), {"name": name, "cfg": cfg, "window": ctx.window}
+                        analyze_in_worker_task.with_options(**opts),
+                        {"analyzer": analyzer, "cfg": cfg, "window": ctx.window},
                     )
             return [outcome_of(name, f) for name, f in futures.items()]
     futures = {
-        name: analyze_task.with_options(name=f"analyze-{name}", **options).submit(name, ctx) for name in ANALYZERS
+        name: analyze_task.with_options(name=f"analyze-{name}", **options).submit(analyzer, ctx)
+        for name, analyzer in analyzers.items()
     }
     return [outcome_of(name, f) for name, f in futures.items()]

@@ -17,11 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from aimon.config import Config
+from aimon.errors import RunSkipped
 from aimon.records import AnalyzerResult, MetricRecord
 from aimon.store.metrics import Store
 from aimon.tasks.contract import ContractReport
-from aimon.tasks.orchestration.context import AnalysisContext
-from aimon.tasks.registry import get_analyzer
+from aimon.tasks.orchestration.context import AnalysisContext, Analyzer
 from aimon.warehouse import Warehouse
 from aimon.windows import Window, is_live, last_complete_window, window_containing
 
@@ -114,9 +114,9 @@ def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
     return AnalysisContext(cfg, window, warehouse, warehouse.describe(), store)
 
 
-def run_analyzer(name: str, ctx: AnalysisContext) -> AnalyzerResult:
+def run_analyzer(analyzer: Analyzer, ctx: AnalysisContext) -> AnalyzerResult:
     started = time.monotonic()
-    result = get_analyzer(name)(ctx)
+    result = analyzer(ctx)
     return dataclasses.replace(result, seconds=time.monotonic() - started)
 
 
@@ -184,8 +184,8 @@ def describe_error(err: BaseException) -> str:
 
 
 @task(name="analyze", cache_policy=NO_CACHE)
-def analyze_task(name: str, ctx: AnalysisContext) -> AnalyzerResult:
-    return run_analyzer(name, ctx)
+def analyze_task(analyzer: Analyzer, ctx: AnalysisContext) -> AnalyzerResult:
+    return run_analyzer(analyzer, ctx)
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -206,3 +206,7 @@ def outcome_of(name: str, future: Any) -> AnalyzerOutcome:
         return AnalyzerOutcome(name, result, None, result.seconds)
     err = future.result(raise_on_failure=False)
     return AnalyzerOutcome(name, None, describe_error(err) if isinstance(err, BaseException) else str(err))
+
+
+def skipped_summary(window: Window, err: RunSkipped, store: Store) -> RunSummary:
+    return RunSummary("", window, "skipped", 0.0, None, stored_in=store.where, notes=(str(err),), live=False)

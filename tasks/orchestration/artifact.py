@@ -1,0 +1,82 @@
+"""The run's markdown artifact in the Prefect UI: the window at a glance."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from aimon.records import ALL
+from aimon.tasks.orchestration.run import RunSummary
+from aimon.windows import Window
+
+
+def _fmt(v: float | None, spec: str = ",.4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def run_markdown(summary: RunSummary) -> str:
+    """The run at a glance, for the Prefect UI. Sections come from the RunSummary;
+    other analyzers' notes (drift, experiments, alerts) appear under Notes, and a new
+    section is one more block here."""
+    s = summary
+    v = s.value
+    lines = [
+        f"# {s.window.granularity} window {s.window.label}",
+        "",
+        f"`[{s.window.start:%Y-%m-%d %H:%M}, {s.window.end:%Y-%m-%d %H:%M})` UTC · run `{s.run_id}` · "
+        f"**{s.status}** in {s.duration_seconds:.1f}s · {'live' if s.live else 'historical'}",
+        "",
+    ]
+    if s.error:
+        lines += [f"**Error:** {s.error}", ""]
+    if s.contract is not None:
+        c = s.contract
+        lines += [f"**Rows:** {c.accepted:,} accepted, {c.rejected_total:,} rejected", ""]
+        rejected = {k: n for k, n in c.rejected.items() if n}
+        if rejected:
+            lines += ["| rejected because | rows |", "|---|---:|"]
+            lines += [f"| {k} | {n:,} |" for k, n in rejected.items()]
+            lines.append("")
+    lines += ["## Key figures", "", "| figure | value |", "|---|---:|"]
+    everything = {"model": ALL, "endpoint": ALL}
+    rate = v("llm_error_rate", **everything)
+    for label, value in (
+        ("requests", _fmt(v("llm_requests", **everything), ",.0f")),
+        ("error rate", "-" if rate is None else f"{rate:.2%}"),
+        ("latency p50 s", _fmt(v("llm_latency_seconds", quantile="0.5", **everything), ".3f")),
+        ("latency p95 s", _fmt(v("llm_latency_seconds", quantile="0.95", **everything), ".3f")),
+        ("latency p99 s", _fmt(v("llm_latency_seconds", quantile="0.99", **everything), ".3f")),
+        ("tokens in", _fmt(v("llm_tokens", type="input", **everything), ",.0f")),
+        ("tokens out", _fmt(v("llm_tokens", type="output", **everything), ",.0f")),
+        ("cost USD", _fmt(v("llm_cost_usd", **everything), ",.2f")),
+    ):
+        lines.append(f"| {label} | {value} |")
+    lines.append("")
+    if s.outcomes:
+        lines += ["## Analyzers", "", "| analyzer | status | seconds | figures |", "|---|---|---:|---:|"]
+        for o in s.outcomes:
+            n = len(o.result.records) if o.result is not None else 0
+            status = f"error: {o.error}" if o.error else "ok"
+            lines.append(f"| {o.name} | {status.replace('|', '/')} | {o.seconds:.2f} | {n} |")
+        lines.append("")
+    if s.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in s.notes] + [""]
+    if s.stored_in:
+        lines.append(f"Figures stored in {s.stored_in}.")
+    return "\n".join(lines)
+
+
+def artifact_key(window: Window) -> str:
+    # Keys: lowercase letters, digits and dashes; one key per granularity keeps the
+    # latest window's artifact easy to find, with every run's version in its history.
+    return f"aimon-{window.granularity}-run"
+
+
+@task(name="run-artifact", cache_policy=NO_CACHE, timeout_seconds=60)
+def run_artifact_task(summary: RunSummary) -> None:
+    create_markdown_artifact(
+        markdown=run_markdown(summary),
+        key=artifact_key(summary.window),
+        description=f"aimon {summary.window} ({summary.status})",
+    )
