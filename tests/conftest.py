@@ -11,15 +11,39 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 # Prefect reads its settings at import: keep it quiet, offline and out of ~/.prefect.
 os.environ.setdefault("AIMON_HOME", tempfile.mkdtemp(prefix="aimon-test-home-"))
 from aimon.env import configure_prefect
 
 configure_prefect()
 
+
+def _check_link_tree() -> None:
+    """The strict editable install (`make install`) is a tree of links to the source
+    files, made at install time: a module added since is missing from it, and its
+    import would fail with a bare ModuleNotFoundError. Say what to do instead."""
+    repo = Path(__file__).resolve().parent.parent
+    trees = list((repo / "build").glob("__editable__.aimon-*/aimon"))
+    if not trees:
+        return  # an installed wheel, or another kind of install: nothing to check
+    mapped = {"aimon": "", "flows": "flows/", "tasks": "tasks/"}
+    missing = [
+        f"{folder}/{path.relative_to(repo / folder).as_posix()}"
+        for folder, prefix in mapped.items()
+        for path in (repo / folder).rglob("*.py")
+        if "__pycache__" not in path.parts
+        and not (trees[0] / f"{prefix}{path.relative_to(repo / folder).as_posix()}").exists()
+    ]
+    if missing:
+        pytest.exit(f"the editable install does not know {', '.join(missing[:5])}: run `make link`", returncode=4)
+
+
+_check_link_tree()
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from aimon.config import Config, parse_config  # noqa: E402
