@@ -1,4 +1,4 @@
-"""The metric catalogue (DESIGN.md, README "Figures"): the names the Grafana dashboard,
+"""The metric catalogue (docs/reference/metrics.md is generated from it): the names the Grafana dashboard,
 the Prometheus rules and the metrics table share, with a one-line meaning.
 
 The meaning becomes the HELP line of a pushed or exported series. A name missing here
@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 
 METRICS: dict[str, str] = {
-    # operational (tasks/operational.py)
+    # operational (aimon.tasks.operational)
     "llm_requests": "Accepted requests in the window.",
     "llm_requests_per_minute": "Mean requests per minute over the window.",
     "llm_errors": "Failed requests in the window; error_type=__all__ is the total.",
     "llm_error_rate": "Failed requests / requests in the window.",
     "llm_latency_seconds": "Latency quantile over the window's requests.",
-    # cost (tasks/cost.py)
+    # cost (aimon.tasks.cost)
     "llm_tokens": "Tokens in the window, by type (input, output, cached_input).",
     "llm_cost_usd": "Spend in the window in USD.",
     "llm_unpriced_requests": "Requests left out of llm_cost_usd (no price, or no tokens).",
@@ -79,12 +79,12 @@ METRICS: dict[str, str] = {
     "ab_diff_ci_low": "Lower bound of the absolute difference's confidence interval.",
     "ab_diff_ci_high": "Upper bound of the absolute difference's confidence interval.",
     "ab_p_value_adjusted": "p-value after the experiment's Holm or Benjamini-Hochberg correction.",
-    "ab_metric_status": "Decision code of one variant and metric (README, A/B experiments).",
-    "ab_status": "Decision code of the experiment (README, A/B experiments).",
+    "ab_metric_status": "Decision code of one variant and metric (docs: A/B experiments).",
+    "ab_status": "Decision code of the experiment (docs: A/B experiments).",
     "ab_regression_detected": "1 if the variant significantly regresses the metric, else 0.",
     "ab_units": "Requests (units of analysis) of the variant since the experiment started.",
     "ab_sample_size": "Units per variant still needed for the minimum detectable effect at 80% power.",
-    # run meta (tasks/contract.py, tasks/run.py)
+    # run meta (aimon.tasks.contract, aimon.tasks.orchestration.run)
     "monitoring_rows": "Rows seen in the window, by status (accepted, rejected) and reason.",
     "monitoring_table_null_timestamp_rows": "Rows of the whole table with a null timestamp.",
     "monitoring_run_success": "1 if the window's last run succeeded, 0 if it failed or ended degraded.",
@@ -95,7 +95,7 @@ METRICS: dict[str, str] = {
 # Series that Prometheus and the Pushgateway add themselves; rules may use them too.
 PROMETHEUS_OWN = ("up", "push_time_seconds", "push_failure_time_seconds")
 
-# Labels that must never reach Prometheus: each value is a new series (DESIGN.md,
+# Labels that must never reach Prometheus: each value is a new series (docs/reference/metrics.md,
 # STYLE.md habit 8). `job` and `granularity` come from the push's grouping key.
 FORBIDDEN_LABELS = frozenset({"user_id", "request_id", "prompt", "response", "reference", "comment", "embedding"})
 RESERVED_LABELS = frozenset({"job", "granularity", "instance"})

@@ -223,7 +223,7 @@ def generate_feedback(
     )
 
 
-# -- quality columns (tasks/quality.py) ---------------------------------------------
+# -- quality columns (aimon.tasks.quality) ---------------------------------------------
 # Cheap at 10M rows: texts are picked from a small pool as dictionary codes and RAG id
 # lists are built as Arrow lists and joined into JSON text, never per row in Python.
 # They come from their own generator, seeded by the day and chunk, so adding them

@@ -3,7 +3,7 @@
 SQLAlchemy is used for connections and for building every statement, so table and
 column names from the config are always quoted identifiers, never pasted into SQL.
 Small aggregate results come back as rows; bulk columns come back as Arrow, through
-DuckDB's native cursor where the warehouse is DuckDB (DESIGN.md, Scale).
+DuckDB's native cursor where the warehouse is DuckDB (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class Warehouse:
 
     def _fetch_arrow_adbc(self, stmt: sa.Select[Any], params: dict[str, Any] | None) -> pa.Table | None:
         """PostgreSQL through ADBC: Arrow off the wire, ~3x faster than row fetches and a
-        fraction of the memory (DESIGN.md, Scale). None when the driver is missing."""
+        fraction of the memory (docs/scaling.md). None when the driver is missing."""
         try:
             import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415  lazy: optional driver, PostgreSQL only
         except ImportError:

@@ -1,7 +1,7 @@
 """Half-open monitoring windows ``[start, end)``, aligned in a configured timezone.
 
 Bounds are kept as naive UTC datetimes, which is what the warehouse holds
-(DESIGN.md: timestamps are UTC). A daily window is one local calendar day, so on a
+(the data contract: timestamps are UTC). A daily window is one local calendar day, so on a
 DST change it is 23 or 25 hours long; an hourly window is one local clock hour.
 """
 

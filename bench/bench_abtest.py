@@ -2,7 +2,7 @@
 
 For each size, one UTC day of demo interactions and their feedback (10% of requests
 rated) is written to a fresh DuckDB file under .aimon/bench/ (not measured). Then, three
-times, a fresh Python process runs `tasks.abtest.analyze_abtest` for that day with the
+times, a fresh Python process runs `aimon.tasks.abtest.analyze_abtest` for that day with the
 demo's experiment (configs/monitoring.yaml: six metrics, two of them joined from the
 feedback table): the window's GROUP BY in the warehouse, the write of its statistics,
 and the analysis. Reported: the median wall time, and the highest peak RSS

@@ -20,17 +20,17 @@ What it measures
 
         imports        aimon, tasks.*, prefect, duckdb, pandas ... (what a run imports)
         begin_run      config, Store.ensure, the run row and window claim
-        open_window    tasks.run.open_window (Warehouse, describe)
+        open_window    orchestration.run.open_window (Warehouse, describe)
         contract       tasks.contract.check_contract
-        <analyzer>     each entry of tasks/registry.py, via tasks.run.run_analyzer
-        publish        tasks.run.publish (replace_window of every figure, finish_run)
+        <analyzer>     each entry of aimon.tasks.registry, via orchestration.run.run_analyzer
+        publish        orchestration.run.publish (replace_window of every figure, finish_run)
         push           tasks.prometheus.publish_to_pushgateway (no gateway configured:
                        a historical window is never pushed, so this is near zero)
-        alerts         tasks.alerts.alert_window (evaluate rules, store state, no send)
+        alerts         alerts.pipeline.alert_window (evaluate rules, store state, no send)
         whole          begin_run .. alerts, i.e. the run minus Prefect and imports
 
     ``--threads``: a second fresh process runs the same day with every analyzer
-    submitted at once to a thread pool, as the flow does (tasks/fanout.py).
+    submitted at once to a thread pool, as the flow does (orchestration.fanout).
     ``--cli``: the real ``aimon run --date D`` in a subprocess: Prefect's ephemeral
     server start, the flow, its fan-out, everything; timed from the outside.
 
@@ -39,7 +39,7 @@ What it measures
     fresh process, on the features Evidently is given (embedding drift off for this
     comparison; it is in the end-to-end run): aimon's drift analyzer cold (reference statistics computed from the
     rows) and warm (stored statistics reused: the daily case), then the same features as
-    pandas frames (tasks.drift.drift_frame: what the analyzer sees), handed to naive
+    pandas frames (aimon.tasks.drift.report.drift_frame: what the analyzer sees), handed to naive
     scipy, one column at a time (ks_2samp and wasserstein_distance / std per numerical
     column, value counts and chi2_contingency and jensenshannon per categorical one), and
     to Evidently's ``Report([DataDriftPreset()])``. Reading the frames is not counted
@@ -271,7 +271,7 @@ def run_day(url: str, day: dt.date, *, threads: bool = False) -> dict[str, Any]:
     )
     outcomes: list[AnalyzerOutcome] = []
     if threads:
-        # As the flow runs them (tasks/fanout.py: every analyzer submitted at once to
+        # As the flow runs them (orchestration.fanout: every analyzer submitted at once to
         # Prefect's thread pool), here on a plain ThreadPoolExecutor.
         from concurrent.futures import ThreadPoolExecutor
 

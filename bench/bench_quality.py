@@ -6,7 +6,7 @@ What it measures
     reference on half of them (10% of rows), label/prediction on /chat, and
     retrieved_ids/relevant_ids as JSON text on every /rag row (30% of rows), plus the
     feedback table (10% of requests). Generating it is not measured. Then
-    ``tasks.quality.analyze_quality`` runs in a fresh Python process, three times (three
+    ``aimon.tasks.quality.analyze_quality`` runs in a fresh Python process, three times (three
     processes), with configs/monitoring.yaml pointed at the file (so quality.sample_cap
     and quality.bootstrap_iterations are the shipped defaults). Each family is also timed
     on its own in the same process after the whole run (imports then warm).

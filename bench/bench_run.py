@@ -13,7 +13,7 @@ What it measures
                                their records: what a run does for these parts, minus
                                Prefect's orchestration (no ephemeral server is started).
 
-    The context is built as ``tasks.run.open_window_task`` builds it: the config is
+    The context is built as ``aimon.tasks.orchestration.run.open_window_task`` builds it: the config is
     configs/monitoring.yaml with the warehouse and store URLs pointed at the bench file,
     then Warehouse, describe(), Store, ensure() and AnalysisContext for the daily window.
     Building it is timed separately ("setup"); "wall" is only the part itself.

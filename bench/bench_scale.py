@@ -11,7 +11,7 @@ What it measures
 
     Each configuration runs in a FRESH subprocess, as a Prefect flow against a local
     ``prefect server`` that this script starts on 127.0.0.1 (the Dask workers report
-    their task runs to it), through ``tasks.fanout.run_analyzers`` (what
+    their task runs to it), through ``aimon.tasks.orchestration.fanout.run_analyzers`` (what
     ``monitor_window`` calls) with the registry cut down to drift and quality:
 
         threads, 1 segment   the default: both analyzers in Prefect's thread pool

@@ -1,7 +1,7 @@
-"""Calibration of the A/B analysis under daily peeking (README, "A/B experiments").
+"""Calibration of the A/B analysis under daily peeking (docs/benchmarks.md).
 
 Simulates experiments looked at every day for `--days` days and analysed by the
-same code the analyzer runs (tasks.abtest.analyze_looks on per-day sufficient
+same code the analyzer runs (aimon.tasks.abtest.looks.analyze_looks on per-day sufficient
 statistics):
 
 - A/A experiments (no effect): the share ever declared significant at any daily

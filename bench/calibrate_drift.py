@@ -1,14 +1,14 @@
 """How often do the drift defaults cry wolf, and what do they catch?
 
 Simulates window pairs (reference and current of n rows each) with no drift and with
-injected shifts, runs the same comparison the analyzer runs (tasks.drift.compare and
+injected shifts, runs the same comparison the analyzer runs (aimon.tasks.drift.calculate.compare and
 compare_embeddings with the default DriftConfig; the reference side goes through the
 same sketch as stored reference statistics), and prints per scenario and n:
 - the false-positive rate: per feature (no-drift features) and dataset-level (the
   dataset flag, share of drifted features >= 0.5) and for the embedding verdict;
 - the power: how often the shifted feature (or the embeddings) is flagged.
 
-    nice -n 10 .venv/bin/python bench/calibrate_drift.py              # the README table
+    nice -n 10 .venv/bin/python bench/calibrate_drift.py              # the docs/benchmarks.md table
     nice -n 10 .venv/bin/python bench/calibrate_drift.py --reps 10 --n 1000 10000
 """
 

@@ -1,6 +1,6 @@
 """An independent pandas/numpy computation of the operational and cost figures.
 
-Written from the data contract (DESIGN.md), row by row where that is clearer, and
+Written from the data contract (docs/warehouse.md), row by row where that is clearer, and
 sharing no code with tasks/: the figures aimon stores must equal these.
 """
 

@@ -230,7 +230,7 @@ def _simulate_aa(reps: int, days: int, per_day: int, lift: float, seed: int) -> 
 
 def test_daily_peeking_keeps_the_sequential_false_positive_rate_nominal() -> None:
     """300 A/A experiments looked at daily for 14 days (bench/calibrate_ab.py runs 500
-    and prints the table in the README). Fixed seed: the outcome is reproducible."""
+    and prints the table in docs/benchmarks.md). Fixed seed: the outcome is reproducible."""
     res = _simulate_aa(reps=300, days=14, per_day=400, lift=0.0, seed=11)
     assert res["sequential"] <= 0.05
     # The fixed-horizon test, looked at daily, cries wolf well above its nominal 5%.

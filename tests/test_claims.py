@@ -128,7 +128,7 @@ def test_concurrent_claims_from_separate_processes(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     # DuckDB is not here on purpose: a DuckDB file is opened read-write by one process
-    # at a time, so a second process cannot even open the store (README, Backfills).
+    # at a time, so a second process cannot even open the store (docs: Running and backfills).
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.sqlite'}"
     else:

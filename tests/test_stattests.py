@@ -179,7 +179,7 @@ def test_benjamini_hochberg_by_hand() -> None:
 
 
 def test_a_sketched_current_side_stays_within_its_bound() -> None:
-    """Current windows above 1M rows are compared through a sketch (tasks.drift)."""
+    """Current windows above 1M rows are compared through a sketch (aimon.tasks.drift.reads)."""
     rng = np.random.default_rng(6)
     a, b = rng.normal(0, 1, 50_000), rng.normal(0.05, 1.1, 400_000)
     cur = st.sketch(st.numeric_sample(b), 5000)

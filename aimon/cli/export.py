@@ -67,7 +67,7 @@ def export_openmetrics(
         f"{len(stats.windows):,} windows) from {stats.first:%Y-%m-%d %H:%M} to {stats.last:%Y-%m-%d %H:%M} UTC"
         + (f" to {output}" if output else "")
         + "\nload them: promtool tsdb create-blocks-from openmetrics FILE OUTPUT_DIR, then move the blocks "
-        "into Prometheus's --storage.tsdb.path (see README, Prometheus and Grafana)"
+        "into Prometheus's --storage.tsdb.path (see the docs: Prometheus and Grafana)"
     )
     if too_recent(stats):
         err_console.print(

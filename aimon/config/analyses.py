@@ -136,7 +136,7 @@ class ExperimentConfig(Strict):
 
 
 class QualityConfig(Strict):
-    """Quality monitoring (tasks/quality.py)."""
+    """Quality monitoring (aimon.tasks.quality)."""
 
     # Cut-offs for precision@k, recall@k, NDCG@k and hit rate@k.
     k: tuple[int, ...] = (1, 3, 5, 10)

@@ -36,7 +36,7 @@ class Config(Strict):
     pushgateway: PushgatewayConfig = PushgatewayConfig()
     experiments: tuple[ExperimentConfig, ...] = ()
     orchestration: OrchestrationConfig = OrchestrationConfig()
-    alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon/alert_config.py)
+    alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon.config.alerts)
     quality: QualityConfig = QualityConfig()
     drift: DriftConfig = DriftConfig()
 

@@ -14,7 +14,7 @@ from aimon.config.base import Strict
 
 
 class OrchestrationConfig(Strict):
-    """Scheduling, claims, retries and fan-out (README "Deploying schedules", "Backfills")."""
+    """Scheduling, claims, retries and fan-out (docs: Deploying schedules, Running and backfills)."""
 
     # A scheduled run first runs up to this many missed windows before its own (windows
     # with no finished run), oldest first; 0 turns catch-up off.
@@ -41,7 +41,7 @@ class OrchestrationConfig(Strict):
     dask_workers: int = Field(default=2, ge=1)
     # Split each window into this many equal time segments for the statistics that read
     # rows (drift's numerical features and embedding subsample, RAG's per-query sums;
-    # README "Scaling out"): each segment is read and summarised in its own task (on the
+    # docs: Scaling out): each segment is read and summarised in its own task (on the
     # Dask workers with task_runner: dask; one after another in the analyzer's thread
     # otherwise, which bounds memory), and the summaries are merged. 1 (the default)
     # reads the window in one go. Capped: every segment is a task and its summary is

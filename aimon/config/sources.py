@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from aimon.config.base import Strict, check_identifier
 
-# The data contract (DESIGN.md). Required columns first.
+# The data contract (docs/warehouse.md). Required columns first.
 REQUIRED_COLUMNS = ("timestamp", "model", "status")
 OPTIONAL_COLUMNS = (
     "request_id",

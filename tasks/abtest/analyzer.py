@@ -18,7 +18,7 @@ The results become metric records, notes and details in records.py.
 
 The unit of analysis is the request (the row): per-window sums add up only for units
 that live in one window. Experiments randomised per user get intervals that are too
-narrow when users send many correlated requests (see README, A/B experiments).
+narrow when users send many correlated requests (docs: A/B experiments).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aimon.stats.abtests import SrmResult
 
-# ab_status / ab_metric_status values (README, A/B experiments).
+# ab_status / ab_metric_status values (docs: A/B experiments).
 STATUS_CODES = {"collecting": 0, "improvement": 1, "regression": 2, "no_difference": 3, "invalid": 4}
 STATUS_TEXT = {
     "collecting": "collecting data",

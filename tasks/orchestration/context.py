@@ -27,10 +27,10 @@ ERROR_TYPES = (
 UNKNOWN = "unknown"  # label value for a null (or absent) optional label column
 
 
-# A segment function reads and summarises one time segment's rows (tasks/segments.py).
+# A segment function reads and summarises one time segment's rows (segments.py).
 SegmentFn = Callable[["AnalysisContext", Window], Any]
 # Runs (segment function, segment bounds) calls and returns their summaries in order
-# (the Dask one is in tasks/fanout.py).
+# (the Dask one is in fanout.py).
 SegmentMap = Callable[[list[tuple[SegmentFn, Window]]], list[Any]]
 
 

@@ -7,7 +7,7 @@ instead of the AnalysisContext (which holds live SQLAlchemy engines).
 
 With orchestration.segments > 1 on Dask, the analyzers that read rows (SEGMENTED) run
 in this process instead, each in a thread, and hand their per-segment reads to the
-cluster: one Prefect task per time segment (tasks/segments.py), which gets the
+cluster: one Prefect task per time segment (segments.py), which gets the
 segment function, the config, the window and the segment's bounds, and returns a
 small summary that the analyzer merges here. The other analyzers (SQL aggregates)
 still run on the workers whole.

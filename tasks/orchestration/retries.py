@@ -99,7 +99,7 @@ def task_options(cfg: Config) -> dict[str, Any]:
 class _ThreadTimeoutNotice(logging.Filter):
     """Prefect logs, for every task with a timeout that runs in a worker thread, that
     the timeout cannot interrupt a blocking call (it takes effect when the call
-    returns). True, and documented in the README ("Deploying schedules"); as a
+    returns). True, and documented in docs/deploying.md; as a
     warning on every run it is noise in the CLI's output, so it is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:

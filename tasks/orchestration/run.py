@@ -98,7 +98,7 @@ def begin_run(
     """Record the run. `notify=None` means: send notifications for a live window only;
     alerts of historical windows (backfills, old reruns) are recorded, not sent.
 
-    With `claim_ttl_seconds`, claim the window first (aimon/claims.py): raises
+    With `claim_ttl_seconds`, claim the window first (aimon.store.runs): raises
     `RunSkipped` (`WindowClaimed`: another run holds it; `WindowDone`: `redo` says the
     window needs no run) instead of starting a second run of one window."""
     store.ensure()

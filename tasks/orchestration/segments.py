@@ -1,11 +1,11 @@
 """Per-segment analyses (orchestration.segments): a window is split into N equal time
 segments; a plain function ``(ctx, segment) -> summary`` reads and summarises one
-segment's rows, and the caller merges the summaries (drift: tasks/drift.py
-``merge_numeric`` and ``embeddings_segmented``; RAG: tasks/quality.py ``RagSums.merge``).
+segment's rows, and the caller merges the summaries (drift: aimon.tasks.drift.reads
+``merge_numeric`` and ``embeddings_segmented``; RAG: aimon.tasks.quality.rag ``RagSums.merge``).
 
 Where the segments run is the context's ``segment_map``. None runs them one after
 another in the caller's thread, so memory holds one segment's columns at a time. The
-Dask fan-out (tasks/fanout.py) sets one that submits each segment as a Prefect task
+Dask fan-out (fanout.py) sets one that submits each segment as a Prefect task
 to the DaskTaskRunner, shipping only the function (pickled by reference), the config,
 the window and the segment's bounds; the worker opens its own warehouse connection,
 as ``analyze_in_worker`` does for whole analyzers.

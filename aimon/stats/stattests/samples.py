@@ -6,7 +6,7 @@ sample has no weights (each value is one row); a reference *sketch* keeps a fixe
 number of quantile points that each stand for ``n / size`` rows, so a reference of
 seven days is summarised once and never re-read (aimon.store.reference). Statistics on
 an exact sample equal scipy's / Evidently's; on a sketch the empirical CDF is off by
-at most ``1 / sketch size`` (documented in the README), while p-values use the true
+at most ``1 / sketch size`` (documented in docs/analyses/drift.md), while p-values use the true
 row counts. A categorical side is `Counts`.
 """
 
