@@ -17,21 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aimon.config.sources import ERROR_TYPES
+
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "llama-3-70b")
 MODEL_P = (0.35, 0.35, 0.2, 0.1)
 NEW_MODEL = "mistral-large"  # appears on the last day, with no price: an unpriced incident
 ENDPOINTS = ("chat", "summarize", "rag")
 ENDPOINT_P = (0.5, 0.2, 0.3)
-STATUSES = (
-    "ok",
-    "rate_limit_exceeded",
-    "invalid_request",
-    "timeout",
-    "content_filter",
-    "model_not_found",
-    "server_error",
-    "upstream_disconnect",  # not in the contract's list: counts as "other"
-)
+# "upstream_disconnect" is not in the contract's list: it counts as "other".
+STATUSES = ("ok", *ERROR_TYPES, "upstream_disconnect")
 TIERS = ("free", "pro", "enterprise")
 LANGUAGES = ("en", "de", "fr", "es", "ja")
 EMBED_DIM = 8

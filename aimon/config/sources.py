@@ -15,6 +15,16 @@ from pydantic import Field, field_validator
 
 from aimon.config.base import Strict, check_identifier
 
+# Error types of the contract; any other non-"ok" status counts as "other".
+ERROR_TYPES = (
+    "rate_limit_exceeded",
+    "invalid_request",
+    "timeout",
+    "content_filter",
+    "model_not_found",
+    "server_error",
+)
+
 # The data contract (docs/warehouse.md). Required columns first.
 REQUIRED_COLUMNS = ("timestamp", "model", "status")
 OPTIONAL_COLUMNS = (

@@ -10,20 +10,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.config.sources import ERROR_TYPES
 from aimon.records import ALL, AnalyzerResult
 from aimon.store.metrics import Store
 from aimon.warehouse import Interactions, Warehouse, window_params
 from aimon.windows import Window
 
-# Error types of the contract; any other non-"ok" status counts as "other".
-ERROR_TYPES = (
-    "rate_limit_exceeded",
-    "invalid_request",
-    "timeout",
-    "content_filter",
-    "model_not_found",
-    "server_error",
-)
 UNKNOWN = "unknown"  # label value for a null (or absent) optional label column
 
 
