@@ -3,21 +3,61 @@
 The check runs in the warehouse (one GROUP BY over the window) and every analyzer
 reads through the same `valid_rows` predicate, so a rejected row is counted once, by
 its first broken rule, and never enters a figure.
+
+A numeric column's value is checked before its sign: a value that is not a number
+(SQLite's dynamic typing lets a REAL or INTEGER column hold text), then NaN or an
+infinity, then a negative number. NaN is caught by comparisons, not by `isnan`, so
+one predicate works everywhere: DuckDB and PostgreSQL hold NaN equal to itself and
+above every number (so `c > DBL_MAX`), IEEE engines hold it unequal to itself
+(`c != c`), and SQLite stores a NaN as NULL (a missing value, not a rejected one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from aimon.records import MetricRecord
 from aimon.warehouse import Interactions, Warehouse, window_params
 from aimon.windows import Window
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")
+# The largest finite double: only NaN and +inf compare above it in DuckDB and
+# PostgreSQL (NaN sorts above every number there), only -inf below its negative.
+_DBL_MAX = sa.literal_column("1.7976931348623157e308")
+
+
+class NonNumeric(FunctionElement[bool]):
+    """True where a non-null value is not a number. Only SQLite's dynamic typing lets a
+    numeric column hold text or a blob; a typed engine's numeric column cannot, so
+    there the rule is constant false (and its reason's count always 0)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "non_numeric"
+
+
+@compiles(NonNumeric)
+def _never(element: NonNumeric, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(1 = 0)"
+
+
+@compiles(NonNumeric, "sqlite")
+def _sqlite_non_numeric(element: NonNumeric, compiler: SQLCompiler, **kw: Any) -> str:
+    (arg,) = element.clauses
+    return f"(typeof({compiler.process(arg, **kw)}) NOT IN ('integer', 'real', 'null'))"
+
+
+def nonfinite(c: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """NaN, +inf or -inf, null-safe, on every engine (module docstring)."""
+    return sa.and_(c.is_not(None), sa.or_(c != c, c > _DBL_MAX, c < -_DBL_MAX))
 
 
 def reject_rules(ix: Interactions) -> list[tuple[str, sa.ColumnElement[bool]]]:
@@ -27,18 +67,21 @@ def reject_rules(ix: Interactions) -> list[tuple[str, sa.ColumnElement[bool]]]:
         ("null_status", ix.req("status").is_(None)),
     ]
 
-    def negative(name: str) -> None:
+    def numeric(name: str) -> None:
         c = ix.col(name)
         if c is not None:
+            # Value before sign: SQLite orders text above every number, and -inf is negative.
+            rules.append((f"non_numeric_{name}", sa.and_(c.is_not(None), NonNumeric(c))))
+            rules.append((f"nonfinite_{name}", nonfinite(c)))
             rules.append((f"negative_{name}", sa.and_(c.is_not(None), c < 0)))
 
-    negative("latency_seconds")
+    numeric("latency_seconds")
     for t in TOKEN_COLUMNS:
-        negative(t)
+        numeric(t)
     cached, inp = ix.col("cached_input_tokens"), ix.col("input_tokens")
     if cached is not None and inp is not None:
         rules.append(("cached_exceeds_input", sa.and_(cached.is_not(None), inp.is_not(None), cached > inp)))
-    negative("cost_usd")
+    numeric("cost_usd")
     return rules
 
 

@@ -29,7 +29,9 @@ def in_window(df: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> pd.Data
 def accepted(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["model"].notna() & df["status"].notna()
     for c in ("latency_seconds", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
-        ok &= ~(df[c].notna() & (df[c] < 0)).fillna(False).astype(bool)
+        # pandas holds a missing number as NaN, so NaN here is a null (accepted); +-inf is rejected.
+        x = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        ok &= ~(df[c].notna() & ((x < 0) | np.isinf(x))).fillna(False).astype(bool)
     ok &= ~(
         df["cached_input_tokens"].notna()
         & df["input_tokens"].notna()
