@@ -1,5 +1,6 @@
 """Embedding drift: the MMD permutation test's properties, the domain classifier and the
-centroid distance against hand computations, seeded subsampling."""
+centroid distance against hand computations, seeded subsampling; malformed embeddings
+left out row by row and counted by reason."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from aimon.stats import embedding as ed
+from aimon.stats import embedding_rows as er
 
 
 def gauss(rng: np.random.Generator, n: int, shift: float = 0.0, dim: int = 4) -> np.ndarray:
@@ -84,10 +86,69 @@ def test_subsample_is_seeded_and_capped() -> None:
     assert len(ref) == 1000 and ref[:, 0].sum() == 900  # in proportion to each window's rows
 
 
-def test_to_matrix_reads_arrow_lists_and_rejects_ragged() -> None:
+def test_embedding_rows_read_arrow_lists_and_json_text() -> None:
     fixed = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(6, dtype=np.float32)), 3)
-    assert ed.to_matrix(pa.chunked_array([fixed])).shape == (2, 3)
-    assert ed.to_matrix(pa.array([[1.0, 2.0], None, [3.0, 4.0]])).shape == (2, 2)
-    assert ed.to_matrix(["[1, 2]", "[3, 4]"]).tolist() == [[1, 2], [3, 4]]
-    with pytest.raises(ValueError, match="different lengths"):
-        ed.to_matrix(pa.array([[1.0, 2.0], [3.0]]))
+    assert er.to_sample(pa.chunked_array([fixed]), 100, 0).matrix.shape == (2, 3)
+    assert er.to_sample(pa.array([[1.0, 2.0], None, [3.0, 4.0]]), 100, 0).matrix.shape == (2, 2)
+    assert er.to_sample(["[1, 2]", "[3, 4]"], 100, 0).matrix.tolist() == [[1, 2], [3, 4]]
+    # With no malformed row, the sample is embedding.subsample's: the same rows as before.
+    x = np.random.default_rng(1).standard_normal((500, 4)).astype(np.float32)
+    column = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 4)
+    assert np.array_equal(er.to_sample(column, 100, 7).matrix, ed.subsample(x, 100, 7))
+
+
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [
+        (["[1, 2]", "[3, 4]", "[5, 6, 7]"], "wrong_dimension"),
+        (pa.array([[1.0, 2.0], [3.0, 4.0], [5.0]]), "wrong_dimension"),
+        (["[1, 2]", "[3, 4]", "[]"], "wrong_dimension"),
+        (["[1, 2]", "[3, 4]", "[NaN, 1]"], "nonfinite"),
+        (["[1, 2]", "[3, 4]", "[1e39, 1]"], "nonfinite"),  # no float32
+        (pa.array([[1.0, 2.0], [3.0, 4.0], [float("inf"), 1.0]]), "nonfinite"),
+        (["[1, 2]", "[3, 4]", '[1, "x"]'], "non_numeric"),
+        (["[1, 2]", "[3, 4]", "[1, null]"], "non_numeric"),
+        (["[1, 2]", "[3, 4]", "[[1], [2]]"], "non_numeric"),
+        (pa.array([[1.0, 2.0], [3.0, 4.0], [1.0, None]]), "non_numeric"),
+        (["[1, 2]", "[3, 4]", '{"a": 1}'], "not_a_list"),
+        (["[1, 2]", "[3, 4]", "7"], "not_a_list"),
+        (["[1, 2]", "[3, 4]", "[1, 2"], "not_json"),
+    ],
+)
+def test_a_malformed_embedding_is_left_out_and_counted(column, reason: str) -> None:
+    sample = er.to_sample(column, 100, 0)
+    assert sample.matrix.tolist() == [[1, 2], [3, 4]] and sample.dimension == 2
+    assert sample.rejected == {r: int(r == reason) for r in er.REASONS}
+    assert sample.read == 3 and sample.usable == 2
+
+
+def test_the_window_dimension_is_the_configured_one_or_the_majority() -> None:
+    column = ["[1, 2, 3]", "[1, 2]", "[3, 4]", "[5, 6, 7]", "[7, 8, 9]"]
+    assert er.to_sample(column, 100, 0).dimension == 3
+    pinned = er.to_sample(column, 100, 0, dimension=2)
+    assert pinned.matrix.shape == (2, 2) and pinned.rejected["wrong_dimension"] == 3
+    # All malformed: no sample, every row counted, no error.
+    none = er.to_sample(["x", "[NaN]", "[]"], 100, 0)
+    assert none.matrix.shape == (0, 0) and none.dimension is None and none.usable == 0
+    assert (none.rejected["not_json"], none.rejected["nonfinite"], none.rejected["wrong_dimension"]) == (1, 1, 1)
+
+
+def test_a_window_read_in_parts_is_parsed_like_one_read() -> None:
+    """Segments keep only their picks but count every row: the same dimension, rejections
+    and sample as one read of the window."""
+    rng = np.random.default_rng(3)
+    rows = [json_row(rng, 3) for _ in range(300)] + [json_row(rng, 5) for _ in range(20)] + ["[NaN, 1, 2]"] * 5
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    one = er.to_sample(rows, 100, 0)
+    picks = er.sample_positions(len(rows), 100, 0)
+    parts = []
+    for lo, hi in ((0, 100), (100, 250), (250, len(rows))):
+        mine = picks[(picks >= lo) & (picks < hi)] - lo
+        parts.append(er.part(er.parse_rows(rows[lo:hi]), mine))
+    merged = er.combine(parts)
+    assert merged.rejected == one.rejected == {**dict.fromkeys(er.REASONS, 0), "nonfinite": 5, "wrong_dimension": 20}
+    assert np.array_equal(merged.matrix, one.matrix) and merged.dimension == 3
+
+
+def json_row(rng: np.random.Generator, dim: int) -> str:
+    return "[" + ", ".join(f"{v:.6f}" for v in rng.standard_normal(dim)) + "]"

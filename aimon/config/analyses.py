@@ -214,6 +214,9 @@ class EmbeddingDriftConfig(Strict):
     permutations: int = Field(default=200, ge=19)
     seed: int = 0
     auc_threshold: float = Field(default=0.55, gt=0.5, le=1.0)
+    # The embeddings' length; a row of another length is rejected (embedding_rows_rejected).
+    # None: the most common length among the window's rows read.
+    dimension: int | None = Field(default=None, ge=1)
 
     @field_validator("column")
     @classmethod

@@ -9,13 +9,10 @@ observed statistic out (which lets p reach 0 and inflates false positives).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -106,33 +103,6 @@ def mmd_test(
     ge = int(np.sum(perm_stats >= observed - 1e-12 * max(1.0, abs(observed))))
     p = (1 + ge) / (permutations + 1)
     return EmbeddingTestResult("mmd", observed, p, alpha, p < alpha, n, m)
-
-
-def to_matrix(column: Any) -> np.ndarray:
-    """Rows x dim float32 from an Arrow list column (or a list of lists / JSON strings).
-
-    Nulls are dropped; rows whose length differs from the first row's are an error."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if isinstance(column, pa.Array):
-        column = column.drop_null()
-        if pa.types.is_fixed_size_list(column.type):
-            dim = column.type.list_size
-            return np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
-        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-            lengths = column.value_lengths().to_numpy(zero_copy_only=False)
-            if len(lengths) and (lengths != lengths[0]).any():
-                raise ValueError(f"embeddings have different lengths ({sorted(set(lengths.tolist()))[:5]})")
-            flat = np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-            return flat.reshape(len(column), -1) if len(column) else np.empty((0, 0), np.float32)
-        column = column.to_pylist()
-    rows = [json.loads(v) if isinstance(v, str) else v for v in column if v is not None]
-    if not rows:
-        return np.empty((0, 0), np.float32)
-    dims = {len(r) for r in rows}
-    if len(dims) > 1:
-        raise ValueError(f"embeddings have different lengths ({sorted(dims)[:5]})")
-    return np.asarray(rows, dtype=np.float32)
 
 
 def combine_reference(parts: list[tuple[int, np.ndarray]], cap: int, seed: int) -> np.ndarray:

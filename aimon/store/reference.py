@@ -41,12 +41,19 @@ class WindowStats:
     rows: int  # valid rows in the window
     numeric: dict[str, NumericSample] = field(default_factory=dict)
     categorical: dict[str, Counts] = field(default_factory=dict)
-    embeddings: np.ndarray | None = None  # seeded subsample, float32 (rows x dim)
-    embedding_rows: int = 0  # rows with an embedding (before subsampling)
+    embeddings: np.ndarray | None = None  # seeded subsample of the usable rows, float32 (rows x dim)
+    embedding_rows: int = 0  # rows with a usable embedding (before subsampling)
+    embedding_rejected: dict[str, int] = field(default_factory=dict)  # malformed embeddings read, by reason
 
     def to_bytes(self) -> bytes:
         arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"rows": self.rows, "embedding_rows": self.embedding_rows, "numeric": {}, "cat": {}}
+        meta: dict[str, Any] = {
+            "rows": self.rows,
+            "embedding_rows": self.embedding_rows,
+            "embedding_rejected": self.embedding_rejected,
+            "numeric": {},
+            "cat": {},
+        }
         for i, (name, s) in enumerate(self.numeric.items()):
             arrays[f"n{i}_v"] = s.values
             if s.weights is not None:
@@ -79,7 +86,7 @@ class WindowStats:
                 numeric[name] = NumericSample(z[f"n{i}_v"], w, m["n"], m["mean"], m["std"], distinct=distinct)
             emb = z["emb"] if "emb" in z.files else None
         cat = {name: Counts.of(d) for name, d in meta["cat"].items()}
-        return cls(meta["rows"], numeric, cat, emb, meta["embedding_rows"])
+        return cls(meta["rows"], numeric, cat, emb, meta["embedding_rows"], meta.get("embedding_rejected", {}))
 
 
 def config_hash(parts: dict[str, Any]) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aimon.records import AnalyzerResult
+from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats import embedding as ed
+from aimon.stats import embedding_rows as er
 from aimon.store.reference import ReferenceCache, entry_key
 from aimon.tasks.drift.calculate import DriftReport, compare, compare_embeddings
 from aimon.tasks.drift.features import _drift_ix, feature_specs
-from aimon.tasks.drift.fit import load_reference, stats_hash
+from aimon.tasks.drift.fit import load_reference, reference_embeddings, stats_hash
 from aimon.tasks.drift.reads import read_window
 from aimon.tasks.drift.records import drift_records, summary_line
 from aimon.tasks.drift.report import save_html_report
@@ -33,6 +34,13 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     current, stored = read_window(ctx, ix, specs, ctx.window)
     if segmented(ctx):
         notes.append(describe_segments(ctx, "drift numerical features"))
+    # Malformed embeddings are left out of embedding drift only, and counted (every
+    # reason, zero included, once the column was read); feature drift keeps their rows.
+    rejected = [MetricRecord.of("embedding_rows_rejected", n, reason=r) for r, n in current.embedding_rejected.items()]
+    if dcfg.embeddings is not None:
+        dim = None if current.embeddings is None else int(current.embeddings.shape[1])
+        note = er.describe_rejected(current.embedding_rejected, dim, dcfg.embeddings.column)
+        notes += [note] if note else []
     # Today's window is tomorrow's reference: keep its statistics (unless a rerun
     # already stored them for the same rows).
     key = entry_key(h, ctx.window.start, ctx.window.end)
@@ -45,15 +53,19 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     )
     if current.rows == 0 or ref.stats.rows == 0:
         notes.append(f"drift: skipped, no accepted rows in the {'current window' if not current.rows else 'reference'}")
-        return AnalyzerResult("drift", (), tuple(notes), {"reference_windows_read": ref.read})
+        return AnalyzerResult("drift", tuple(rejected), tuple(notes), {"reference_windows_read": ref.read})
     report = compare(ref.stats, current, specs, dcfg)
     notes += report.notes
     emb_results: tuple[ed.EmbeddingTestResult, ...] = ()
     emb_drift: bool | None = None
     if dcfg.embeddings is not None:
-        ref_emb = ed.combine_reference(list(ref.embedding_parts), dcfg.embeddings.cap, dcfg.embeddings.seed)
-        if current.embeddings is None or not len(ref_emb):
-            notes.append(f"embedding drift: skipped, no {dcfg.embeddings.column!r} values on both sides")
+        e = dcfg.embeddings
+        ref_emb, left_out = None, None
+        if current.embeddings is not None:
+            ref_emb, left_out = reference_embeddings(ref.embedding_parts, current.embeddings.shape[1], e.cap, e.seed)
+        notes += [left_out] if left_out else []
+        if current.embeddings is None or ref_emb is None or not len(ref_emb):
+            notes.append(f"embedding drift: skipped, no usable {e.column!r} values on both sides")
         else:
             emb_results, emb_drift = compare_embeddings(ref_emb, current.embeddings, dcfg)
     report = DriftReport(
@@ -71,4 +83,4 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     if dcfg.html_report:
         details["html_report"] = str(save_html_report(ctx, ix, specs))
         notes.append(f"drift report: {details['html_report']}")
-    return AnalyzerResult("drift", tuple(drift_records(report)), tuple(notes), details)
+    return AnalyzerResult("drift", (*drift_records(report), *rejected), tuple(notes), details)

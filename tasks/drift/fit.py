@@ -18,6 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.stats import embedding as ed
 from aimon.stats import stattests as st
 from aimon.store.reference import ReferenceCache, WindowStats, config_hash, entry_key
 from aimon.tasks.contract import valid_rows
@@ -65,7 +66,9 @@ def stats_hash(cfg: Config, specs: list[FeatureSpec]) -> str:
             "columns": cfg.warehouse.columns,
             "features": [(s.name, s.kind, s.builtin) for s in specs],
             "sketch_size": cfg.drift.sketch_size,
-            "embeddings": None if e is None else (e.column, e.cap, e.seed),
+            # The dimension only when set, so the hashes (and stored entries) of configs
+            # without one are unchanged.
+            "embeddings": None if e is None else (e.column, e.cap, e.seed, *([e.dimension] if e.dimension else [])),
         }
     )
 
@@ -124,3 +127,21 @@ def load_reference(
         if stats.embeddings is not None:
             emb_parts.append((stats.embedding_rows, stats.embeddings))
     return ReferenceLoad(merge_stats(parts), tuple(emb_parts), len(parts), cached, read)
+
+
+def reference_embeddings(
+    parts: tuple[tuple[int, np.ndarray], ...], dimension: int, cap: int, seed: int
+) -> tuple[np.ndarray, str | None]:
+    """The reference's embedding sample at the current window's dimension, and a note
+    naming the reference windows left out because theirs differs (a model change, or a
+    window whose majority was malformed): a reference window never fails a later one."""
+    same = [(n, m) for n, m in parts if m.shape[1] == dimension]
+    other = sorted({int(m.shape[1]) for _, m in parts if m.shape[1] != dimension})
+    note = None
+    if other:
+        note = (
+            f"embedding drift: {len(parts) - len(same)} reference window(s) left out, their embeddings are "
+            f"{', '.join(map(str, other))} long, the current window's {dimension} "
+            "(set drift.embeddings.dimension to pin it)"
+        )
+    return ed.combine_reference(same, cap, seed), note

@@ -4,7 +4,8 @@ The current window and each reference window are read the same way (read_window)
 the numerical features as one Arrow read of only the needed columns, sorted into
 exact samples (sketched above CURRENT_EXACT_MAX values); the categorical features
 counted in SQL; the embeddings read in (timestamp, request_id) order and subsampled,
-hash pre-sampled in the warehouse when the window is big. With
+hash pre-sampled in the warehouse when the window is big, each row parsed on its own so
+a malformed one is left out and counted (aimon.stats.embedding_rows), never fatal. With
 orchestration.segments > 1 the numerical samples and the embeddings are read per time
 segment, each in its own task (drift_segment, embedding_segment: the segment
 functions of aimon.tasks.orchestration.segments), and merged into the same figures.
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 
 from aimon.config import EmbeddingDriftConfig
 from aimon.errors import ContractError
-from aimon.stats import embedding as ed
+from aimon.stats import embedding_rows as er
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
 from aimon.tasks.contract import valid_rows
@@ -152,18 +153,24 @@ def read_window(
         else:
             numeric = numeric_samples(ctx, ix, num_specs, bounds, exact_max)
     categorical = _category_counts(ctx, ix, [s for s in specs if s.kind == "categorical"], where, params)
-    emb, emb_rows = None, 0
+    emb, emb_rows, rejected = None, 0, {}
     if ecol is not None and e is not None and rows:
         if segmented(ctx):
-            emb_rows, mat = embeddings_segmented(ctx, ix, bounds)
-            emb = mat if len(mat) else None
+            emb_rows, sample = embeddings_segmented(ctx, ix, bounds)
         else:
             emb_rows = int(totals["emb_rows"])
-            mat = _embedding_matrix(ctx, ix, bounds, presample(e, emb_rows)) if emb_rows else np.empty((0, 0))
-            emb = ed.subsample(mat, e.cap, e.seed) if len(mat) else None
-    exact = WindowStats(rows, numeric, categorical, emb, emb_rows)
+            sample = er.combine([], e.dimension)
+            if emb_rows:
+                column = _embedding_column(ctx, ix, bounds, presample(e, emb_rows))
+                sample = er.to_sample(column, e.cap, e.seed, e.dimension)
+        emb = sample.matrix if len(sample.matrix) else None
+        # Usable rows with an embedding: the share of the rows read (a pre-sample of a big
+        # window) that were usable, of all rows with one. Reference windows weigh by it.
+        emb_rows = round(emb_rows * sample.usable / sample.read) if sample.read else 0
+        rejected = sample.rejected
+    exact = WindowStats(rows, numeric, categorical, emb, emb_rows, rejected)
     stored = WindowStats(
-        rows, {k: st.sketch(v, cfg.drift.sketch_size) for k, v in numeric.items()}, categorical, emb, emb_rows
+        rows, {k: st.sketch(v, cfg.drift.sketch_size) for k, v in numeric.items()}, categorical, emb, emb_rows, rejected
     )
     return exact, stored
 
@@ -254,31 +261,31 @@ def _embedding_query(
     return q.order_by(ix.req("timestamp"), *([ix.req("request_id")] if ix.has("request_id") else []))
 
 
-def _embedding_matrix(ctx: AnalysisContext, ix: Interactions, bounds: Window, fraction: float = 1.0) -> np.ndarray:
+def _embedding_column(ctx: AnalysisContext, ix: Interactions, bounds: Window, fraction: float = 1.0) -> pa.Array:
     """The embeddings of the valid rows in `bounds` (a hash pre-sample of `fraction` of
-    them when < 1: big windows), in (timestamp, request_id) order."""
-    ecol, e = _embedding_col(ix, ctx.cfg), ctx.cfg.drift.embeddings
-    assert ecol is not None and e is not None
+    them when < 1: big windows), in (timestamp, request_id) order, as read."""
+    ecol = _embedding_col(ix, ctx.cfg)
+    assert ecol is not None
     q = _embedding_query(ix, ecol, _embedding_filter(ctx, ix, fraction))
-    try:
-        return ed.to_matrix(ctx.warehouse.fetch_arrow(q, window_params(bounds)).column(0))
-    except (ValueError, TypeError) as err:
-        raise ContractError(f"column {e.column!r} of table {ix.table.name!r}: {err}") from None
+    return ctx.warehouse.fetch_arrow(q, window_params(bounds)).column(0).combine_chunks()
 
 
-def embedding_segment(ctx: AnalysisContext, segment: Window, picks: np.ndarray, fraction: float = 1.0) -> np.ndarray:
+def embedding_segment(
+    ctx: AnalysisContext, segment: Window, picks: np.ndarray, fraction: float = 1.0
+) -> er.EmbeddingPart:
     """The rows at `picks` (positions in time order) of one segment's embeddings, or of
-    their hash pre-sample (`fraction` < 1): a segment function of
-    aimon.tasks.orchestration.segments."""
+    their hash pre-sample (`fraction` < 1), with the counts of lengths and malformed rows
+    over all of them: a segment function of aimon.tasks.orchestration.segments."""
     specs, _ = feature_specs(ctx.cfg, ctx.interactions)
-    mat = _embedding_matrix(ctx, _drift_ix(ctx.interactions, specs, ctx.cfg), segment, fraction)
-    return mat[picks[picks < len(mat)]]
+    rows = er.parse_rows(_embedding_column(ctx, _drift_ix(ctx.interactions, specs, ctx.cfg), segment, fraction))
+    return er.part(rows, picks[picks < len(rows)])
 
 
-def embeddings_segmented(ctx: AnalysisContext, ix: Interactions, bounds: Window) -> tuple[int, np.ndarray]:
-    """(rows with an embedding, the seeded subsample) of `bounds`, read per segment: the
-    warehouse counts each segment's embeddings, the rows `ed.subsample` would pick from
-    the whole window are drawn here, and each segment returns only its picks. The
+def embeddings_segmented(ctx: AnalysisContext, ix: Interactions, bounds: Window) -> tuple[int, er.EmbeddingSample]:
+    """(rows with an embedding, the seeded sample) of `bounds`, read per segment: the
+    warehouse counts each segment's embeddings, the rows `er.sample_positions` would pick
+    from the whole window are drawn here, and each segment returns only its picks (and
+    its counts, so the window's dimension and rejections are those of one read). The
     segments are consecutive in time, so the window's (timestamp, request_id) order is
     theirs one after another: the same rows as one read."""
     ecol, e = _embedding_col(ix, ctx.cfg), ctx.cfg.drift.embeddings
@@ -289,20 +296,14 @@ def embeddings_segmented(ctx: AnalysisContext, ix: Interactions, bounds: Window)
     # keeps a row or not whatever segment it is in.
     fraction = presample(e, rows)
     counts = [_embedding_count(ctx, ix, s, fraction) for s in segments]
-    total = sum(counts)
-    if not total:
-        return rows, np.empty((0, 0), np.float32)
-    # What ed.subsample draws for a window of `total` rows.
-    rng = np.random.default_rng(e.seed)
-    picks = np.arange(total) if total <= e.cap else np.sort(rng.choice(total, size=e.cap, replace=False))
+    picks = er.sample_positions(sum(counts), e.cap, e.seed)  # what one read of the window would pick
     starts = np.concatenate([[0], np.cumsum(counts)])
     calls = []
     for s, lo, hi in zip(segments, starts[:-1], starts[1:], strict=True):
-        mine = picks[(picks >= lo) & (picks < hi)] - lo
-        if len(mine):
+        if hi > lo:  # every segment with embeddings is read, so its malformed rows are counted
+            mine = picks[(picks >= lo) & (picks < hi)] - lo
             calls.append((functools.partial(embedding_segment, picks=mine, fraction=fraction), s))
-    parts = [m for m in run_calls(ctx, calls) if len(m)]  # none empty unless rows vanished meanwhile
-    return rows, np.vstack(parts) if parts else np.empty((0, 0), np.float32)
+    return rows, er.combine(run_calls(ctx, calls), e.dimension)
 
 
 def _float_column(col: pa.ChunkedArray, name: str, ix: Interactions) -> np.ndarray:
