@@ -35,6 +35,10 @@ METRICS: dict[str, str] = {
     "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD.",
     "embedding_drift_score": "Embedding drift score against the reference.",
     "embedding_drift_detected": "1 if the embeddings drifted against the reference, else 0.",
+    "embedding_rows_rejected": (
+        "Malformed embeddings left out of embedding drift, by reason "
+        "(not_json, not_a_list, non_numeric, nonfinite, wrong_dimension)."
+    ),
     # quality
     "model_accuracy": "Classification accuracy in the window.",
     "model_f1": "Classification F1 in the window.",
