@@ -31,7 +31,7 @@ from aimon.windows import Window
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")
 # The largest finite double: only NaN and +inf compare above it in DuckDB and
 # PostgreSQL (NaN sorts above every number there), only -inf below its negative.
-_DBL_MAX = sa.literal_column("1.7976931348623157e308")
+_DBL_MAX: sa.ColumnElement[float] = sa.literal_column("1.7976931348623157e308")
 
 
 class NonNumeric(FunctionElement[bool]):
