@@ -5,7 +5,10 @@ exit status for it.
 AimonError                  base class (exit status 1)
 ├── ConfigError             the YAML file, a key, a value (exit status 2)
 ├── ContractError           the warehouse does not hold what the data contract needs
+│   └── ColumnTypeError     a mapped column's type is not the contract's (exit status 2)
 ├── StoreError              the metrics store cannot be read or written
+│   └── FileLocked          another process held an embedded DuckDB file's lock past
+│                           store.lock_timeout_seconds; `path`, `pid` name it
 ├── RunSkipped              the run did not start, and that is not a failure (exit status 0)
 │   ├── WindowClaimed       another run holds a live claim on the window
 │   └── WindowDone          the redo mode says the window needs no run
@@ -32,8 +35,25 @@ class ContractError(AimonError):
     """A missing table or required column: the run cannot start."""
 
 
+class ColumnTypeError(ContractError):
+    """A mapped column has a type the contract cannot read (text latencies, text
+    timestamps with offsets): fix the mapping or cast it in a view."""
+
+    exit_code = 2
+
+
 class StoreError(AimonError):
     pass
+
+
+class FileLocked(StoreError):
+    """Another process held an embedded DuckDB file's lock for longer than the wait."""
+
+    def __init__(self, message: str, *, path: str = "", pid: int | None = None, timeout: float = 0.0):
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+        self.timeout = timeout
 
 
 class RunSkipped(AimonError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from aimon.config import CONTRACT_COLUMNS, REQUIRED_COLUMNS, WarehouseConfig
-from aimon.errors import ConfigError, ContractError
+from aimon.config.sources import COLUMN_KINDS, StoreConfig, type_kind
+from aimon.errors import ColumnTypeError, ConfigError, ContractError, FileLocked
 from aimon.windows import Window
 
 
@@ -32,28 +35,112 @@ def redact(url: str) -> str:
 
 DUCKDB_MEMORY_LIMIT = "1GB"  # default buffer cache of an embedded DuckDB warehouse
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite connection waits for another writer
+LOCK_TIMEOUT_SECONDS = 60.0  # default of store.lock_timeout_seconds
+_LOCK_POLL_SECONDS = 0.25
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def database_path(url: str) -> Path | None:
+    """The file of an embedded DuckDB or SQLite URL (absolute); None for a server or memory."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    db = parsed.database
+    if parsed.get_backend_name() not in ("duckdb", "sqlite") or db in (None, "", ":memory:"):
+        return None
+    if db.startswith("file:"):  # SQLite's URI form
+        db = db.removeprefix("file:").split("?")[0].removeprefix("//")
+    return Path(db).expanduser().resolve()
+
+
+def same_database(a: str, b: str) -> bool:
+    """Do two URLs name one embedded database file (or are they the same URL)?"""
+    pa_, pb = database_path(a), database_path(b)
+    return a == b or (pa_ is not None and pa_ == pb)
+
+
+def _connect_duckdb(dialect: Any, cargs: Any, cparams: dict[str, Any], path: Path, timeout: float) -> Any:
+    """Open a DuckDB file, waiting up to `timeout` seconds while another process holds its
+    lock (DuckDB lets one process at a time write a file), then FileLocked naming it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return dialect.connect(*cargs, **{**cparams, "config": dict(cparams.get("config", {}))})
+        except Exception as err:  # duckdb.IOException / ConnectionException: see the message
+            msg = str(err)
+            if cparams.get("read_only") and "different configuration" in msg:
+                # This process already has the file open read-write (as the store, say):
+                # DuckDB shares one instance per file and mode, so use that one.
+                cparams = {k: v for k, v in cparams.items() if k != "read_only"}
+                continue
+            if "Could not set lock" not in msg:
+                raise
+            if time.monotonic() >= deadline:
+                m = _LOCK_PID.search(msg)
+                pid = int(m.group(1)) if m else None
+                raise FileLocked(
+                    f"the DuckDB file {path} is in use by another process"
+                    + (f" (PID {pid})" if pid else "")
+                    + f" and stayed locked for {timeout:g} s (store.lock_timeout_seconds): an embedded DuckDB "
+                    "file takes one process at a time; let that run finish, raise store.lock_timeout_seconds, "
+                    "or put the store on PostgreSQL for concurrent runs (docs/warehouse.md)",
+                    path=str(path),
+                    pid=pid,
+                    timeout=timeout,
+                ) from None
+            time.sleep(max(0.0, min(_LOCK_POLL_SECONDS, deadline - time.monotonic())))
+
+
+def missing_database(url: str) -> ContractError:
+    return ContractError(
+        f"the warehouse file {database_path(url)} ({redact(url)}) does not exist: aimon never creates the "
+        "warehouse; check warehouse.url (or AIMON_WAREHOUSE_URL) and the directory aimon runs in, "
+        "or seed a demo warehouse with `aimon demo`"
+    )
 
 
 @functools.cache
-def get_engine(url: str) -> sa.Engine:
-    """One engine per URL per process, so the store and the warehouse share a
-    DuckDB file's single database instance."""
+def get_engine(url: str, *, read_only: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> sa.Engine:
+    """One engine per URL (and mode) per process, so the store and the warehouse share a
+    DuckDB file's single database instance.
+
+    `read_only` opens an embedded file read-only (DuckDB `read_only`, SQLite `mode=ro`):
+    a missing file is then an error naming it (missing_database), never a new empty one.
+    A DuckDB file another process holds is waited for up to `lock_timeout` seconds, then
+    FileLocked."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as err:
         raise ConfigError(f"warehouse/store url {url!r} is not a SQLAlchemy URL: {err}") from None
     backend = parsed.get_backend_name()
-    if backend in ("duckdb", "sqlite") and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = database_path(url)
+    if path is not None and not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {}
     if backend == "sqlite" and "timeout" not in parsed.query:
         # A SQLite store written by several processes (Dask workers, a backfill's runs)
         # waits up to 30 s for another writer's lock instead of sqlite3's 5 s.
         connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+    if read_only and path is not None:
+        if backend == "duckdb":
+            connect_args["read_only"] = True
+        elif backend == "sqlite" and not parsed.query.get("uri"):
+            parsed = parsed.set(database=path.as_uri(), query={**parsed.query, "mode": "ro", "uri": "true"})
     try:
         engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql", connect_args=connect_args)
     except (ImportError, sa.exc.NoSuchModuleError) as err:
         raise ConfigError(f"no driver for {redact(url)}: {err}") from None
+
+    if path is not None:
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _open(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+            if read_only and not path.exists():
+                raise missing_database(url)
+            if backend == "duckdb":
+                return _connect_duckdb(dialect, cargs, cparams, path, lock_timeout)
+            return None  # SQLite: the dialect connects as usual
 
     if backend in ("postgresql", "duckdb"):
         # The contract says timestamps are UTC; compare them in UTC whatever the
@@ -75,6 +162,17 @@ def get_engine(url: str) -> sa.Engine:
                 dbapi_conn.execute(f"SET memory_limit='{DUCKDB_MEMORY_LIMIT}'")
 
     return engine
+
+
+# SQLite keeps timestamps as text and compares them as text with the window's bounds
+# ('YYYY-MM-DD HH:MM:SS.ffffff'): only naive UTC text in that form sorts right. A value
+# with an offset, a 'T' separator, a bare date or a number would be put in the wrong
+# window, so the check refuses the column instead (docs/warehouse.md).
+_SQLITE_TS_OK = (
+    "typeof({c}) = 'text' AND substr({c}, 1, 19) GLOB "
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' AND "
+    "(length({c}) = 19 OR (substr({c}, 20, 1) = '.' AND length({c}) > 20 AND substr({c}, 21) NOT GLOB '*[^0-9]*'))"
+)
 
 
 @dataclass(frozen=True)
@@ -116,9 +214,19 @@ def _split(name: str) -> tuple[str | None, str]:
 
 
 class Warehouse:
-    def __init__(self, cfg: WarehouseConfig):
+    """The warehouse, opened read-only where the engine allows it. `store` (the config's
+    store section) says whether the store is the same embedded file: then the warehouse
+    shares the store's read-write engine (DuckDB opens a file in one mode per process)."""
+
+    def __init__(self, cfg: WarehouseConfig, store: StoreConfig | None = None):
         self.cfg = cfg
-        self.engine = get_engine(cfg.url)
+        store_url = (store.url if store else None) or cfg.url
+        timeout = store.lock_timeout_seconds if store else LOCK_TIMEOUT_SECONDS
+        self._shared_file = database_path(cfg.url) if same_database(store_url, cfg.url) else None
+        if self._shared_file is not None:  # the store's engine: it must exist, see table_columns
+            self.engine = get_engine(store_url, lock_timeout=timeout)
+        else:
+            self.engine = get_engine(cfg.url, read_only=True, lock_timeout=timeout)
         self.backend = self.engine.dialect.name
 
     @property
@@ -126,6 +234,8 @@ class Warehouse:
         return f"{self.cfg.interactions_table} at {redact(self.cfg.url)}"
 
     def table_columns(self, name: str) -> tuple[str, ...]:
+        if self._shared_file is not None and not self._shared_file.exists():
+            raise missing_database(self.cfg.url)
         schema, table = _split(name)
         try:
             exists = sa.inspect(self.engine).has_table(table, schema=schema)
@@ -162,9 +272,83 @@ class Warehouse:
                 f"{', '.join(repr(m) for m in missing)}: add it or map it in warehouse.columns "
                 f"(the table has: {', '.join(cols)})"
             )
+        self.check_types(present)
         schema, table = _split(self.cfg.interactions_table)
         tc = sa.table(table, *[sa.column(p) for p in dict.fromkeys(present.values())], schema=schema)
         return Interactions(tc, present, cols)
+
+    def column_types(self, name: str) -> dict[str, str]:
+        """Column -> the engine's type name, from its catalogue (views included)."""
+        schema, table = _split(name)
+        with self.engine.connect() as conn:
+            if self.backend == "sqlite":
+                prep = self.engine.dialect.identifier_preparer
+                target = (f"{prep.quote(schema)}." if schema else "") + f"table_info({prep.quote(table)})"
+                return {r[1]: str(r[2] or "") for r in conn.exec_driver_sql(f"PRAGMA {target}")}
+            if self.backend in ("duckdb", "postgresql"):
+                ic = sa.table(
+                    "columns",
+                    *(sa.column(c) for c in ("column_name", "data_type", "table_name", "table_schema")),
+                    schema="information_schema",
+                )
+                owner = sa.literal(schema) if schema else sa.func.current_schema()
+                q = sa.select(ic.c.column_name, ic.c.data_type).where(
+                    ic.c.table_name == table, ic.c.table_schema == owner
+                )
+                return {r[0]: str(r[1]) for r in conn.execute(q)}
+        return {c["name"]: str(c["type"]) for c in sa.inspect(self.engine).get_columns(table, schema=schema)}
+
+    def check_types(self, present: dict[str, str]) -> None:
+        """Every mapped column's type against the contract: ColumnTypeError (exit 2)
+        naming each mismatch, instead of a driver error with the SQL half-way through a run."""
+        tname = self.cfg.interactions_table
+        try:
+            types = self.column_types(tname)
+        except sa.exc.DBAPIError as err:
+            where = f"{tname!r} at {redact(self.cfg.url)}"
+            raise ContractError(f"cannot read the column types of {where}: {err.orig}") from None
+        bad = []
+        for name, phys in present.items():
+            kind, allowed = type_kind(types.get(phys, "")), COLUMN_KINDS.get(name, ("text",))
+            if self.backend == "sqlite" and name == "timestamp":
+                allowed += ("text",)  # SQLite's timestamps are text anyway: their values are checked below
+            if kind is not None and kind not in allowed:
+                bad.append(
+                    f"column {phys!r} (contract column {name!r}) is {types[phys]}, expected {' or '.join(allowed)}"
+                )
+        if bad:
+            hint = ""
+            if any("'timestamp')" in b for b in bad):
+                hint = (
+                    " (text timestamps: in a view, CAST(col AS TIMESTAMPTZ) on DuckDB or PostgreSQL reads ISO "
+                    "values with offsets as UTC)"
+                )
+            raise ColumnTypeError(
+                f"table {tname!r}: {'; '.join(bad)}: cast it in a view, or map another column (warehouse.columns)"
+                + hint
+            )
+        if self.backend == "sqlite":
+            self._check_sqlite_timestamps(present["timestamp"])
+
+    def _check_sqlite_timestamps(self, phys: str) -> None:
+        tname = self.cfg.interactions_table
+        schema, table = _split(tname)
+        col = self.engine.dialect.identifier_preparer.quote(phys)
+        src = sa.table(table, sa.column(phys), schema=schema)
+        not_ok = sa.and_(src.c[phys].is_not(None), sa.text(f"NOT ({_SQLITE_TS_OK.format(c=col)})"))
+        with self.engine.connect() as conn:
+            example = conn.execute(sa.select(src.c[phys]).where(not_ok).limit(1)).scalar()
+            if example is None:
+                return
+            n = conn.execute(sa.select(sa.func.count()).select_from(src).where(not_ok)).scalar_one()
+        offsets = isinstance(example, str) and bool(re.search(r"(Z|[+-]\d\d:?\d\d)$", example))
+        raise ColumnTypeError(
+            f"table {tname!r}: column {phys!r} (contract column 'timestamp') holds {n} value(s) that are not "
+            f"naive UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]' (e.g. {example!r}"
+            + (", with a UTC offset" if offsets else "")
+            + "); SQLite compares timestamps as text, so they would land in the wrong window: cast it in a view "
+            f"(datetime({phys}) turns ISO values with offsets into naive UTC), or map another column"
+        )
 
     def fetch(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Small results (aggregates) as dicts."""

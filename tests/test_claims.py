@@ -155,6 +155,7 @@ from aimon.windows import daily_window
 from aimon.tasks.orchestration.run import begin_run
 from tests.conftest import DAY
 store = Store(make_config(sys.argv[1]))
+store.ensure()  # the store-only file: begin_run refuses a missing warehouse file
 run = begin_run(store, daily_window(DAY), claim_ttl_seconds=float(sys.argv[2]))
 print(run.run_id, flush=True)
 time.sleep(600)  # killed here, mid-run

@@ -49,6 +49,55 @@ OPTIONAL_COLUMNS = (
 )
 CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
+# What each contract column may be stored as, by kind of the engine's type name
+# (docs/warehouse.md, "Column types"); a column whose type the engine does not report is
+# not checked.
+_ID = ("text", "integer", "uuid")
+_LIST = ("list", "json", "text")
+COLUMN_KINDS: dict[str, tuple[str, ...]] = {
+    "timestamp": ("timestamp",),
+    "request_id": _ID,
+    "user_id": _ID,
+    "latency_seconds": ("numeric", "integer"),
+    "cost_usd": ("numeric", "integer"),
+    "input_tokens": ("integer", "numeric"),
+    "output_tokens": ("integer", "numeric"),
+    "cached_input_tokens": ("integer", "numeric"),
+    "label": ("text", "integer", "numeric", "boolean"),
+    "prediction": ("text", "integer", "numeric", "boolean"),
+    "retrieved_ids": _LIST,
+    "relevant_ids": _LIST,
+    "embedding": _LIST,
+}  # every other contract column: text
+_NUMERIC = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "NUMBER")
+_TEXT = ("CHAR", "TEXT", "STRING", "CLOB")
+
+
+def type_kind(type_name: str) -> str | None:
+    """timestamp, integer, numeric, text, boolean, uuid, list, json, date; or the type
+    itself (struct, blob, ...); None when the engine reports no type (a SQLite view)."""
+    t = type_name.strip().upper()
+    if not t or t == "USER-DEFINED":  # PostgreSQL enums and domains: not checked
+        return None
+    if t.endswith("]") or t.startswith(("ARRAY", "LIST", "_")):
+        return "list"
+    for word, kind in (("JSON", "json"), ("TIMESTAMP", "timestamp"), ("DATETIME", "timestamp")):
+        if word in t:
+            return kind
+    if t.startswith(("STRUCT", "MAP", "UNION", "INTERVAL", "BLOB", "BYTEA")) or t == "DATE":
+        return t.split("(")[0].lower()
+    if "BOOL" in t:
+        return "boolean"
+    if "UUID" in t:
+        return "uuid"
+    if "INT" in t:
+        return "integer"
+    if any(w in t for w in _NUMERIC):
+        return "numeric"
+    if any(w in t for w in _TEXT):
+        return "text"
+    return t.lower()
+
 
 class WarehouseConfig(Strict):
     url: str = "duckdb:///.aimon/warehouse.duckdb"
@@ -82,6 +131,9 @@ class StoreConfig(Strict):
     metrics_table: str = "monitoring_metrics"
     runs_table: str = "monitoring_runs"
     ab_stats_table: str = "monitoring_ab_stats"  # per-window A/B sufficient statistics
+    # An embedded DuckDB file takes one process at a time: a run that finds it locked by
+    # another process waits this long, then is skipped (same window) or fails naming it.
+    lock_timeout_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("metrics_table", "runs_table")
     @classmethod

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.stats.abtests import Moments
-from aimon.store.schema import as_datetime, create_tables, schema, utcnow
-from aimon.warehouse import get_engine, redact
+from aimon.store.schema import as_datetime, create_tables, schema, store_engine, utcnow
+from aimon.warehouse import redact
 from aimon.windows import Window
 
 ASSIGNMENTS = "__assignments__"  # pseudo-metric: units assigned to the variant (n only)
@@ -35,7 +35,7 @@ class StatRow:
 class ABStatsStore:
     def __init__(self, cfg: Config):
         self.url = cfg.store_url
-        self.engine = get_engine(self.url)
+        self.engine = store_engine(cfg)
         self.table = schema(cfg).ab_stats
 
     @property

@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.store.schema import create_tables, schema, utcnow
-from aimon.warehouse import get_engine, redact
+from aimon.store.schema import create_tables, schema, store_engine, utcnow
+from aimon.warehouse import redact
 
 OUTBOX_STATUSES = ("pending", "sent", "expired")
 
@@ -116,7 +116,7 @@ class OutboxEntry:
 class AlertStore:
     def __init__(self, cfg: Config):
         self.url = cfg.store_url
-        self.engine = get_engine(self.url)
+        self.engine = store_engine(cfg)
         tables = schema(cfg)
         self.state, self.events = tables.alert_state, tables.alert_events
         self.silences, self.outbox = tables.silences, tables.outbox

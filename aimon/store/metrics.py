@@ -11,16 +11,18 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.errors import WindowDone
+from aimon.errors import FileLocked, StoreError, WindowClaimed, WindowDone
 from aimon.records import MetricRecord, labels_json
 from aimon.store import runs as _claims
-from aimon.store.schema import as_datetime, create_tables, schema, utcnow
-from aimon.warehouse import get_engine, redact
+from aimon.store.lockfile import claim_of, describe, publish_claims, read_holder
+from aimon.store.schema import as_datetime, create_tables, schema, store_engine, utcnow
+from aimon.warehouse import database_path, missing_database, redact, same_database
 from aimon.windows import Window
 
 RUN_STATUSES = ("running", "success", "degraded", "failed")
@@ -40,16 +42,48 @@ class StoredFigure:
 class Store:
     def __init__(self, cfg: Config):
         self.url = cfg.store_url
-        self.engine = get_engine(self.url)
+        self.engine = store_engine(cfg)
         tables = schema(cfg)
         self.metrics, self.runs, self.claims = tables.metrics, tables.runs, tables.claims
+        # An embedded DuckDB store names its holder beside the file (lockfile.py).
+        self._duckdb_file = database_path(self.url) if self.engine.dialect.name == "duckdb" else None
+        # On the default layout the store is the warehouse's file: a run must not create it.
+        self._warehouse = cfg.warehouse.url if same_database(self.url, cfg.warehouse.url) else None
 
     @property
     def where(self) -> str:
         return f"table {self.metrics.name} at {redact(self.url)}"
 
-    def ensure(self) -> None:
-        create_tables(self.engine, (self.metrics, self.runs, self.claims), f"the metrics store at {redact(self.url)}")
+    def ensure(self, window: Window | None = None) -> None:
+        """Create the tables if needed. A DuckDB file another process holds is waited for
+        (store.lock_timeout_seconds); if it is still held and the holder runs `window`,
+        that is a second run of one window: WindowClaimed naming the holder. With a
+        window (a run starts), a store that is the warehouse's missing file is an error
+        naming it, checked before connecting: never a new, empty warehouse."""
+        if window is not None:
+            self.check_warehouse_file()
+        try:
+            create_tables(
+                self.engine, (self.metrics, self.runs, self.claims), f"the metrics store at {redact(self.url)}"
+            )
+        except FileLocked as err:
+            holder = read_holder(Path(err.path), err.pid) if err.path else None
+            claim = claim_of(holder, window) if holder and window else None
+            if claim is None:
+                raise StoreError(f"{err} (the holder: {describe(holder, err.pid)})") from None
+            raise WindowClaimed(
+                f"{window} is being run by {describe(holder, err.pid)}, which holds the DuckDB file {err.path}; "
+                f"skipped after waiting {err.timeout:g} s for it (store.lock_timeout_seconds)"
+            ) from None
+
+    def check_warehouse_file(self) -> None:
+        path = database_path(self._warehouse) if self._warehouse else None
+        if path is not None and not path.exists():
+            raise missing_database(self._warehouse or "")
+
+    def _publish_claims(self) -> None:
+        if self._duckdb_file is not None:
+            publish_claims(self.engine, self.claims, self._duckdb_file)
 
     # -- runs ---------------------------------------------------------------------
 
@@ -78,6 +112,7 @@ class Store:
                 done = not _claims.needs_run(latest, mode)
                 if done:
                     _claims.release(conn, self.claims, run_id)
+            self._publish_claims()
             if done:
                 raise WindowDone(f"{window} already has a finished run ({latest}); skipped (redo={mode})")
         with self.engine.begin() as conn:
@@ -120,6 +155,7 @@ class Store:
                 )
             )
             _claims.release(conn, self.claims, run_id)  # with the status: no gap for a duplicate
+        self._publish_claims()
 
     def runs_for(self, window: Window) -> list[dict[str, Any]]:
         q = (
@@ -132,6 +168,7 @@ class Store:
 
     def window_states(self, windows: list[Window], now: dt.datetime | None = None) -> list[_claims.WindowState]:
         """Latest finished run and live claim per window (for backfill and catch-up plans)."""
+        self.check_warehouse_file()  # planning runs: they will read it
         self.ensure()
         return _claims.window_states(self.engine, self.claims, self.runs, windows, now or utcnow())
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.errors import StoreError
+from aimon.warehouse import get_engine
 
 REFERENCE_TABLE = "drift_reference_stats"
 
@@ -34,6 +35,12 @@ def as_datetime(v: Any) -> dt.datetime:
     # SQLite hands DateTime columns back as datetimes through SQLAlchemy's type, but
     # be lenient with stores created by other tools.
     return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
+
+
+def store_engine(cfg: Config) -> sa.Engine:
+    """The store's engine, shared by every store class (and by the warehouse when they
+    are one embedded file: DuckDB opens a file in one mode per process)."""
+    return get_engine(cfg.store_url, lock_timeout=cfg.store.lock_timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -241,4 +248,5 @@ def create_tables(engine: sa.Engine, tables: Sequence[sa.Table], what: str) -> N
             else:
                 if attempt < 3:
                     continue
-            raise StoreError(f"cannot create {what}: {err}") from None
+            # The driver's message, not SQLAlchemy's (which repeats the SQL and a link).
+            raise StoreError(f"cannot create {what}: {getattr(err, 'orig', None) or err}") from None

@@ -101,7 +101,7 @@ def begin_run(
     With `claim_ttl_seconds`, claim the window first (aimon.store.runs): raises
     `RunSkipped` (`WindowClaimed`: another run holds it; `WindowDone`: `redo` says the
     window needs no run) instead of starting a second run of one window."""
-    store.ensure()
+    store.ensure(window)  # a DuckDB file held by a run of this window: WindowClaimed too
     run_id = uuid.uuid4().hex[:16]
     store.start_run(run_id, window, flow_run_id, claim_ttl_seconds=claim_ttl_seconds, redo=redo)
     live = is_live(window)
@@ -109,8 +109,9 @@ def begin_run(
 
 
 def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
-    """Check the table and its columns against the contract; hand out the handles."""
-    warehouse = Warehouse(cfg.warehouse)
+    """Check the table, its columns and their types against the contract; hand out the
+    handles. The warehouse is read-only unless it is the store's own file."""
+    warehouse = Warehouse(cfg.warehouse, cfg.store)
     return AnalysisContext(cfg, window, warehouse, warehouse.describe(), store)
 
 
