@@ -94,6 +94,7 @@ METRICS: dict[str, str] = {
     "monitoring_run_success": "1 if the window's last run succeeded, 0 if it failed or ended degraded.",
     "monitoring_run_duration_seconds": "Wall time of the window's last run.",
     "monitoring_last_success_timestamp_seconds": "Unix time of the window's last successful run.",
+    "monitoring_window_provisional": "1 while the window's figures are provisional (run before it ended).",
 }
 
 # Series that Prometheus and the Pushgateway add themselves; rules may use them too.

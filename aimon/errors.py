@@ -9,6 +9,7 @@ AimonError                  base class (exit status 1)
 ├── StoreError              the metrics store cannot be read or written
 │   └── FileLocked          another process held an embedded DuckDB file's lock past
 │                           store.lock_timeout_seconds; `path`, `pid` name it
+├── WindowOpen              the window has not ended (or begun) yet: refused (exit status 2)
 ├── RunSkipped              the run did not start, and that is not a failure (exit status 0)
 │   ├── WindowClaimed       another run holds a live claim on the window
 │   └── WindowDone          the redo mode says the window needs no run
@@ -54,6 +55,13 @@ class FileLocked(StoreError):
         self.path = path
         self.pid = pid
         self.timeout = timeout
+
+
+class WindowOpen(AimonError):
+    """The window has not ended (windows.timezone): it is refused, nothing is stored or
+    recorded, unless asked to run it as a provisional window (--allow-partial)."""
+
+    exit_code = 2
 
 
 class RunSkipped(AimonError):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from aimon.errors import WindowOpen
+
 Granularity = Literal["daily", "hourly"]
 GRANULARITIES: tuple[Granularity, ...] = ("daily", "hourly")
 UTC = dt.UTC
@@ -78,6 +80,59 @@ def last_complete_window(granularity: str, timezone: str = "UTC", now: dt.dateti
     now = now or dt.datetime.now(UTC)
     current = window_containing(now, granularity, timezone)
     return window_containing(current.start - dt.timedelta(microseconds=1), granularity, timezone)
+
+
+def window_at(
+    window_start: str | None, granularity: str, timezone: str = "UTC", now: dt.datetime | None = None
+) -> Window:
+    """The window holding `window_start` (ISO date or timestamp; a naive value is local
+    time in `timezone`), else the last complete one as of `now`. Raises ValueError on a
+    value that is not ISO."""
+    if window_start is None:
+        return last_complete_window(granularity, timezone, now)
+    try:
+        ts = dt.datetime.fromisoformat(window_start)
+    except ValueError:
+        raise ValueError(
+            f"window start {window_start!r} is not an ISO date or timestamp (e.g. 2026-11-28 or 2026-11-28T14:00)"
+        ) from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=ZoneInfo(timezone))
+    return window_containing(ts, granularity, timezone)
+
+
+def _utc_now(now: dt.datetime | None) -> dt.datetime:
+    """`now` (default: the clock) as naive UTC, like window bounds."""
+    now = now or dt.datetime.now(UTC)
+    return now if now.tzinfo is None else _to_utc_naive(now)
+
+
+def is_open(window: Window, now: dt.datetime | None = None) -> bool:
+    """True while the window has not ended: its rows are not all in yet."""
+    return window.end > _utc_now(now)
+
+
+def check_ended(window: Window, *, allow_partial: bool = False, now: dt.datetime | None = None) -> bool:
+    """Refuse a window that has not ended (WindowOpen, exit status 2): its figures
+    would be a part of the window's, and its run would count as the window's run.
+
+    With `allow_partial`, a window that has begun but not ended passes, as a
+    *provisional* one (returns True); a window that has not begun never does."""
+    current = _utc_now(now)
+    if window.end <= current:
+        return False
+    clock = f"now is {current:%Y-%m-%d %H:%M} UTC"
+    if window.start > current:
+        raise WindowOpen(
+            f"{window} has not begun ({clock}): nothing to monitor yet; "
+            "pick a window that has ended (without --date/--window-start a run takes the last complete one)"
+        )
+    if allow_partial:
+        return True
+    raise WindowOpen(
+        f"{window} has not ended: it ends at {window.end:%Y-%m-%d %H:%M} UTC ({clock}); run it once it has "
+        "ended, or pass --allow-partial (flow parameter allow_partial) to store provisional figures for it"
+    )
 
 
 def is_live(window: Window, now: dt.datetime | None = None) -> bool:

@@ -31,12 +31,12 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from aimon.config import Config, load_config
-from aimon.errors import BackfillFailed
+from aimon.errors import BackfillFailed, WindowOpen
 from aimon.flows.monitor import monitor_window
 from aimon.store.metrics import Store
 from aimon.store.runs import check_redo, needs_run
 from aimon.tasks.orchestration.retries import quiet_thread_timeout_notice
-from aimon.windows import UTC, Window, windows_between
+from aimon.windows import UTC, Window, is_open, windows_between
 
 Order = Literal["oldest", "newest"]
 OUTCOMES = ("success", "degraded", "failed", "skipped", "would run")
@@ -109,8 +109,13 @@ def plan_backfill(
     order: str | None = None,
     concurrency: int | None = None,
     now: dt.datetime | None = None,
+    allow_partial: bool = False,
 ) -> BackfillPlan:
-    """Which windows of [start, end] (local dates, inclusive) to run, in which order."""
+    """Which windows of [start, end] (local dates, inclusive) to run, in which order.
+
+    A range reaching into a window that has not ended is refused (WindowOpen, naming
+    the first such window) unless `allow_partial`: then the open window runs as a
+    provisional one, and the windows that have not begun are listed as skipped."""
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
     mode = check_redo(redo)
@@ -122,9 +127,23 @@ def plan_backfill(
         raise ValueError(f"concurrency {conc}: use 1 or more")
     windows = windows_between(start, end, granularity, cfg.windows.timezone)
     current = dt.datetime.now(UTC).replace(tzinfo=None) if now is None else now
-    windows = [w for w in windows if w.end <= current]  # never an incomplete window
+    to_run: list[Window] = []
+    skipped: list[WindowOutcome] = []
+    open_windows = [w for w in windows if is_open(w, current)]
+    if open_windows and not allow_partial:
+        first = open_windows[0]
+        last_ended = first.local_start.date() - dt.timedelta(days=1)  # the last date all of whose windows ended
+        raise WindowOpen(
+            f"backfill {start}..{end} reaches into {first}, which has not "
+            f"{'ended' if first.start <= current else 'begun'} (now is {current:%Y-%m-%d %H:%M} UTC): "
+            + (f"end the range at --end {last_ended}" if last_ended >= start else "pick dates that have ended")
+            + ", or pass --allow-partial (flow parameter allow_partial) to run the open window as a provisional one"
+        )
+    for w in open_windows:
+        if w.start > current:
+            skipped.append(WindowOutcome(w, "skipped", None, "has not begun"))
+    windows = [w for w in windows if w.start <= current]  # the open one runs provisional
     states = Store(cfg).window_states(windows, now)
-    to_run, skipped = [], []
     for s in states:
         if s.claimed_by is not None:
             skipped.append(WindowOutcome(s.window, "skipped", s.claimed_by, f"being run by run {s.claimed_by}"))
@@ -146,6 +165,8 @@ def outcome_of_run(window: Window, future: Any) -> WindowOutcome:
     if not hasattr(res, "status"):  # a Failed state without an exception attached
         return WindowOutcome(window, "failed", None, str(res))
     note = "; ".join(res.notes) if res.status == "skipped" else (res.error or None)
+    if getattr(res, "provisional", False):
+        note = "; ".join(filter(None, ("provisional: the window has not ended", note)))
     return WindowOutcome(window, res.status, res.run_id or None, note, res.duration_seconds)
 
 
@@ -162,7 +183,7 @@ def report_markdown(report: BackfillReport, title: str) -> str:
 
 @task(name="backfill-window", cache_policy=NO_CACHE)
 def backfill_window_task(
-    window: Window, config_path: str | None, redo: str, notify: bool
+    window: Window, config_path: str | None, redo: str, notify: bool, allow_partial: bool = False
 ) -> Any:  # a RunSummary; Any keeps Prefect from validating the return
     return monitor_window(
         granularity=window.granularity,
@@ -170,6 +191,7 @@ def backfill_window_task(
         config_path=config_path,
         notify=notify,
         redo=redo,
+        allow_partial=allow_partial,
     )
 
 
@@ -183,15 +205,18 @@ def backfill(
     order: str | None = None,
     notify: bool = False,
     config_path: str | None = None,
+    allow_partial: bool = False,
 ) -> BackfillReport:
     """Monitor every window from local date `start` to `end` (inclusive).
 
     `redo`: missing (default) skips windows whose run finished; failed also reruns
     failed and degraded ones; all reruns everything. At most `concurrency` windows
     run at once (default orchestration.backfill_concurrency), `order` oldest or newest
-    first. Historical windows record alerts without sending them unless `notify`."""
+    first. Historical windows record alerts without sending them unless `notify`. A
+    range reaching into a window that has not ended is refused unless `allow_partial`
+    (the open window then runs as a provisional one)."""
     cfg = load_config(config_path)
-    plan = plan_backfill(cfg, start, end, granularity, redo, order, concurrency)
+    plan = plan_backfill(cfg, start, end, granularity, redo, order, concurrency, allow_partial=allow_partial)
     _emit(plan)
     print(
         f"backfill {granularity} {start}..{end}: {len(plan.to_run)} to run, {len(plan.skipped)} skipped "
@@ -207,7 +232,7 @@ def backfill(
     window_task = backfill_window_task.with_options(timeout_seconds=timeout)
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=plan.concurrency)
     with runner:
-        params = {"config_path": config_path, "redo": plan.redo, "notify": notify}
+        params = {"config_path": config_path, "redo": plan.redo, "notify": notify, "allow_partial": allow_partial}
         futures: dict[Any, Window] = {runner.submit(window_task, {"window": w, **params}): w for w in plan.to_run}
         for done, fut in enumerate(as_completed(list(futures)), start=1):
             outcome = outcome_of_run(futures[fut], fut)

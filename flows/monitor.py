@@ -33,7 +33,7 @@ from aimon.tasks.orchestration.run import (
 from aimon.tasks.orchestration.schedule import catchup_windows, scheduled_time
 from aimon.tasks.prometheus import push_run_failure, push_task
 from aimon.tasks.registry import ANALYZERS
-from aimon.windows import UTC, Window
+from aimon.windows import UTC, Window, check_ended
 
 
 def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
@@ -47,6 +47,7 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
         notify: bool | None = None,
         redo: str = "all",
         scheduled: bool = False,
+        allow_partial: bool = False,
     ) -> RunSummary:
         """Monitor one window (the last complete one unless `window_start` is given).
 
@@ -56,12 +57,20 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
         failed skips it if its latest finished run succeeded.
         `scheduled` (the schedules' deployments): take the last complete window as of the
         run's scheduled time, skip it if it already ran, and first run the missed windows
-        within orchestration.catchup_windows. Every run claims its window first: a second
-        concurrent run of the same window is skipped (status "skipped")."""
+        within orchestration.catchup_windows. An explicit `window_start` wins over
+        `scheduled` (an ad-hoc run of a deployment): that window runs, in the `redo` mode
+        (default all), with no catch-up. Every run claims its window first: a second
+        concurrent run of the same window is skipped (status "skipped").
+        A window that has not ended is refused (WindowOpen) before anything is stored or
+        recorded; `allow_partial` runs it as a provisional window instead: figures
+        stored and marked (monitoring_window_provisional), no finished run recorded,
+        nothing pushed, no alert resolved."""
         cfg = load_config(config_path)
-        window = resolve_window(cfg, granularity, window_start, scheduled_time() if scheduled else None)
+        by_schedule = scheduled and window_start is None
+        window = resolve_window(cfg, granularity, window_start, scheduled_time() if by_schedule else None)
+        provisional = check_ended(window, allow_partial=allow_partial)
         store = Store(cfg)
-        if scheduled:
+        if by_schedule:
             _catch_up(monitor_window, cfg, store, window, config_path)
         try:
             run = begin_run(
@@ -70,7 +79,8 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
                 flow_run.get_id(),
                 notify=notify,
                 claim_ttl_seconds=cfg.orchestration.claim_expires_after_seconds,
-                redo="missing" if scheduled else redo,
+                redo="missing" if by_schedule else redo,
+                provisional=provisional,
             )
         except RunSkipped as skipped:
             print(skipped)
@@ -84,7 +94,9 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
             outcomes = run_analyzers(cfg, ctx, opts, analyzers)  # threads, or Dask (orchestration.task_runner)
             summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
             summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
-            summary = with_alerts(summary, alert_task(cfg, store, window, run.run_id, run.notify))
+            summary = with_alerts(
+                summary, alert_task(cfg, store, window, run.run_id, run.notify, provisional=run.provisional)
+            )
         except BaseException as err:
             record_failure(store, run, err)
             push_run_failure(cfg, run, err)

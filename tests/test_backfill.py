@@ -16,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aimon.cli import app
+from aimon.errors import WindowOpen
 from aimon.flows.backfill import backfill, plan_backfill
 from aimon.flows.monitor import monitor_flow, monitor_window
 from aimon.records import AnalyzerResult, MetricRecord
@@ -94,10 +95,17 @@ def test_backfill_skips_complete_windows_redoes_failed_and_all(tmp_path: Path, d
 def test_plan_order_and_incomplete_windows(tmp_path: Path, duck_url: str) -> None:
     cfg = make_config(duck_url)
     now = dt.datetime.combine(DAY, dt.time(12))  # DAY is still open at noon
-    plan = plan_backfill(cfg, FIRST, LAST, order="newest", now=now)
-    assert [w.start.date() for w in plan.to_run] == [DAY - dt.timedelta(days=1), FIRST]
-    plan = plan_backfill(cfg, FIRST, LAST, now=now)
-    assert [w.start.date() for w in plan.to_run] == [FIRST, DAY - dt.timedelta(days=1)]
+    before = DAY - dt.timedelta(days=1)
+    plan = plan_backfill(cfg, FIRST, before, order="newest", now=now)
+    assert [w.start.date() for w in plan.to_run] == [before, FIRST]
+    plan = plan_backfill(cfg, FIRST, before, now=now)
+    assert [w.start.date() for w in plan.to_run] == [FIRST, before]
+    # A range into an open window is refused, naming it; --allow-partial runs it provisional.
+    with pytest.raises(WindowOpen, match=rf"daily {DAY} \(UTC\).*has not ended.*--end {before}"):
+        plan_backfill(cfg, FIRST, LAST, now=now)
+    plan = plan_backfill(cfg, FIRST, LAST, now=now, allow_partial=True)
+    assert [w.start.date() for w in plan.to_run] == [FIRST, before, DAY]
+    assert [(o.window.start.date(), o.note) for o in plan.skipped] == [(LAST, "has not begun")]
     with pytest.raises(ValueError, match="before start"):
         plan_backfill(cfg, LAST, FIRST)
     with pytest.raises(ValueError, match="missing, failed, all"):
@@ -161,14 +169,19 @@ def test_two_concurrent_runs_of_one_window_make_one_run_and_one_set_of_figures(
     assert len(keys) == len({k[:3] for k in keys}) and {k[3] for k in keys} == {runs[0]["run_id"]}
 
 
-def test_scheduled_run_catches_up_missed_windows_once(tmp_path: Path, duck_url: str) -> None:
+def test_scheduled_run_catches_up_missed_windows_once(
+    tmp_path: Path, duck_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = write_config(tmp_path, duck_url, orchestration={"catchup_windows": 2})
-    summary = monitor_window(window_start=LAST.isoformat(), config_path=cfg, scheduled=True)
-    assert summary.status == "success"
+    # The run of LAST's schedule slot (00:30 the day after), run late after an outage.
+    slot = dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC)
+    monkeypatch.setattr("aimon.flows.monitor.scheduled_time", lambda: slot)
+    summary = monitor_window(config_path=cfg, scheduled=True)
+    assert summary.status == "success" and summary.window == daily_window(LAST)
     # The two days before it ran first, as historical windows.
     assert latest_runs(duck_url) == {DAY - dt.timedelta(days=1): "success", DAY: "success", LAST: "success"}
     # A late duplicate of the same scheduled run (a pile-up) runs nothing again.
-    again = monitor_window(window_start=LAST.isoformat(), config_path=cfg, scheduled=True)
+    again = monitor_window(config_path=cfg, scheduled=True)
     assert again.status == "skipped" and "already has a finished run" in again.notes[0]
     store = Store(make_config(duck_url))
     assert [len(store.runs_for(daily_window(d))) for d in (DAY - dt.timedelta(days=1), DAY, LAST)] == [1, 1, 1]

@@ -103,7 +103,7 @@ def test_rerun_replaces_the_window_figures(tmp_path: Path, duck_url: str) -> Non
 
 
 def test_empty_window_is_a_successful_run_with_zero_requests(tmp_path: Path, duck_url: str) -> None:
-    empty_day = DAY + dt.timedelta(days=30)
+    empty_day = DAY - dt.timedelta(days=30)  # a past day the frame has no rows for
     summary = monitor_window(window_start=empty_day.isoformat(), config_path=write_config(tmp_path, duck_url))
     assert summary.status == "success"
     assert any("no data" in n for n in summary.notes)

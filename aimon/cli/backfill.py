@@ -29,6 +29,12 @@ def backfill(
     ] = None,
     notify: Annotated[bool, typer.Option("--notify", help="send the alerts of historical windows too")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would run, run nothing")] = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial", help="run a window that has not ended as a provisional one (default: refuse the range)"
+        ),
+    ] = False,
 ) -> None:
     """Monitor every window from --start to --end, a bounded number at a time, skipping
     windows already complete unless --redo says otherwise."""
@@ -50,7 +56,7 @@ def backfill(
     )
 
     try:
-        plan = plan_backfill(cfg, first, last, granularity, redo, order, concurrency)
+        plan = plan_backfill(cfg, first, last, granularity, redo, order, concurrency, allow_partial=allow_partial)
     except ValueError as err:
         fail("bad backfill", str(err), 2)
     except AimonError as err:
@@ -90,6 +96,7 @@ def backfill(
                 order=order,
                 notify=notify,
                 config_path=cfg.source,
+                allow_partial=allow_partial,
                 return_state=True,
             )
     report = BackfillReport(tuple(outcomes))

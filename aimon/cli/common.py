@@ -35,8 +35,16 @@ def load(path: Path | None) -> Config:
         fail("config error", str(err), 2)
 
 
-def run_window(cfg: Config, granularity: str, window_start: str | None, notify: bool | None = None) -> Any:
+def run_window(
+    cfg: Config, granularity: str, window_start: str | None, notify: bool | None = None, *, allow_partial: bool = False
+) -> Any:
     from aimon.flows.monitor import monitor_window  # noqa: PLC0415  lazy: Prefect costs ~2 s to import
 
     # The flow loads the file itself: deployments pass it only the path.
-    return monitor_window(granularity=granularity, window_start=window_start, config_path=cfg.source, notify=notify)
+    return monitor_window(
+        granularity=granularity,
+        window_start=window_start,
+        config_path=cfg.source,
+        notify=notify,
+        allow_partial=allow_partial,
+    )

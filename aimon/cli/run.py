@@ -15,6 +15,7 @@ from aimon.cli.summary import changes_vs_history, print_summary
 from aimon.demo import INCIDENTS, seed_duckdb
 from aimon.errors import AimonError
 from aimon.store.metrics import Store
+from aimon.windows import check_ended, window_at
 
 
 def run(
@@ -31,8 +32,16 @@ def run(
             help="send alert notifications; default: for the last complete window only",
         ),
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="run a window that has not ended as a provisional one (default: refuse it, exit 2)",
+        ),
+    ] = False,
 ) -> None:
-    """Monitor one window: the last complete one unless --date or --window-start is given."""
+    """Monitor one window: the last complete one unless --date or --window-start is given.
+    A window that has not ended is refused unless --allow-partial."""
     if granularity not in ("daily", "hourly"):
         fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
     if date and window_start:
@@ -46,7 +55,9 @@ def run(
             fail("bad usage", "--date picks a daily window; use --window-start for an hourly one", 2)
     cfg = load(config)
     try:
-        summary = run_window(cfg, granularity, date or window_start, notify)
+        # Refuse an open window before Prefect starts; the flow checks again (deployments).
+        check_ended(window_at(date or window_start, granularity, cfg.windows.timezone), allow_partial=allow_partial)
+        summary = run_window(cfg, granularity, date or window_start, notify, allow_partial=allow_partial)
     except ValueError as err:
         fail("bad window", str(err), 2)
     except AimonError as err:

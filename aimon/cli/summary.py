@@ -114,8 +114,16 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     c = summary.contract
     console.print(
         f"[bold]{summary.window}[/bold]  run [cyan]{summary.run_id}[/cyan]  "
-        f"[{colour}]{summary.status}[/{colour}] in {summary.duration_seconds:.1f}s"
+        f"[{colour}]{summary.status}[/{colour}]"
+        + (" [yellow]provisional[/yellow]" if summary.provisional else "")
+        + f" in {summary.duration_seconds:.1f}s"
     )
+    if summary.provisional:
+        console.print(
+            "[yellow]provisional[/yellow]: the window has not ended; its figures so far are stored with "
+            "monitoring_window_provisional = 1, no finished run is recorded and no alert resolves. "
+            "The run of the ended window replaces them."
+        )
     if c is not None:
         console.print(f"rows: {c.accepted:,} accepted, {c.rejected_total:,} rejected")
     if c is not None and c.accepted == 0:

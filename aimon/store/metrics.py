@@ -25,7 +25,7 @@ from aimon.store.schema import as_datetime, create_tables, schema, store_engine,
 from aimon.warehouse import database_path, missing_database, redact, same_database
 from aimon.windows import Window
 
-RUN_STATUSES = ("running", "success", "degraded", "failed")
+RUN_STATUSES = ("running", "success", "degraded", "failed", "provisional")  # provisional: never finished
 
 
 @dataclass(frozen=True)

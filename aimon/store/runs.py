@@ -30,7 +30,7 @@ from aimon.windows import Window
 
 RedoMode = Literal["missing", "failed", "all"]
 REDO_MODES: tuple[RedoMode, ...] = ("missing", "failed", "all")
-FINISHED = ("success", "degraded", "failed")
+FINISHED = ("success", "degraded", "failed")  # a "provisional" run (an open window) never is
 _ATTEMPTS = 8  # claim races resolve in one or two rounds; more means something is wrong
 
 

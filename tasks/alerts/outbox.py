@@ -36,6 +36,23 @@ class _Fields(dict[str, Any]):
         return "?"
 
 
+class _Absent:
+    """A number the judgement does not have (no threshold, no baseline yet): reads
+    "absent" whatever the template's format spec, never "$nan"."""
+
+    def __format__(self, spec: str) -> str:
+        return "absent"
+
+    def __str__(self) -> str:
+        return "absent"
+
+    __repr__ = __str__
+
+
+def _num(v: float | None) -> float | _Absent:
+    return _Absent() if v is None or v != v else v
+
+
 def render_summary(j: Judgement, window: Window) -> str:
     rule = j.rule
     # A roll-up reads as words in a sentence: endpoint="__all__" -> "all endpoints".
@@ -50,10 +67,10 @@ def render_summary(j: Judgement, window: Window) -> str:
             "rule": rule.name,
             "metric": rule.metric,
             "severity": rule.severity,
-            "value": j.value if j.value is not None else float("nan"),
-            "threshold": c.threshold if c.threshold is not None else float("nan"),
-            "bound": c.bound if c.bound is not None else float("nan"),
-            "baseline": c.baseline if c.baseline is not None else float("nan"),
+            "value": _num(j.value),
+            "threshold": _num(c.threshold),
+            "bound": _num(c.bound),
+            "baseline": _num(c.baseline),
             "labels": ", ".join(f"{k}={v}" for k, v in j.labels),
             "window": window.label,
         }

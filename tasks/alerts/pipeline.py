@@ -23,7 +23,7 @@ from aimon.tasks.alerts.channels import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
 from aimon.tasks.alerts.outbox import notification_item, outbox_entries
 from aimon.tasks.alerts.render import fmt_value
-from aimon.tasks.alerts.rules import Condition, Judgement, evaluate_rule, history_span, previous_windows
+from aimon.tasks.alerts.rules import Judgement, evaluate_rule, history_span, previous_windows
 from aimon.tasks.alerts.state import Transition, alert_id, alert_labels, silenced_by, transition
 from aimon.windows import Window
 
@@ -72,12 +72,19 @@ def alert_window(
     now: dt.datetime | None = None,
     channels: Mapping[str, Channel] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    provisional: bool = False,
 ) -> AlertReport:
     """Evaluate the rules on the window's stored figures, commit the new alert state
     with its notifications, and (when `send`) deliver what the outbox holds.
 
     `only_metrics`: judge just the rules on these metrics (a failed run has only its
-    run-meta figures; the others are the previous run's and were judged then)."""
+    run-meta figures; the others are the previous run's and were judged then).
+    `provisional`: the window has not ended (a run with allow_partial): its figures may
+    make an alert pending or firing, but never resolve one (state.transition).
+
+    Only a series present in the window is judged: one that was pending or firing and
+    has no figure here (no rows for that model, an analyzer off or failed) keeps its
+    state. Absence is "not judged", never "back to normal"."""
     acfg = cfg.alerts
     now = now or utcnow()
     if not acfg.enabled or not acfg.rules:
@@ -112,7 +119,6 @@ def alert_window(
             ):
                 history[(labels_json(f.labels), f.window_start)] = f.value
         judgements = evaluate_rule(rule, window, current, history, prev)
-        seen = {j.labels_json for j in judgements}
         short = sum(1 for j in judgements if j.condition.note)
         if short and rule.baseline is not None:
             notes.append(
@@ -120,21 +126,18 @@ def alert_window(
                 f"{rule.baseline.min_windows} of the previous {rule.baseline.windows} windows stored: "
                 "no baseline, not judged (backfill earlier windows to judge them)"
             )
-        # A series that was pending or firing and has vanished from this window is no longer breaching.
-        for s in states.values():
-            if (
-                s.rule == rule.name
-                and s.granularity == window.granularity
-                and s.status in ("pending", "firing")
-                and s.labels not in seen
-            ):
-                judgements.append(
-                    Judgement(rule, tuple(sorted(s.labels_dict.items())), None, Condition(False, None, None), 0, None)
-                )
         for j in judgements:
             prev_state = states.get(alert_id(rule.name, window.granularity, j.labels_json))
             silence = silenced_by(silences, alert_labels(rule, dict(j.labels), window.granularity))
-            t = transition(j, prev_state, window, run_id, repeat_interval=acfg.repeat_interval, silence=silence)
+            t = transition(
+                j,
+                prev_state,
+                window,
+                run_id,
+                repeat_interval=acfg.repeat_interval,
+                silence=silence,
+                provisional=provisional,
+            )
             if t is not None:
                 transitions.append((j, t))
 

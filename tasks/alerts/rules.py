@@ -86,6 +86,12 @@ class Judgement:
         return labels_json(dict(self.labels))
 
     @property
+    def judged(self) -> bool:
+        """False when there was nothing to judge: no figure (None, NaN), or too little
+        history for the baseline. Such a judgement never resolves an alert."""
+        return self.value is not None and self.value == self.value and self.condition.note is None
+
+    @property
     def state(self) -> str:
         if not self.condition.breaching:
             return "ok"

@@ -60,12 +60,18 @@ def transition(
     *,
     repeat_interval: dt.timedelta,
     silence: str | None,
+    provisional: bool = False,
 ) -> Transition | None:
     """The new state of one alert, and whether its route must hear about it.
 
     A window older than the one the state last saw only records its event (a backfill
     behind the live runs); a rerun of the same window re-derives the state and finds
-    the route already told, so it sends nothing twice."""
+    the route already told, so it sends nothing twice.
+
+    Only a figure back within bounds resolves: a series with no figure (None, NaN) or
+    too little baseline history is not judged, and neither is a within-bounds figure
+    of a `provisional` window (one that has not ended: its figures so far may breach,
+    but cannot say the window was fine). Each leaves the state as it was."""
     rule = j.rule
     lj = j.labels_json
     aid = alert_id(rule.name, window.granularity, lj)
@@ -73,6 +79,8 @@ def transition(
     if state == "ok":
         if prev is None or prev.status == "inactive":
             return None
+        if provisional or not j.judged:
+            return None  # not judged: the state stands
         was_firing = prev.status == "firing" or (prev.status == "resolved" and prev.last_window_start == window.start)
         new_status = "resolved" if was_firing else "inactive"
     else:

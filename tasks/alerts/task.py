@@ -26,9 +26,16 @@ RUN_META_METRICS = frozenset({"monitoring_run_success", "monitoring_run_duration
 
 @task(name="alert", cache_policy=NO_CACHE)
 def alert_task(
-    cfg: Config, store: Store, window: Window, run_id: str, send: bool, only_metrics: frozenset[str] | None = None
+    cfg: Config,
+    store: Store,
+    window: Window,
+    run_id: str,
+    send: bool,
+    only_metrics: frozenset[str] | None = None,
+    *,
+    provisional: bool = False,
 ) -> AlertReport:
-    return alert_window(cfg, store, window, run_id, send=send, only_metrics=only_metrics)
+    return alert_window(cfg, store, window, run_id, send=send, only_metrics=only_metrics, provisional=provisional)
 
 
 def with_alerts(summary: RunSummary, report: AlertReport) -> RunSummary:
@@ -42,7 +49,7 @@ def alert_failed_run(cfg: Config, store: Store, run: RunHandle) -> None:
     that must surface; an alerting failure here is logged."""
     try:
         alert_task.with_options(name="alert-failed-run")(
-            cfg, store, run.window, run.run_id, run.notify, RUN_META_METRICS
+            cfg, store, run.window, run.run_id, run.notify, RUN_META_METRICS, provisional=run.provisional
         )
     except Exception as err:
         log.error("alerting on the failed run %s failed too: %s: %s", run.run_id, type(err).__name__, err)

@@ -21,11 +21,12 @@ def run_markdown(summary: RunSummary) -> str:
     section is one more block here."""
     s = summary
     v = s.value
+    kind = "provisional" if s.provisional else "live" if s.live else "historical"
     lines = [
         f"# {s.window.granularity} window {s.window.label}",
         "",
         f"`[{s.window.start:%Y-%m-%d %H:%M}, {s.window.end:%Y-%m-%d %H:%M})` UTC · run `{s.run_id}` · "
-        f"**{s.status}** in {s.duration_seconds:.1f}s · {'live' if s.live else 'historical'}",
+        f"**{s.status}** in {s.duration_seconds:.1f}s · {kind}",
         "",
     ]
     if s.error:

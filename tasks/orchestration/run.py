@@ -23,7 +23,7 @@ from aimon.store.metrics import Store
 from aimon.tasks.contract import ContractReport
 from aimon.tasks.orchestration.context import AnalysisContext, Analyzer
 from aimon.warehouse import Warehouse
-from aimon.windows import Window, is_live, last_complete_window, window_containing
+from aimon.windows import Window, is_live, window_at
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class RunHandle:
     started: float  # time.monotonic() at start
     live: bool = True  # the last complete window: push figures, send notifications
     notify: bool = True  # send notifications; False records alerts without sending
+    # An open window run on request (allow_partial): figures stored and marked, never a
+    # finished run, never pushed, never resolving an alert.
+    provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class RunSummary:
     error: str | None = None
     notes: tuple[str, ...] = field(default=())
     live: bool = True
+    provisional: bool = False  # an open window's figures so far (see RunHandle)
 
     def value(self, metric: str, /, **labels: str) -> float | None:
         want = tuple(sorted(labels.items()))
@@ -72,18 +76,7 @@ def resolve_window(
 ) -> Window:
     """The window to run: the one holding `window_start` (ISO date or timestamp; a
     naive value is local time in windows.timezone), else the last complete one."""
-    tz = cfg.windows.timezone
-    if window_start is None:
-        return last_complete_window(granularity, tz, now)
-    try:
-        ts = dt.datetime.fromisoformat(window_start)
-    except ValueError:
-        raise ValueError(
-            f"window start {window_start!r} is not an ISO date or timestamp (e.g. 2026-11-28 or 2026-11-28T14:00)"
-        ) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=cfg.windows.tz)
-    return window_containing(ts, granularity, tz)
+    return window_at(window_start, granularity, cfg.windows.timezone, now)
 
 
 def begin_run(
@@ -94,9 +87,11 @@ def begin_run(
     notify: bool | None = None,
     claim_ttl_seconds: float | None = None,
     redo: str = "all",
+    provisional: bool = False,
 ) -> RunHandle:
     """Record the run. `notify=None` means: send notifications for a live window only;
-    alerts of historical windows (backfills, old reruns) are recorded, not sent.
+    alerts of historical windows (backfills, old reruns) are recorded, not sent. A
+    provisional run (an open window) is not live: nothing pushed, alerts not sent.
 
     With `claim_ttl_seconds`, claim the window first (aimon.store.runs): raises
     `RunSkipped` (`WindowClaimed`: another run holds it; `WindowDone`: `redo` says the
@@ -104,8 +99,15 @@ def begin_run(
     store.ensure(window)  # a DuckDB file held by a run of this window: WindowClaimed too
     run_id = uuid.uuid4().hex[:16]
     store.start_run(run_id, window, flow_run_id, claim_ttl_seconds=claim_ttl_seconds, redo=redo)
-    live = is_live(window)
-    return RunHandle(run_id, window, time.monotonic(), live=live, notify=live if notify is None else notify)
+    live = is_live(window) and not provisional
+    return RunHandle(
+        run_id,
+        window,
+        time.monotonic(),
+        live=live,
+        notify=live if notify is None else notify,
+        provisional=provisional,
+    )
 
 
 def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
@@ -121,14 +123,22 @@ def run_analyzer(analyzer: Analyzer, ctx: AnalysisContext) -> AnalyzerResult:
     return dataclasses.replace(result, seconds=time.monotonic() - started)
 
 
-def run_meta(status: str, duration: float) -> list[MetricRecord]:
+def run_meta(status: str, duration: float, *, provisional: bool = False) -> list[MetricRecord]:
     recs = [
         MetricRecord.of("monitoring_run_success", 1.0 if status == "success" else 0.0),
         MetricRecord.of("monitoring_run_duration_seconds", duration),
     ]
-    if status == "success":
+    if provisional:  # the window's figures so far; the run of the ended window replaces them
+        recs.append(MetricRecord.of("monitoring_window_provisional", 1.0))
+    elif status == "success":
         recs.append(MetricRecord.of("monitoring_last_success_timestamp_seconds", time.time()))
     return recs
+
+
+def run_status(run: RunHandle, status: str) -> str:
+    """The status the runs table records: a provisional run is never a finished one,
+    so `redo=missing`, a schedule and a catch-up still run the window once it ends."""
+    return "provisional" if run.provisional else status
 
 
 def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: list[AnalyzerOutcome]) -> RunSummary:
@@ -140,7 +150,7 @@ def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: li
         if o.result is not None:
             records.extend(o.result.records)
     duration = time.monotonic() - run.started
-    records.extend(run_meta(status, duration))
+    records.extend(run_meta(status, duration, provisional=run.provisional))
     store.replace_window(run.window, records, run.run_id)
     notes = list(contract.notes)
     for o in outcomes:
@@ -148,7 +158,7 @@ def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: li
             notes.extend(o.result.notes)
     store.finish_run(
         run.run_id,
-        status,
+        run_status(run, status),
         duration_seconds=duration,
         rows_accepted=contract.accepted,
         rows_rejected=contract.rejected_total,
@@ -167,14 +177,17 @@ def publish(store: Store, run: RunHandle, contract: ContractReport, outcomes: li
         None,
         tuple(notes),
         run.live,
+        run.provisional,
     )
 
 
 def record_failure(store: Store, run: RunHandle, err: BaseException) -> None:
     """A failed run keeps the window's previous figures; only run-meta figures change."""
     duration = time.monotonic() - run.started
-    store.upsert(run.window, run_meta("failed", duration), run.run_id)
-    store.finish_run(run.run_id, "failed", duration_seconds=duration, error=f"{type(err).__name__}: {err}")
+    store.upsert(run.window, run_meta("failed", duration, provisional=run.provisional), run.run_id)
+    store.finish_run(
+        run.run_id, run_status(run, "failed"), duration_seconds=duration, error=f"{type(err).__name__}: {err}"
+    )
 
 
 def describe_error(err: BaseException) -> str:
