@@ -29,9 +29,10 @@ def in_window(df: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> pd.Data
 def accepted(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["model"].notna() & df["status"].notna()
     for c in ("latency_seconds", "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd"):
-        # pandas holds a missing number as NaN, so NaN here is a null (accepted); +-inf is rejected.
+        # pandas holds a missing number as NaN, so NaN here is a null (accepted); +-inf and
+        # a value that is no number (text) are rejected.
         x = pd.to_numeric(df[c], errors="coerce").astype("float64")
-        ok &= ~(df[c].notna() & ((x < 0) | np.isinf(x))).fillna(False).astype(bool)
+        ok &= ~(df[c].notna() & ((x < 0) | np.isinf(x) | x.isna())).fillna(False).astype(bool)
     ok &= ~(
         df["cached_input_tokens"].notna()
         & df["input_tokens"].notna()
