@@ -79,8 +79,8 @@ def alert_window(
 
     `only_metrics`: judge just the rules on these metrics (a failed run has only its
     run-meta figures; the others are the previous run's and were judged then).
-    `provisional`: the window has not ended (a run with allow_partial): its figures may
-    make an alert pending or firing, but never resolve one (state.transition).
+    `provisional`: the window has not ended (a run with allow_partial): its events are
+    recorded, but it changes no alert state and sends nothing.
 
     Only a series present in the window is judged: one that was pending or firing and
     has no figure here (no rows for that model, an analyzer off or failed) keeps its
@@ -151,6 +151,11 @@ def alert_window(
     new_states = [
         t.state if send or t.notify is None else _untold(t.state, states.get(t.state.alert_id)) for _, t in transitions
     ]
+    if provisional:
+        # A window that has not ended is a preview: what it finds is recorded as events,
+        # but the alert state is left as it was and nothing is queued, so the window's
+        # real run (and the one before it, if it runs later) judges and tells as usual.
+        new_states, entries = [], []
     queued = astore.commit_evaluation(
         window_start=window.start,
         granularity=window.granularity,
