@@ -19,9 +19,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Literal
 
 from prefect import flow, task
@@ -39,7 +42,8 @@ from aimon.tasks.orchestration.retries import quiet_thread_timeout_notice
 from aimon.windows import UTC, Window, is_open, windows_between
 
 Order = Literal["oldest", "newest"]
-OUTCOMES = ("success", "degraded", "failed", "skipped", "would run")
+OUTCOMES = ("success", "degraded", "failed", "skipped", "interrupted", "would run")
+INTERRUPTED_NOTE = "not started: the backfill was interrupted (run it again to do these)"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,43 @@ def listening(fn: Listener) -> Iterator[None]:
         yield
     finally:
         _listener.reset(token)
+
+
+# Set by `aimon backfill` on Ctrl-C or SIGTERM: no window starts after it; the ones in
+# progress finish (commit, or roll back on their own error) and release their claims.
+SignalHandler = Callable[[int, FrameType | None], Any]
+_stop: contextvars.ContextVar[tuple[threading.Event, SignalHandler | None] | None] = contextvars.ContextVar(
+    "aimon_backfill_stop", default=None
+)
+
+
+@contextlib.contextmanager
+def stoppable(event: threading.Event, on_sigterm: SignalHandler | None = None) -> Iterator[None]:
+    """Windows stop starting once `event` is set. `on_sigterm` is put back as the SIGTERM
+    handler inside the flow: Prefect's flow engine installs its own, which crashes the run."""
+    token = _stop.set((event, on_sigterm))
+    try:
+        yield
+    finally:
+        _stop.reset(token)
+
+
+def _stopped() -> bool:
+    stop = _stop.get()
+    return stop is not None and stop[0].is_set()
+
+
+@contextlib.contextmanager
+def _caller_sigterm() -> Iterator[None]:
+    stop = _stop.get()
+    if stop is None or stop[1] is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop[1])
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _emit(event: BackfillPlan | WindowOutcome) -> None:
@@ -231,15 +272,27 @@ def backfill(
     timeout = cfg.orchestration.claim_expires_after_seconds  # a run past its claim's expiry can be taken over
     window_task = backfill_window_task.with_options(timeout_seconds=timeout)
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=plan.concurrency)
-    with runner:
+    with runner, _caller_sigterm():
         params = {"config_path": config_path, "redo": plan.redo, "notify": notify, "allow_partial": allow_partial}
-        futures: dict[Any, Window] = {runner.submit(window_task, {"window": w, **params}): w for w in plan.to_run}
-        for done, fut in enumerate(as_completed(list(futures)), start=1):
-            outcome = outcome_of_run(futures[fut], fut)
+        # Submitted as workers free up (not all at once), so that a stop leaves the rest unstarted.
+        queue, done = list(plan.to_run), 0
+        running: dict[Any, Window] = {}
+        while queue or running:
+            while queue and len(running) < plan.concurrency and not _stopped():
+                w = queue.pop(0)
+                running[runner.submit(window_task, {"window": w, **params})] = w
+            if not running:
+                break
+            fut = next(iter(as_completed(list(running))))
+            outcome = outcome_of_run(running.pop(fut), fut)
             outcomes.append(outcome)
             _emit(outcome)
             print(f"{outcome.window}: {outcome.outcome}" + (f" ({outcome.note})" if outcome.note else ""))
-            update_progress_artifact(progress, 100.0 * done / len(futures))
+            done += 1
+            update_progress_artifact(progress, 100.0 * done / len(plan.to_run))
+        for w in queue:  # left unstarted by a stop
+            outcomes.append(WindowOutcome(w, "interrupted", None, INTERRUPTED_NOTE))
+            _emit(outcomes[-1])
     report = BackfillReport(tuple(outcomes))
     create_markdown_artifact(
         report_markdown(report, f"backfill {granularity} {start}..{end}"),

@@ -1,4 +1,5 @@
-"""The wheel installs one top-level name, aimon, and carries every module of the tree.
+"""The wheel installs one top-level name, aimon, and carries every module of the tree
+and the default config.
 
 flows/ and tasks/ live at the top of the repository but are the packages aimon.flows and
 aimon.tasks (pyproject.toml, package-dir): a module left out of the package list, or a
@@ -38,3 +39,6 @@ def test_wheel_has_one_top_level_name_and_every_module(tmp_path: Path) -> None:
         if "__pycache__" not in path.parts
     }
     assert expected - set(names) == set(), "modules missing from the wheel (add their package to pyproject.toml)"
+    # The default config ships too (the data package aimon.configs): `aimon` runs from any
+    # directory, and `aimon init` copies it.
+    assert "aimon/configs/monitoring.yaml" in names

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aimon.cli.common import ConfigOpt, console, fail, load
+from aimon.cli.common import ConfigOpt, console, err_console, fail, load, start_prefect
 from aimon.cli.summary_backfill import backfill_table, plan_table
 from aimon.errors import AimonError
 
@@ -46,6 +51,7 @@ def backfill(
         fail("bad --start/--end", f"use YYYY-MM-DD dates, not {start!r} / {end!r}", 2)
     cfg = load(config)
 
+    start_prefect()
     # lazy: Prefect costs ~2 s to import, and bad usage above should fail fast
     from aimon.flows.backfill import (  # noqa: PLC0415
         BackfillPlan,
@@ -53,6 +59,7 @@ def backfill(
         WindowOutcome,
         listening,
         plan_backfill,
+        stoppable,
     )
 
     try:
@@ -86,7 +93,7 @@ def backfill(
             outcomes.append(event)
             bar.update(job, advance=1, description=f"{event.window.label}: {event.outcome}")
 
-        with listening(on_event):
+        with listening(on_event), interruptible() as stop, stoppable(stop.event, stop):
             state = backfill_flow(
                 start=first,
                 end=last,
@@ -101,7 +108,53 @@ def backfill(
             )
     report = BackfillReport(tuple(outcomes))
     console.print(backfill_table(report, f"backfill {granularity} {first}..{last}"))
+    if stop.signum is not None:
+        fail(
+            f"backfill interrupted by {signal.Signals(stop.signum).name}: {report.count('interrupted')} windows "
+            "not started; the ones in progress finished and released their claims",
+            f"run the same backfill again to do the rest (--redo {redo} skips what finished)",
+            128 + stop.signum,
+        )
     if state.is_failed() and not report.count("failed"):
         fail("backfill failed", str(state.message))
-    if report.count("failed") or report.count("degraded"):
-        raise typer.Exit(1)
+    bad = report.count("failed") + report.count("degraded")
+    if bad:
+        fail(
+            f"{bad} of {len(report.outcomes)} windows failed or ended degraded (listed above)",
+            "fix the cause and rerun them with --redo failed",
+        )
+
+
+class Interrupt:
+    """The first SIGINT or SIGTERM starts no more windows (the flow checks `event`); the
+    windows in progress finish. A second one stops waiting for them (KeyboardInterrupt):
+    each still commits or rolls back its own transaction, and a claim left behind
+    expires after orchestration.claim_expires_after_seconds."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.event.set()
+        err_console.print(
+            f"[yellow]{signal.Signals(signum).name}[/yellow]: starting no more windows; waiting for the ones in "
+            "progress to finish (again to stop waiting)"
+        )
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[Interrupt]:
+    stop = Interrupt()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield stop
+        return
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -7,29 +7,46 @@ import typer
 from aimon.cli.common import ConfigOpt, console, err_console, load
 from aimon.errors import AimonError
 from aimon.store.metrics import Store
+from aimon.tasks.plan import RunPlan, plan_run, recent_models
 from aimon.warehouse import Warehouse, redact
 
 config_app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 
 
+def print_plan(plan: RunPlan) -> int:
+    """The analyzers a run will execute or skip, and why; the rules it can never judge.
+    Returns the problems (an analyzer that will fail)."""
+    console.print("analyzers:")
+    for a in plan.analyzers:
+        style = {"run": "green", "skipped": "yellow", "fails": "red"}[a.status]
+        mark = f"[{style}]{a.status}[/{style}]" + " " * (7 - len(a.status))
+        console.print(f"  {mark} {a.name:<12} {a.why}", soft_wrap=True, highlight=False)
+        for part in a.without:
+            console.print(f"  {'':<7} {'':<12} without {part}", soft_wrap=True, highlight=False)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/yellow] {note}", soft_wrap=True)
+    if plan.unjudged:
+        console.print(f"[yellow]{len(plan.unjudged)} alert rules can never be judged[/yellow] with this mapping:")
+        for r in plan.unjudged:
+            console.print(f"  {r.rule} ({r.metric}): {r.why}", soft_wrap=True, highlight=False)
+    return sum(a.status == "fails" for a in plan.analyzers)
+
+
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
-    """Validate the config, connect to the warehouse and the store, say what is wrong."""
+    """Validate the config, connect to the warehouse and the store, say which analyzers
+    will run or be skipped (and why) and which alert rules can never be judged."""
     cfg = load(config)
     console.print(f"[green]ok[/green] {cfg.source}: valid")
     problems = 0
     try:
-        ix = Warehouse(cfg.warehouse).describe()
-        absent = [
-            c
-            for c in ("endpoint", "latency_seconds", "input_tokens", "output_tokens", "cost_usd")
-            if c not in ix.present
-        ]
+        wh = Warehouse(cfg.warehouse, cfg.store)
+        ix = wh.describe()
         console.print(
             f"[green]ok[/green] warehouse {redact(cfg.warehouse.url)}: table {cfg.warehouse.interactions_table!r} "
             f"maps {len(ix.present)} contract columns"
-            + (f" (without {', '.join(absent)}: their figures are skipped)" if absent else "")
         )
+        problems += print_plan(plan_run(cfg, ix, recent_models(wh, ix)))
     except AimonError as err:
         problems += 1
         err_console.print(f"[red]warehouse[/red]: {err}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import sqlalchemy as sa
 import typer
@@ -16,6 +16,9 @@ from aimon.demo import INCIDENTS, seed_duckdb
 from aimon.errors import AimonError
 from aimon.store.metrics import Store
 from aimon.windows import check_ended, window_at
+
+if TYPE_CHECKING:
+    from aimon.tasks.orchestration.run import RunSummary  # Prefect: imported when a run starts
 
 
 def run(
@@ -61,13 +64,23 @@ def run(
     except ValueError as err:
         fail("bad window", str(err), 2)
     except AimonError as err:
-        fail("run failed", str(err), err.exit_code)
+        fail(str(err), code=err.exit_code)
     if summary.status == "skipped":  # another run holds the window's claim: not a failure
         console.print(f"[yellow]skipped[/yellow]: {'; '.join(summary.notes)}")
         return
     print_summary(summary, console)
     if summary.status != "success":
-        raise typer.Exit(1)
+        fail_ended(summary)
+
+
+def fail_ended(summary: RunSummary) -> NoReturn:
+    """A run that ended degraded or failed: its summary is above; one line says so."""
+    fail(
+        f"{summary.window} ended {summary.status} (run {summary.run_id})"
+        + (f": {summary.error}" if summary.error else ""),
+        "the figures of the analyzers that worked are stored; see the errors above and the run's "
+        "artifact, fix the cause and rerun the window",
+    )
 
 
 def demo(
@@ -111,7 +124,7 @@ def demo(
             try:
                 summary = run_window(cfg, "daily", day.isoformat())
             except AimonError as err:
-                fail(f"run for {day} failed", str(err), err.exit_code)
+                fail(f"the run for {day}: {err}", code=err.exit_code)
     assert summary is not None
     console.rule("latest window")
     print_summary(summary, console)
@@ -128,4 +141,4 @@ def demo(
         f"  runs: table {cfg.store.runs_table}"
     )
     if summary.status != "success":
-        raise typer.Exit(1)
+        fail_ended(summary)

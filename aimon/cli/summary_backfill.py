@@ -9,7 +9,14 @@ from rich.table import Table
 if TYPE_CHECKING:
     from aimon.flows.backfill import BackfillPlan, BackfillReport
 
-STYLE = {"success": "green", "degraded": "yellow", "failed": "red", "skipped": "dim", "would run": "cyan"}
+STYLE = {
+    "success": "green",
+    "degraded": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+    "interrupted": "magenta",
+    "would run": "cyan",
+}
 
 
 def plan_table(plan: BackfillPlan) -> Table:

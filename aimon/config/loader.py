@@ -1,7 +1,9 @@
 """Reading the YAML file into a `Config`: where the file is, and what its errors say.
 
 Lookup order: an explicit path (``--config``), then ``AIMON_CONFIG``, then
-``configs/monitoring.yaml``. Unknown keys are errors naming the key and the file,
+``configs/monitoring.yaml`` in the working directory, then the default config shipped in
+the package (``aimon.configs``, the same file), so aimon runs from any directory; `aimon
+init` writes a copy to edit. Unknown keys are errors naming the key and the file,
 because a typo'd key that is silently ignored is a monitor that silently does less.
 ``AIMON_WAREHOUSE_URL`` overrides ``warehouse.url`` (so a URL with a password need not
 be in the file).
@@ -10,6 +12,7 @@ be in the file).
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,19 @@ from aimon.errors import ConfigError
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 
 
+def packaged_config() -> Path:
+    """The default config shipped in the package (configs/ is the data package
+    aimon.configs): an installed package is a directory, so this is a real file."""
+    return Path(str(resources.files("aimon.configs").joinpath("monitoring.yaml")))
+
+
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     if path:
         return Path(path)
     env = os.environ.get("AIMON_CONFIG")
     if env:
         return Path(env)
-    return DEFAULT_CONFIG
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else packaged_config()
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -64,7 +73,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     p = resolve_path(path)
     if not p.is_file():
         raise ConfigError(
-            f"config file {p} not found: pass --config PATH, set AIMON_CONFIG, or create {DEFAULT_CONFIG}"
+            f"config file {p} not found: pass --config PATH, set AIMON_CONFIG, or write a starter config "
+            "with `aimon init`"
         )
     try:
         data = yaml.safe_load(p.read_text()) or {}
