@@ -4,8 +4,8 @@ analyzer, run or skipped and why, and the alert rules whose metric no run can pr
 `aimon config check` prints it. The conditions are the analyzers' own skip conditions
 (each cited beside its part below); they are restated here rather than imported because
 importing the analyzers loads sklearn, Evidently and Prefect, which a config check does
-not need. tests/test_plan.py runs the analyzers on the same mappings and checks that
-each skipped part is indeed skipped.
+not need. A change to an analyzer's skip condition belongs here too
+(tests/test_cli_failures.py checks what `config check` prints for them).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from aimon.errors import ConfigError
 MINIMAL = "warehouse:\n  url: duckdb:///x.duckdb\n"
 
 
-def test_lookup_order_flag_then_env_then_default(tmp_path: Path, monkeypatch) -> None:
+def test_lookup_order_flag_then_env_then_cwd_then_packaged(tmp_path: Path, monkeypatch) -> None:
     flag, env = tmp_path / "flag.yaml", tmp_path / "env.yaml"
     flag.write_text(MINIMAL)
     env.write_text(MINIMAL.replace("x.duckdb", "env.duckdb"))
@@ -21,8 +21,16 @@ def test_lookup_order_flag_then_env_then_default(tmp_path: Path, monkeypatch) ->
     assert load_config().warehouse.url == "duckdb:///env.duckdb"
     monkeypatch.delenv("AIMON_CONFIG")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"configs/monitoring.yaml not found"):
-        load_config()
+    monkeypatch.delenv("AIMON_WAREHOUSE_URL", raising=False)
+    # No ./configs/monitoring.yaml: the config shipped in the package (aimon.configs).
+    packaged = load_config()
+    assert Path(packaged.source).parts[-3:] == ("aimon", "configs", "monitoring.yaml")
+    assert packaged.warehouse.url == "duckdb:///.aimon/warehouse.duckdb"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "monitoring.yaml").write_text(MINIMAL.replace("x.duckdb", "cwd.duckdb"))
+    assert load_config().warehouse.url == "duckdb:///cwd.duckdb"
+    with pytest.raises(ConfigError, match=r"missing.yaml not found: pass --config PATH.*aimon init"):
+        load_config(tmp_path / "missing.yaml")
 
 
 def test_typo_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
