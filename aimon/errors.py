@@ -4,8 +4,9 @@ exit status for it.
 
 AimonError                  base class (exit status 1)
 ├── ConfigError             the YAML file, a key, a value (exit status 2)
-├── ContractError           the warehouse does not hold what the data contract needs
-│   └── ColumnTypeError     a mapped column's type is not the contract's (exit status 2)
+├── ContractError           the warehouse does not hold what the data contract needs: a
+│   │                       missing file, table or column (exit status 2)
+│   └── ColumnTypeError     a mapped column's type is not the contract's
 ├── StoreError              the metrics store cannot be read or written
 │   └── FileLocked          another process held an embedded DuckDB file's lock past
 │                           store.lock_timeout_seconds; `path`, `pid` name it
@@ -33,7 +34,10 @@ class ConfigError(AimonError):
 
 
 class ContractError(AimonError):
-    """A missing table or required column: the run cannot start."""
+    """A missing table or required column: the run cannot start until the config or the
+    warehouse is fixed, as with a config error."""
+
+    exit_code = 2
 
 
 class ColumnTypeError(ContractError):

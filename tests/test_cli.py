@@ -63,11 +63,11 @@ def test_run_prints_the_summary_and_exits_0(tmp_path: Path, duck_url: str) -> No
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_run_against_a_missing_table_exits_1_and_says_what_to_do(tmp_path: Path, duck_url: str) -> None:
+def test_run_against_a_missing_table_exits_2_and_says_what_to_do(tmp_path: Path, duck_url: str) -> None:
     p = write_config(tmp_path, duck_url)
     p.write_text(p.read_text().replace("interactions_table: interactions", "interactions_table: events"))
     res = runner.invoke(app, ["run", "--config", str(p), "--date", DAY.isoformat()])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "table 'events' not found" in res.output and "warehouse.interactions_table" in res.output
 
 

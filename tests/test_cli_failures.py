@@ -88,7 +88,7 @@ def _missing_table(tmp_path: Path, frame: pd.DataFrame) -> tuple[Path, int, str]
     url = write_duckdb(tmp_path / "wh.duckdb", frame.head(50))
     cfg = write_config(tmp_path / "cfg.yaml", url)
     cfg.write_text(cfg.read_text().replace("interactions_table: interactions", "interactions_table: events"))
-    return cfg, 1, "table 'events' not found"
+    return cfg, 2, "table 'events' not found"
 
 
 def _unreachable_store(tmp_path: Path, frame: pd.DataFrame) -> tuple[Path, int, str]:
@@ -134,7 +134,7 @@ def test_the_trace_stays_in_the_flow_run_log(tmp_path: Path, frame: pd.DataFrame
 
     cfg, _, _ = _missing_table(tmp_path, frame)
     res = runner.invoke(app, ["run", "--config", str(cfg), "--date", DAY.isoformat()])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     for handler in logging.getLogger("prefect.flow_runs").handlers:
         handler.flush()  # the API log handler sends in batches
     with get_client(sync_client=True) as client:
