@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages the integration tests start on loopback (Pushgateway, Prometheus and
-# promtool, Alertmanager).
-DEBS := prometheus-pushgateway prometheus prometheus-alertmanager
+# promtool, Alertmanager), and the headless browser that renders the HTML report in
+# tests/test_report_browser.py and takes the docs' screenshots (`make screenshots`).
+DEBS := prometheus-pushgateway prometheus prometheus-alertmanager chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test check lint docs bench calibrate services install install-test link clean deploy
@@ -46,6 +47,7 @@ services:
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
