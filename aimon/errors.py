@@ -10,6 +10,9 @@ AimonError                  base class (exit status 1)
 ├── StoreError              the metrics store cannot be read or written
 │   └── FileLocked          another process held an embedded DuckDB file's lock past
 │                           store.lock_timeout_seconds; `path`, `pid` name it
+├── NotFound                the Python API (aimon.api) was asked for a metric, label,
+│                           experiment or window the store or config has nothing for;
+│                           names it and lists the valid ones (also a LookupError)
 ├── WindowOpen              the window has not ended (or begun) yet: refused (exit status 2)
 ├── RunSkipped              the run did not start, and that is not a failure (exit status 0)
 │   ├── WindowClaimed       another run holds a live claim on the window
@@ -59,6 +62,13 @@ class FileLocked(StoreError):
         self.path = path
         self.pid = pid
         self.timeout = timeout
+
+
+class NotFound(AimonError, LookupError):
+    """An unknown metric, label key, experiment or window asked of the Python API:
+    the message names it and lists what there is."""
+
+    exit_code = 2
 
 
 class WindowOpen(AimonError):
