@@ -8,6 +8,7 @@ anything shared."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from prefect import Flow, flow
 from prefect.runtime import flow_run
@@ -33,6 +34,7 @@ from aimon.tasks.orchestration.run import (
 from aimon.tasks.orchestration.schedule import catchup_windows, scheduled_time
 from aimon.tasks.prometheus import push_run_failure, push_task
 from aimon.tasks.registry import ANALYZERS
+from aimon.tasks.report import report_task
 from aimon.windows import UTC, Window, check_ended
 
 
@@ -103,7 +105,10 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
             if isinstance(err, Exception):
                 alert_failed_run(cfg, store, run)
             raise
-        run_artifact_task(summary)
+        if cfg.report.after_run:  # the HTML report's pages of this window; never fails the run
+            note = report_task(cfg, window)
+            summary = replace(summary, notes=(*summary.notes, note)) if note else summary
+        run_artifact_task(summary, cfg)
         return summary
 
     return monitor_window

@@ -25,6 +25,7 @@ from aimon.cli.check import config_app  # noqa: E402
 from aimon.cli.common import describe_error, fail  # noqa: E402
 from aimon.cli.export import export_app  # noqa: E402
 from aimon.cli.init import init  # noqa: E402
+from aimon.cli.report import report  # noqa: E402
 from aimon.cli.run import demo, run  # noqa: E402
 
 
@@ -98,6 +99,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
 app.command()(demo)
 app.command()(backfill)
+app.command()(report)
 app.add_typer(alerts_app, name="alerts")
 
 

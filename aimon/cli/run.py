@@ -14,6 +14,7 @@ from aimon.cli.common import ConfigOpt, console, fail, load, run_window
 from aimon.cli.summary import changes_vs_history, print_summary
 from aimon.demo import INCIDENTS, seed_duckdb
 from aimon.errors import AimonError
+from aimon.report import build_report
 from aimon.store.metrics import Store
 from aimon.windows import check_ended, window_at
 
@@ -131,8 +132,10 @@ def demo(
     console.rule("what it found")
     for line in changes_vs_history(summary, Store(cfg)):
         console.print(f"  {line}")
+    site = build_report(cfg)  # every figure over the demo's days, as HTML (aimon report)
     console.print(
         "\nwhere to look next:\n"
+        f"  the report: {site.url}   ({site.pages} pages; rebuild: aimon report --config {cfg.source})\n"
         f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
         f"  aimon alerts list --config {cfg.source}   (and: aimon alerts history --windows)\n"
         f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("

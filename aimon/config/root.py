@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from aimon.config.alerts import AlertsConfig
 from aimon.config.analyses import BudgetConfig, CostConfig, DriftConfig, ExperimentConfig, PriceEntry, QualityConfig
 from aimon.config.base import Strict
-from aimon.config.runtime import OrchestrationConfig
+from aimon.config.runtime import OrchestrationConfig, ReportConfig
 from aimon.config.sources import (
     ContractConfig,
     PushgatewayConfig,
@@ -39,6 +39,7 @@ class Config(Strict):
     alerts: AlertsConfig = AlertsConfig()  # rules, routes, channels (aimon.config.alerts)
     quality: QualityConfig = QualityConfig()
     drift: DriftConfig = DriftConfig()
+    report: ReportConfig = ReportConfig()  # the HTML report (aimon.report)
 
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<memory>", exclude=True)

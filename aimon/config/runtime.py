@@ -1,4 +1,5 @@
-"""Run-time settings: how runs are scheduled, claimed, retried and fanned out.
+"""Run-time settings: how runs are scheduled, claimed, retried and fanned out, and the
+HTML report built after them.
 
 Nothing here changes a figure; it decides when and where the analyses run
 (aimon.tasks.orchestration, aimon.flows).
@@ -47,3 +48,14 @@ class OrchestrationConfig(Strict):
     # reads the window in one go. Capped: every segment is a task and its summary is
     # held by the process that merges them.
     segments: int = Field(default=1, ge=1, le=1000)
+
+
+class ReportConfig(Strict):
+    """The static HTML report (`aimon report`, docs: The HTML report)."""
+
+    # Rebuild the run's window page, the overview and the concern pages after each run
+    # (a report that fails to build is a note on the run, never a failed run).
+    after_run: bool = False
+    # Where the site is written; null: AIMON_HOME/report (a relative path is from the
+    # directory aimon runs in).
+    output: str | None = None

@@ -6,7 +6,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from aimon.config import Config
 from aimon.records import ALL
+from aimon.report import window_page_url
 from aimon.tasks.orchestration.run import RunSummary
 from aimon.windows import Window
 
@@ -15,10 +17,12 @@ def _fmt(v: float | None, spec: str = ",.4g") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def run_markdown(summary: RunSummary) -> str:
+def run_markdown(summary: RunSummary, cfg: Config | None = None) -> str:
     """The run at a glance, for the Prefect UI. Sections come from the RunSummary;
     other analyzers' notes (drift, experiments, alerts) appear under Notes, and a new
-    section is one more block here."""
+    section is one more block here. With the config, it links to the window's page of
+    the HTML report (where `aimon report` writes it; built after the run with
+    report.after_run)."""
     s = summary
     v = s.value
     kind = "provisional" if s.provisional else "live" if s.live else "historical"
@@ -65,6 +69,9 @@ def run_markdown(summary: RunSummary) -> str:
         lines += ["## Notes", ""] + [f"- {n}" for n in s.notes] + [""]
     if s.stored_in:
         lines.append(f"Figures stored in {s.stored_in}.")
+    if cfg is not None:
+        built = "rebuilt after this run" if cfg.report.after_run else "built by `aimon report`"
+        lines += ["", f"Report: [this window's page]({window_page_url(cfg, s.window)}) ({built})."]
     return "\n".join(lines)
 
 
@@ -75,9 +82,9 @@ def artifact_key(window: Window) -> str:
 
 
 @task(name="run-artifact", cache_policy=NO_CACHE, timeout_seconds=60)
-def run_artifact_task(summary: RunSummary) -> None:
+def run_artifact_task(summary: RunSummary, cfg: Config | None = None) -> None:
     create_markdown_artifact(
-        markdown=run_markdown(summary),
+        markdown=run_markdown(summary, cfg),
         key=artifact_key(summary.window),
         description=f"aimon {summary.window} ({summary.status})",
     )

@@ -1,0 +1,192 @@
+"""The HTML report (aimon.report, `aimon report`), built from a demo store: a few demo
+days seeded into DuckDB and each monitored by the real flow. Checked on the files:
+every page is there, every chart has data and its numbers as CSV (equal to the
+store's), every local link resolves, nothing is fetched from the network, the drawn
+bounds are the alert rules', and an empty store or range says so. The rendering in a
+real browser is tests/test_report_browser.py."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from aimon.cli import app
+from aimon.config import load_config
+from aimon.demo import seed_duckdb
+from aimon.report import build_report, window_page
+from aimon.report.ab import DECISIONS
+from aimon.report.bands import baseline
+from aimon.report.data import load
+from aimon.report.paths import CONCERNS, INDEX
+from aimon.tasks.abtest.results import STATUS_CODES, STATUS_TEXT
+from aimon.tasks.report import rebuild_pages
+from aimon.windows import daily_window
+
+REPO = Path(__file__).resolve().parent.parent
+END = dt.date(2026, 11, 10)
+DAYS = 5
+CHART = re.compile(r'<div class="(aimon-chart|aimon-nochart)" id="([^"]+)" data-points="(\d+)">')
+LINK = re.compile(r'(?:href|src)="([^"]+)"')
+
+
+def write_config(tmp: Path, db: Path, **report: object) -> Path:
+    data = yaml.safe_load((REPO / "configs" / "monitoring.yaml").read_text())
+    data["warehouse"] = {**data["warehouse"], "url": f"duckdb:///{db}"}
+    if report:
+        data["report"] = report
+    path = tmp / f"monitoring-{len(list(tmp.glob('monitoring*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> tuple[Path, Path, str]:
+    """(config, site folder, the CLI's output)."""
+    from aimon.flows.monitor import monitor_window
+
+    tmp = tmp_path_factory.mktemp("report")
+    seed_duckdb(tmp / "wh.duckdb", days=DAYS, rows_per_day=2500, seed=7, end=END)
+    cfg = write_config(tmp, tmp / "wh.duckdb")
+    for offset in range(DAYS - 1, -1, -1):
+        day = END - dt.timedelta(days=offset)
+        monitor_window(window_start=day.isoformat(), config_path=str(cfg), notify=False)
+    site = tmp / "site"
+    res = CliRunner().invoke(app, ["report", "--config", str(cfg), "--output", str(site)])
+    assert res.exit_code == 0, res.output
+    return cfg, site, res.output
+
+
+def pages(site: Path) -> dict[str, str]:
+    return {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")}
+
+
+def csv_of(page: str, chart_id: str) -> list[dict[str, str]]:
+    block = page[page.index(f'id="{chart_id}"') :]
+    b64 = re.search(r'href="data:text/csv;base64,([^"]+)"', block)
+    assert b64, chart_id
+    return list(csv.DictReader(io.StringIO(base64.b64decode(b64.group(1)).decode())))
+
+
+@pytest.mark.slow
+def test_the_site_has_every_page_and_every_chart_has_data(demo: tuple[Path, Path, str]) -> None:
+    _, site, output = demo
+    assert output.strip().splitlines()[-1] == (site / INDEX).as_uri()
+    got = pages(site)
+    days = [END - dt.timedelta(days=o) for o in range(DAYS)]
+    assert {INDEX, *CONCERNS} <= set(got)
+    assert {window_page(daily_window(d)) for d in days} <= set(got), sorted(got)
+    for name in CONCERNS:
+        charts = CHART.findall(got[name])
+        drawn = [c for c in charts if c[0] == "aimon-chart"]
+        assert drawn, f"{name} has no chart"
+        assert all(int(n) > 0 for _, _, n in drawn), name
+        ids = [i for _, i, _ in charts]
+        assert len(ids) == len(set(ids)), f"{name}: chart ids repeat"
+    assert "chart-dist-language" in got["drift.html"]  # the distributions from the stored sketches
+    assert "chart-ab-prompt-v2-rating" in got["ab.html"]
+    assert max(p.stat().st_size for p in site.rglob("*.html")) <= 5_000_000
+    # Every empty chart says why.
+    for name, text in got.items():
+        for m in re.finditer(r'<div class="aimon-nochart"[^>]*>(.*?)</div>', text):
+            assert 'class="aimon-caption aimon-empty">no' in m.group(1) or "aimon-empty" in m.group(1), name
+
+
+@pytest.mark.slow
+def test_csv_links_carry_the_stored_numbers(demo: tuple[Path, Path, str]) -> None:
+    cfg_path, site, _ = demo
+    cfg = load_config(cfg_path)
+    data = load(cfg, "daily")
+    rows = csv_of((site / "operational.html").read_text(), "chart-requests")
+    assert len(rows) == DAYS
+    stored = data.one("llm_requests", model="__all__", endpoint="__all__")
+    for row, start in zip(rows, sorted(stored), strict=True):
+        assert row["window"] == f"{start:%Y-%m-%d %H:%M}"
+        assert float(row["all"]) == stored[start]
+    # The window page's CSV holds every figure of the window.
+    last = daily_window(END)
+    figures = list(csv.DictReader(io.StringIO(_figures_csv((site / window_page(last)).read_text()))))
+    assert len(figures) == len(data.by_window[last.start])
+
+
+def _figures_csv(page: str) -> str:
+    m = re.search(r'id="figures-csv" download="[^"]+" href="data:text/csv;base64,([^"]+)"', page)
+    assert m
+    return base64.b64decode(m.group(1)).decode()
+
+
+@pytest.mark.slow
+def test_links_resolve_and_nothing_comes_from_the_network(demo: tuple[Path, Path, str]) -> None:
+    _, site, _ = demo
+    for name, text in pages(site).items():
+        assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', text), name
+        for target in LINK.findall(text):
+            if target.startswith(("data:", "#", "http://", "https://")):
+                continue
+            path = (site / name).parent / target.split("#")[0]
+            assert path.resolve().is_file(), f"{name}: {target}"
+    assert (site / "assets" / "plotly.min.js").stat().st_size > 1_000_000  # shipped once, offline
+
+
+@pytest.mark.slow
+def test_the_drawn_bound_is_the_alert_rules(demo: tuple[Path, Path, str]) -> None:
+    cfg_path, site, _ = demo
+    cfg = load_config(cfg_path)
+    data = load(cfg, "daily")
+    judged = [e for e in data.events if e.rule in ("LatencyP95High", "CostSpike", "QualityDrop") and e.bound]
+    assert judged, "the demo's last day breaches the baseline rules"
+    rules = {r.name: r for r in cfg.alerts.rules}
+    for e in judged:
+        points = data.figures[e.metric][e.labels]
+        assert baseline(rules[e.rule], data, points)[e.window_start][1] == pytest.approx(e.bound)
+    assert "LatencyP95High bound" in (site / "alerts.html").read_text()
+
+
+def test_decision_codes_match_the_ab_analysis() -> None:
+    assert {code: STATUS_TEXT[name] for name, code in STATUS_CODES.items()} == DECISIONS
+
+
+def test_an_empty_store_and_an_empty_range_say_so(tmp_path: Path, demo: tuple[Path, Path, str]) -> None:
+    cfg = load_config(write_config(tmp_path, tmp_path / "none.duckdb"))
+    res = build_report(cfg, output=tmp_path / "empty")
+    assert res.problem and not (tmp_path / "none.duckdb").exists()  # never creates the store
+    for name in (INDEX, *CONCERNS):
+        text = (tmp_path / "empty" / name).read_text()
+        assert "there is no store yet" in text and 'class="aimon-chart"' not in text, name
+    demo_cfg = load_config(demo[0])
+    res = build_report(demo_cfg, output=tmp_path / "range", start=dt.date(2001, 1, 1), end=dt.date(2001, 1, 2))
+    assert res.windows == 0
+    assert "no daily windows have been monitored in windows from 2001-01-01" in (tmp_path / "range" / INDEX).read_text()
+
+
+@pytest.mark.slow
+def test_after_run_rebuilds_the_windows_page_and_never_fails_the_run(
+    tmp_path: Path, demo: tuple[Path, Path, str]
+) -> None:
+    from aimon.flows.monitor import monitor_window
+
+    db = load_config(demo[0]).warehouse.url.removeprefix("duckdb:///")
+    out = tmp_path / "after"
+    cfg = write_config(tmp_path, Path(db), after_run=True, output=str(out))
+    summary = monitor_window(window_start=END.isoformat(), config_path=str(cfg), notify=False)
+    assert summary.status == "success"
+    assert any(n.startswith("report: ") and "pages rebuilt" in n for n in summary.notes), summary.notes
+    written = set(pages(out))
+    assert {
+        INDEX,
+        *CONCERNS,
+        window_page(daily_window(END)),
+        window_page(daily_window(END - dt.timedelta(days=1))),
+    } == written
+    # A report that cannot be written is a note, not a failure.
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    broken = load_config(write_config(tmp_path, Path(db), after_run=True, output=str(tmp_path / "blocked")))
+    note = rebuild_pages(broken, daily_window(END))
+    assert note and note.startswith("report: not rebuilt")
