@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -146,8 +148,8 @@ def test_unknown_metric_or_label_is_named_with_the_valid_ones(m: Monitor) -> Non
     with pytest.raises(NotFound) as err:
         m.figures("llm_request")
     msg = str(err.value)
-    assert "unknown metric 'llm_request'" in msg and "did you mean llm_requests" in msg
-    assert "llm_error_rate, llm_errors" in msg and "(m.metrics())" in msg
+    assert msg.startswith("unknown metric 'llm_request' (did you mean llm_requests, ")
+    assert "llm_error_rate, llm_errors" in msg and msg.endswith("; m.metrics() lists them")
     assert isinstance(err.value, LookupError)
     with pytest.raises(NotFound, match="no label 'modle' on llm_requests: its labels are endpoint, model"):
         m.figures("llm_requests", modle="gpt-4o")
@@ -263,6 +265,20 @@ def test_score_methods_from_the_stored_rows() -> None:
     # A configured distance without a p-value (psi): the test is another method.
     assert _score_methods({"psi": 0.4, "jensenshannon": 0.1}, "chisquare") == ("psi", "jensenshannon")
     assert _score_methods({}, None) == (None, None)
+
+
+def test_dates_and_naive_times_are_local_as_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "wh.duckdb").touch()
+    sqlite3.connect(tmp_path / "store.db").close()
+    path = write_config(tmp_path, store=f"sqlite:///{tmp_path / 'store.db'}")
+    cfg = load_config(path)
+    local = aimon.open(cfg.model_copy(update={"windows": cfg.windows.model_copy(update={"timezone": "Europe/Berlin"})}))
+    assert local._instant(dt.date(2026, 7, 1)) == dt.datetime(2026, 6, 30, 22)  # CEST, UTC+2
+    assert local._instant("2026-11-20") == local._instant("2026-11-20T00:00") == dt.datetime(2026, 11, 19, 23)
+    assert local._instant(dt.datetime(2026, 11, 20, 6)) == dt.datetime(2026, 11, 20, 5)
+    assert local._instant("2026-11-20T06:00+00:00") == dt.datetime(2026, 11, 20, 6)
+    assert local._instant(pd.Timestamp("2026-11-20 06:00", tz="UTC")) == dt.datetime(2026, 11, 20, 6)
+    assert local.figures("llm_requests").empty and local.runs().empty and local.alerts().empty
 
 
 def test_a_missing_store_is_an_error_and_is_not_created(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 Each method reads through the store classes (aimon.store) on a read-only engine. On an
 embedded DuckDB store each call opens the file and closes it again, so a notebook left
 open does not hold the lock a scheduled run needs (DuckDB: one writing process per file).
-Time arguments take dates (the local day, windows.timezone), datetimes (naive: UTC) or
-ISO strings; ranges are windows starting in [start, end).
+Time arguments take dates, datetimes or ISO strings; a date or a time without an offset
+is local time in windows.timezone, as on the command line; ranges are windows starting
+in [start, end).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
@@ -92,14 +94,16 @@ class Monitor:
     # -- time arguments ------------------------------------------------------------
 
     def _instant(self, value: Instant) -> dt.datetime | None:
-        """Naive UTC. A date is the start of that local day (windows.timezone), as on the
-        command line; a naive datetime (or ISO string without offset) is UTC."""
+        """Naive UTC. As on the command line, a date is the start of that local day and a
+        time without an offset is local time (windows.timezone); the frames' own aware
+        timestamps (UTC) can be passed back as they are."""
         if value is None:
             return None
         if isinstance(value, str):
             value = _parse_iso(value)
         if isinstance(value, dt.datetime):  # before date: a datetime is a date too
-            return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(self._tz))
+            return aware.astimezone(dt.UTC).replace(tzinfo=None)
         return daily_window(value, self._tz).start
 
     def _window(self, value: Window | Instant, granularity: str) -> Window:
@@ -141,13 +145,14 @@ class Monitor:
         stored = set(self.metrics()["metric"])
         unknown = [n for n in names if n not in stored and n not in METRICS]
         if unknown:
-            near = {n: difflib.get_close_matches(n, sorted(stored | set(METRICS)), 3) for n in unknown}
-            hints = "; ".join(f"did you mean {', '.join(v)} for {k}?" for k, v in near.items() if v)
+            named = []
+            for n in unknown:
+                near = difflib.get_close_matches(n, sorted(stored | set(METRICS)), 3)
+                named.append(f"{n!r}" + (f" (did you mean {', '.join(near)}?)" if near else ""))
             raise NotFound(
-                f"unknown metric {', '.join(map(repr, unknown))}: "
-                f"not in the metric catalogue nor in {self._store.where}"
-                + (f"; {hints}" if hints else "")
-                + f". The store has {len(stored)} metrics: {', '.join(sorted(stored)) or 'none yet'} (m.metrics())"
+                f"unknown metric {', '.join(named)}: not in the metric catalogue nor in {self._store.where}. "
+                f"The store has {len(stored)} metrics: {', '.join(sorted(stored)) or 'none yet'}; "
+                "m.metrics() lists them"
             )
 
     def figures(
