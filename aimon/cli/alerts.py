@@ -7,16 +7,18 @@ import datetime as dt
 import getpass
 import json
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from aimon.cli.common import ConfigOpt, console, fail, load
+from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, output
+from aimon.cli.summary_json import event_doc, outbox_doc, silence_doc, state_doc
 from aimon.config.alerts import SEVERITIES, parse_duration
 from aimon.matchers import Matcher
-from aimon.store.alerts import OUTBOX_STATUSES, AlertStore, Silence
+from aimon.store.alerts import OUTBOX_STATUSES, AlertState, AlertStore, Silence
 from aimon.store.schema import utcnow
 from aimon.tasks.alerts.render import fmt_value
 from aimon.tasks.alerts.state import silenced_by
@@ -60,8 +62,14 @@ def parse_until(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
 def list_alerts(
     config: ConfigOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="also resolved alerts and ended silences")] = False,
+    fmt: FormatOpt = Format.text,
 ) -> None:
     """Alerts firing and pending now (per series), and the silences in force."""
+    with output(fmt) as out:
+        _list(out, config, all_)
+
+
+def _list(out: Output, config: Path | None, all_: bool) -> None:
     cfg = load(config)
     astore = AlertStore(cfg)
     now = utcnow()
@@ -73,20 +81,21 @@ def list_alerts(
     # An alert of a rule since removed from the config is history, not a live alert.
     rules = {r.name for r in cfg.alerts.rules}
     shown = [s for s in states if all_ or (s.status in ("firing", "pending") and s.rule in rules)]
+    silences = [si for si in astore.silences_all() if all_ or si.active(now) or si.starts_at > now]
+    if out.json:
+        out.emit(
+            {
+                "alerts": [state_doc(s, silenced_by(active, _alert_labels(s))) for s in shown],
+                "silences": [silence_doc(si, _state(si, now)) for si in silences],
+            }
+        )
+        return
     t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
     for col in ("status", "severity", "rule", "series", "value", "since (UTC)", "told"):
         t.add_column(col, overflow="fold", no_wrap=col != "series", min_width=40 if col == "series" else None)
     for s in shown:
         style = _SEVERITY_STYLE.get(s.severity, "") if s.status == "firing" else ""
-        labels = {
-            **s.labels_dict,
-            "alertname": s.rule,
-            "severity": s.severity,
-            "metric": s.metric,
-            "route": s.route,
-            "granularity": s.granularity,
-        }
-        muted = silenced_by(active, labels)
+        muted = silenced_by(active, _alert_labels(s))
         status = f"[{style}]{s.status}[/{style}]" if style else s.status
         t.add_row(
             status + (f" (silenced {muted})" if muted else ""),
@@ -101,14 +110,13 @@ def list_alerts(
         _print(t)
     else:
         _print("no alerts firing or pending" if not all_ else "no alerts recorded")
-    silences = [si for si in astore.silences_all() if all_ or si.active(now) or si.starts_at > now]
     if silences:
         st = Table(title="silences", title_justify="left")
         for col in ("id", "matchers", "until (UTC)", "state", "comment", "by"):
             st.add_column(col)
         for si in silences:
-            state = "removed" if si.removed_at else ("active" if si.active(now) else "ended")
-            st.add_row(si.silence_id, " ".join(si.matchers), _ts(si.ends_at), state, si.comment, si.created_by)
+            when = _ts(si.ends_at)
+            st.add_row(si.silence_id, " ".join(si.matchers), when, _state(si, now), si.comment, si.created_by)
         _print(st)
     else:
         _print("no silences in force")
@@ -123,9 +131,17 @@ def history(
         bool, typer.Option("--windows", help="show what each window's alert evaluation found instead")
     ] = False,
     since: Annotated[str | None, typer.Option(help="with --windows: from this date (YYYY-MM-DD)")] = None,
+    fmt: FormatOpt = Format.text,
 ) -> None:
     """What was sent, when, where, and what failed (the outbox); or with --windows,
     the alerts each evaluated window found, sent or not (backfills included)."""
+    with output(fmt) as out:
+        _history(out, config, limit, status, windows, since)
+
+
+def _history(
+    out: Output, config: Path | None, limit: int, status: str | None, windows: bool, since: str | None
+) -> None:
     cfg = load(config)
     astore = AlertStore(cfg)
     if windows:
@@ -135,14 +151,17 @@ def history(
                 start = dt.datetime.combine(dt.date.fromisoformat(since), dt.time())
             except ValueError:
                 fail("bad --since", f"{since!r} is not YYYY-MM-DD", 2)
-        events = astore.events_between(start)
+        events = astore.events_between(start)[-limit * 10 :]
+        if out.json:
+            out.emit({"events": [event_doc(ev, window=True) for ev in events]})
+            return
         if not events:
             _print("no alert events recorded")
             return
         t = Table(title="alerts per window", title_justify="left")
         for col in ("window (UTC)", "status", "severity", "rule", "series", "value", "bound", "silenced by"):
             t.add_column(col, overflow="fold")
-        for ev in events[-limit * 10 :]:
+        for ev in events:
             t.add_row(
                 f"{_ts(ev.window_start)} {ev.granularity}",
                 ev.status,
@@ -158,6 +177,9 @@ def history(
     if status is not None and status not in OUTBOX_STATUSES:
         fail("bad --status", f"use one of {', '.join(OUTBOX_STATUSES)}", 2)
     entries = astore.outbox_entries(status, limit)
+    if out.json:
+        out.emit({"notifications": [outbox_doc(e) for e in entries]})
+        return
     if not entries:
         _print("no notifications recorded" + (f" with status {status}" if status else ""))
         return
@@ -232,6 +254,24 @@ def unsilence(
     if not AlertStore(cfg).remove_silence(silence_id):
         fail(f"no active silence {silence_id!r}", "see the ids with `aimon alerts list --all`", 1)
     _print(f"silence {silence_id} ended")
+
+
+def _alert_labels(s: AlertState) -> dict[str, str]:
+    """What a silence matches an alert on: its labels and the alert's own keys."""
+    return {
+        **s.labels_dict,
+        "alertname": s.rule,
+        "severity": s.severity,
+        "metric": s.metric,
+        "route": s.route,
+        "granularity": s.granularity,
+    }
+
+
+def _state(si: Silence, now: dt.datetime) -> str:
+    if si.removed_at:
+        return "removed"
+    return "active" if si.active(now) else ("scheduled" if si.starts_at > now else "ended")
 
 
 def _login() -> str:

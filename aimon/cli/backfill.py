@@ -7,14 +7,26 @@ import datetime as dt
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aimon.cli.common import ConfigOpt, console, err_console, fail, load, start_prefect
-from aimon.cli.summary_backfill import backfill_table, plan_table
+from aimon.cli.common import (
+    ConfigOpt,
+    Format,
+    FormatOpt,
+    Output,
+    console,
+    err_console,
+    fail,
+    load,
+    output,
+    start_prefect,
+)
+from aimon.cli.summary_backfill import backfill_table, plan_doc, plan_table, report_doc
 from aimon.errors import AimonError
 
 
@@ -40,9 +52,27 @@ def backfill(
             "--allow-partial", help="run a window that has not ended as a provisional one (default: refuse the range)"
         ),
     ] = False,
+    fmt: FormatOpt = Format.text,
 ) -> None:
     """Monitor every window from --start to --end, a bounded number at a time, skipping
     windows already complete unless --redo says otherwise."""
+    with output(fmt) as out:
+        _backfill(out, start, end, config, granularity, redo, concurrency, order, notify, dry_run, allow_partial)
+
+
+def _backfill(
+    out: Output,
+    start: str,
+    end: str,
+    config: Path | None,
+    granularity: str,
+    redo: str,
+    concurrency: int | None,
+    order: str | None,
+    notify: bool,
+    dry_run: bool,
+    allow_partial: bool,
+) -> None:
     if granularity not in ("daily", "hourly"):
         fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
     try:
@@ -68,9 +98,15 @@ def backfill(
         fail("bad backfill", str(err), 2)
     except AimonError as err:
         fail("backfill planning failed", str(err), err.exit_code)
+    if dry_run and out.json:
+        out.emit(plan_doc(plan, granularity, first, last))
+        return
     if dry_run:
         console.print(plan_table(plan))
         console.print(f"dry run: {len(plan.to_run)} windows would run, {len(plan.skipped)} skipped")
+        return
+    if not plan.to_run and out.json:
+        out.emit(report_doc(BackfillReport(plan.skipped), granularity, first, last))
         return
     if not plan.to_run:
         console.print(backfill_table(BackfillReport(plan.skipped), f"backfill {granularity} {first}..{last}"))
@@ -81,7 +117,12 @@ def backfill(
 
     outcomes: list[WindowOutcome] = []
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console if out.json else console,  # stdout holds the JSON alone
+        disable=out.json,
     ) as bar:
         job = bar.add_task("starting Prefect ...", total=len(plan.to_run))
 
@@ -107,7 +148,11 @@ def backfill(
                 return_state=True,
             )
     report = BackfillReport(tuple(outcomes))
-    console.print(backfill_table(report, f"backfill {granularity} {first}..{last}"))
+    if out.json:
+        error = str(state.message) if state.is_failed() else None
+        out.emit(report_doc(report, granularity, first, last, interrupted_by=stop.signum, error=error))
+    else:
+        console.print(backfill_table(report, f"backfill {granularity} {first}..{last}"))
     if stop.signum is not None:
         fail(
             f"backfill interrupted by {signal.Signals(stop.signum).name}: {report.count('interrupted')} windows "

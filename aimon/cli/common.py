@@ -5,8 +5,15 @@ usage or config)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import json
+import math
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -27,14 +34,101 @@ ConfigOpt = Annotated[
 ]
 
 
+class Format(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="text for people; json: one JSON document on stdout, for scripts (keys: docs/reference/json.md)",
+    ),
+]
+
+
+class Failed(typer.Exit):
+    """What `fail` raises: the exit status, and the failure line's text (for --format json)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code)
+        self.message = message
+
+
 def fail(what: str, todo: str | None = None, code: int = 1) -> NoReturn:
     """Print the one `run failed: <what>: <todo>` line on stderr and exit with `code`.
     Plain text (an error's `[SQL: ...]` is not markup), never wrapped (one line, piped
     or not)."""
-    text = f": {what}" + (f": {todo}" if todo else "")
-    line = Text.assemble(("run failed", "red"), re.sub(r"\s*\n\s*", " ", text.strip()))
-    err_console.print(line, soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
+    text = re.sub(r"\s*\n\s*", " ", (f"{what}" + (f": {todo}" if todo else "")).strip())
+    err_console.print(Text.assemble(("run failed", "red"), f": {text}"), soft_wrap=True, highlight=False)
+    raise Failed(code, text)
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types: datetimes as ISO 8601 UTC strings (aimon's naive
+    datetimes are UTC), NaN and infinities as null, tuples as lists, dataclasses as dicts."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if isinstance(value, dt.datetime):
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return utc.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item"):  # a numpy scalar
+        return jsonable(value.item())
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def print_json(doc: Mapping[str, Any]) -> None:
+    """The one JSON document of a --format json command: plain stdout, no markup, no wrapping."""
+    sys.stdout.write(json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+class Output:
+    """Where a command's result goes: rich text on the console, or (--format json) one
+    JSON document on stdout, printed with `emit`."""
+
+    def __init__(self, fmt: Format) -> None:
+        self.json = fmt is Format.json
+        self.emitted = False
+
+    def emit(self, doc: Mapping[str, Any]) -> None:
+        print_json(doc)
+        self.emitted = True
+
+
+@contextlib.contextmanager
+def output(fmt: Format) -> Iterator[Output]:
+    """A command body's output. With --format json, a failure before its document still
+    leaves one on stdout, `{"status": "failed", "error": "..."}`; the `run failed:` line
+    goes to stderr as usual and the exit status is unchanged."""
+    out = Output(fmt)
+    try:
+        yield out
+    except Failed as err:
+        if out.json and not out.emitted and err.exit_code:
+            out.emit({"status": "failed", "error": err.message})
+        raise
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as err:  # the app turns it into its `run failed:` line (aimon.cli.app)
+        if out.json and not out.emitted:
+            out.emit({"status": "failed", "error": describe_error(err)})
+        raise
 
 
 # `scheme://user:secret@host` and `password=secret` in a message from a driver or library

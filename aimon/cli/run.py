@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import sqlalchemy as sa
 import typer
 
-from aimon.cli.common import ConfigOpt, console, fail, load, run_window
+from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, output, run_window
 from aimon.cli.summary import changes_vs_history, print_summary
+from aimon.cli.summary_json import run_doc
 from aimon.demo import INCIDENTS, seed_duckdb
 from aimon.errors import AimonError
 from aimon.report import build_report
+from aimon.store.alerts import AlertStore
 from aimon.store.metrics import Store
 from aimon.windows import check_ended, window_at
 
@@ -43,9 +46,23 @@ def run(
             help="run a window that has not ended as a provisional one (default: refuse it, exit 2)",
         ),
     ] = False,
+    fmt: FormatOpt = Format.text,
 ) -> None:
     """Monitor one window: the last complete one unless --date or --window-start is given.
     A window that has not ended is refused unless --allow-partial."""
+    with output(fmt) as out:
+        _run(out, config, granularity, date, window_start, notify, allow_partial)
+
+
+def _run(
+    out: Output,
+    config: Path | None,
+    granularity: str,
+    date: str | None,
+    window_start: str | None,
+    notify: bool | None,
+    allow_partial: bool,
+) -> None:
     if granularity not in ("daily", "hourly"):
         fail("bad --granularity", f"use daily or hourly, not {granularity!r}", 2)
     if date and window_start:
@@ -66,11 +83,14 @@ def run(
         fail("bad window", str(err), 2)
     except AimonError as err:
         fail(str(err), code=err.exit_code)
-    if summary.status == "skipped":  # another run holds the window's claim: not a failure
+    if out.json:  # the alert events this run recorded: the store's word, not the notes
+        w, astore = summary.window, AlertStore(cfg)
+        out.emit(run_doc(summary, astore.events_between(w.start, w.end, w.granularity), astore.states()))
+    elif summary.status == "skipped":  # another run holds the window's claim: not a failure
         console.print(f"[yellow]skipped[/yellow]: {'; '.join(summary.notes)}")
-        return
-    print_summary(summary, console)
-    if summary.status != "success":
+    else:
+        print_summary(summary, console)
+    if summary.status not in ("success", "skipped"):
         fail_ended(summary)
 
 
