@@ -80,6 +80,13 @@ check: test
 bench: install
 	nice -n 10 $(BIN)/python bench/bench_e2e.py --threads --cli
 
+# The docs' pictures of the HTML report (docs/img/report-*.png, shown in docs/report.md):
+# the demo's report, each page checked in headless Chromium as tests/test_report_browser.py
+# checks it, then photographed by the same harness (tests/browser.py). ~2 min.
+.PHONY: screenshots
+screenshots: install-test services
+	$(BIN)/python bench/screenshots.py
+
 # Single-part benchmarks, each with its own table in docs/benchmarks.md.
 .PHONY: bench-parts
 bench-parts: install

@@ -33,24 +33,35 @@ FLAGS = [
 CHART_TIMEOUT_MS = 20_000
 
 # One entry per `.aimon-chart`: the element plotly drew into (the chart div itself or the
-# graph div inside it), the points of its traces as plotly holds them (`gd.data`, or the
-# decoded `gd._fullData` when plotly.py sent numpy arrays as base64 typed-array specs), and
-# what the rendered SVG holds.
+# graph div inside it), the data points of its traces as plotly holds them, and what its
+# rendered SVG holds. A data trace is a bar (or pie) or one that draws markers; a
+# lines-only trace is a reference line (threshold, baseline, band, interval) and holds no
+# data points: the rule the report's data-points attribute counts by. `_fullData` is
+# plotly's resolved copy of `data` (defaults filled in, base64 arrays decoded).
 CHARTS_JS = """() => Array.from(document.querySelectorAll('.aimon-chart')).map(el => {
   const gd = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
-  const len = a => a == null ? 0 : (typeof a.length === 'number' ? a.length : 0);
-  const n = t => Math.max(len(t.x), len(t.y), len(t.values), len(t.z), len(t.lat));
-  const traces = gd ? (gd._fullData || gd.data || []) : [];
+  const traces = gd ? (gd._fullData || gd.data || []).filter(t => t.visible !== false) : [];
+  const isData = t => ['bar', 'histogram', 'pie'].includes(t.type) || String(t.mode || '').includes('markers');
+  const values = t => t.type === 'pie' ? t.values : t.type === 'histogram' ? (t.x || t.y)
+    : t.orientation === 'h' ? t.x : t.y;
+  const finite = a => a ? Array.from(a).filter(v => v !== null && v !== '' && Number.isFinite(Number(v))).length : 0;
+  const q = sel => gd ? Array.from(gd.querySelectorAll(sel)) : [];
   return {
     id: el.id,
     declared: el.dataset.points === undefined ? null : Number(el.dataset.points),
     plotted: !!gd,
-    main_svg: gd ? gd.querySelectorAll('svg.main-svg').length : 0,
-    traces: traces.filter(t => t.visible !== false).length,
-    points: traces.filter(t => t.visible !== false).reduce((s, t) => s + n(t), 0),
-    drawn: gd ? gd.querySelectorAll('g.trace, g.pielayer g.slice, g.scatterlayer path.js-line').length : 0,
+    main_svg: q('svg.main-svg').length,
+    traces: traces.length,
+    data_traces: traces.filter(isData).length,
+    points: traces.filter(isData).reduce((n, t) => n + finite(values(t)), 0),
+    drawn: q('.scatterlayer .trace path.point').length + q('.pielayer .slice').length
+      + q('.barlayer .trace g.point path').filter(p => !['', 'M0,0Z'].includes(p.getAttribute('d') || '')).length,
   };
 })"""
+# A chart with nothing to plot must say why (a caption), never show an empty plot.
+NOCHARTS_JS = """() => Array.from(document.querySelectorAll('.aimon-nochart')).map(el => ({
+  id: el.id, text: el.innerText.trim(), plot: !!el.querySelector('.js-plotly-plot'),
+}))"""
 
 LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))"
 ANCHORS_JS = "() => Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.getAttribute('name'))"
@@ -67,8 +78,9 @@ class Chart:
     plotted: bool  # plotly made a graph div
     main_svg: int  # plotly's <svg class="main-svg"> layers
     traces: int
-    points: int  # data points in the plotted traces
-    drawn: int  # trace groups in the rendered SVG
+    data_traces: int  # traces that are data, not reference lines
+    points: int  # finite values in the data traces
+    drawn: int  # markers, bars and slices in the rendered SVG
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Visit:
     failed_requests: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
+    nocharts: list[dict[str, object]] = field(default_factory=list)  # `.aimon-nochart`: id, text, plot
     links: list[str] = field(default_factory=list)
     anchors: set[str] = field(default_factory=set)  # ids and a[name]s a #fragment can point at
     load_seconds: float = 0.0
@@ -97,14 +110,19 @@ class Visit:
         out += [f"failed request: {u}" for u in self.failed_requests]
         out += [f"request outside file://: {u}" for u in self.offsite_requests]
         for c in self.charts:
-            if not (c.plotted and c.main_svg and c.drawn):
+            if not (c.plotted and c.main_svg):
                 out.append(f"chart {c.id!r} was not drawn by plotly ({c})")
             elif c.points <= 0:
-                out.append(f"chart {c.id!r} has no data points")
+                out.append(f"chart {c.id!r} has no data points ({c})")
+            elif c.drawn <= 0:
+                out.append(f"chart {c.id!r} drew no marker, bar or slice in its SVG ({c})")
             if c.declared is None:
                 out.append(f"chart {c.id!r} has no data-points attribute")
             elif c.points != c.declared:
                 out.append(f"chart {c.id!r} plots {c.points} points, its data-points says {c.declared}")
+        for n in self.nocharts:
+            if n["plot"] or not n["text"]:
+                out.append(f"empty chart {n['id']!r} shows a plot or no caption saying why ({n})")
         return out
 
 
@@ -121,36 +139,28 @@ def chromium(executable: Path = CHROMIUM) -> Iterator[Browser]:
             browser.close()
 
 
-@contextmanager
-def page_in(browser: Browser, width: int = 1280, height: int = 900) -> Iterator[Page]:
-    """A page in its own context, with every request outside file:// refused at once (the
-    report must work offline; a refused request is still recorded by `visit`)."""
-    context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
-    context.route(re.compile(r"^(https?|wss?|ftp)://"), lambda route: route.abort("internetdisconnected"))
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+class Tab:
+    """One browser tab, reused from page to page (a fresh context per page costs ~1 s);
+    whatever the tab sees is recorded on the page being visited."""
 
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.seen = Visit("about:blank")
+        page.on("console", lambda m: self.seen.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.seen.page_errors.append(str(e)))
+        page.on("request", lambda r: self.seen.requests.append(r.url))
+        page.on("requestfailed", self._failed)
+        page.on("websocket", lambda ws: self.seen.requests.append(ws.url))
 
-def visit(
-    browser: Browser,
-    url: str,
-    *,
-    screenshot: Path | None = None,
-    width: int = 1280,
-    height: int = 900,
-    chart_timeout_ms: int = CHART_TIMEOUT_MS,
-) -> Visit:
-    """Load `url`, wait until plotly has drawn every `.aimon-chart`, read the page, and
-    take a PNG of its first screen if asked."""
-    seen = Visit(url)
-    with page_in(browser, width, height) as page:
-        page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: seen.page_errors.append(str(e)))
-        page.on("request", lambda r: seen.requests.append(r.url))
-        page.on("requestfailed", lambda r: _failed(seen, r))
-        page.on("websocket", lambda ws: seen.requests.append(ws.url))
+    def _failed(self, request: Request) -> None:
+        if request.url.startswith("file:"):  # refused off-site requests are reported as off-site
+            self.seen.failed_requests.append(f"{request.url} ({request.failure})")
+
+    def visit(self, url: str, *, screenshot: Path | None = None, chart_timeout_ms: int = CHART_TIMEOUT_MS) -> Visit:
+        """Load `url`, wait until plotly has drawn every `.aimon-chart`, read the page, and
+        take a PNG of its first screen if asked."""
+        self.seen = seen = Visit(url)
+        page = self.page
         t0 = time.perf_counter()
         page.goto(url, wait_until="load")
         with suppress(PlaywrightTimeout):  # a chart left undrawn is reported by Visit.problems
@@ -158,18 +168,26 @@ def visit(
         seen.load_seconds = time.perf_counter() - t0
         seen.title = page.title()
         seen.charts = [Chart(**c) for c in page.evaluate(CHARTS_JS)]
+        seen.nocharts = page.evaluate(NOCHARTS_JS)
         seen.links = page.evaluate(LINKS_JS)
         seen.anchors = set(page.evaluate(ANCHORS_JS))
         if screenshot is not None:
             page.wait_for_timeout(300)  # let plotly's first transitions settle
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=False)
-    return seen
+        return seen
 
 
-def _failed(seen: Visit, request: Request) -> None:
-    if request.url.startswith("file:"):  # refused off-site requests are reported as off-site
-        seen.failed_requests.append(f"{request.url} ({request.failure})")
+@contextmanager
+def tab(browser: Browser, width: int = 1280, height: int = 900) -> Iterator[Tab]:
+    """A tab in its own context, with every request outside file:// refused at once (the
+    report must work offline; a refused request is still recorded)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
+    context.route(re.compile(r"^(https?|wss?|ftp)://"), lambda route: route.abort("internetdisconnected"))
+    try:
+        yield Tab(context.new_page())
+    finally:
+        context.close()
 
 
 @dataclass(frozen=True)
@@ -195,20 +213,23 @@ def local_links(visit_: Visit) -> list[Link]:
     return out
 
 
+def _is_page(path: Path | None) -> bool:
+    return path is not None and path.suffix in {".html", ".htm"}
+
+
 def crawl(browser: Browser, root: Path, chart_timeout_ms: int = CHART_TIMEOUT_MS) -> dict[Path, Visit]:
     """Visit `root/index.html`, every local page it links to, transitively, and every
     other .html file under `root` (so an orphan page is checked too)."""
     index = (root / "index.html").resolve()
     todo = [index, *sorted(p.resolve() for p in root.rglob("*.html") if p.resolve() != index)]
     visits: dict[Path, Visit] = {}
-    while todo:
-        path = todo.pop(0)
-        if path in visits or not path.is_file():
-            continue
-        visits[path] = visit(browser, path.as_uri(), chart_timeout_ms=chart_timeout_ms)
-        todo += [
-            link.target for link in local_links(visits[path]) if link.target and link.target.suffix in {".html", ".htm"}
-        ]
+    with tab(browser) as t:
+        while todo:
+            path = todo.pop(0)
+            if path in visits or not path.is_file():
+                continue
+            visits[path] = t.visit(path.as_uri(), chart_timeout_ms=chart_timeout_ms)
+            todo += [link.target for link in local_links(visits[path]) if _is_page(link.target)]
     return visits
 
 
@@ -223,7 +244,7 @@ def site_problems(visits: dict[Path, Visit]) -> list[str]:
             where = f"{path.name}: link {link.href!r}"
             if not link.target.exists():
                 out.append(f"{where} points at {link.target}, which does not exist")
-            elif link.target.suffix in {".html", ".htm"}:
+            elif _is_page(link.target):
                 if link.target not in visits:
                     out.append(f"{where} was not loaded")
                 elif link.fragment and link.fragment not in visits[link.target].anchors:
