@@ -127,8 +127,15 @@ def get_engine(url: str, *, read_only: bool = False, lock_timeout: float = LOCK_
             connect_args["read_only"] = True
         elif backend == "sqlite" and not parsed.query.get("uri"):
             parsed = parsed.set(database=path.as_uri(), query={**parsed.query, "mode": "ro", "uri": "true"})
+    options: dict[str, Any] = {}
+    if read_only and backend == "duckdb":
+        # DuckDB keeps one database instance per file and mode while any connection to it
+        # is open, and refuses a read-write open beside a read-only one in the same
+        # process. Pooled read-only connections would keep the instance alive after the
+        # read (a notebook, a test, a benchmark that then runs a window on the file).
+        options["poolclass"] = sa.pool.NullPool
     try:
-        engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql", connect_args=connect_args)
+        engine = sa.create_engine(parsed, pool_pre_ping=backend == "postgresql", connect_args=connect_args, **options)
     except (ImportError, sa.exc.NoSuchModuleError) as err:
         raise ConfigError(f"no driver for {redact(url)}: {err}") from None
 

@@ -328,7 +328,7 @@ def test_gateway_down_run_degraded_exit_1_nothing_lost_next_run_pushes(tmp_path:
             conn.execute(sa.text("ALTER TABLE interactions RENAME TO interactions_moved"))
         engine.dispose()
         third = runner.invoke(app, ["run", "--config", cfg])
-        assert third.exit_code == 1 and "interactions" in third.output
+        assert third.exit_code == 2 and "interactions" in third.output  # a contract error
         text = gateway.get("/metrics")
         assert 'monitoring_run_success{granularity="daily",instance="",job="aimon"} 0' in text
         assert (

@@ -77,7 +77,9 @@ def type_kind(type_name: str) -> str | None:
     """timestamp, integer, numeric, text, boolean, uuid, list, json, date; or the type
     itself (struct, blob, ...); None when the engine reports no type (a SQLite view)."""
     t = type_name.strip().upper()
-    if not t or t == "USER-DEFINED":  # PostgreSQL enums and domains: not checked
+    # PostgreSQL enums and domains are not checked; DuckDB's "NULL" type is a column that
+    # holds nothing but nulls (e.g. labels not logged yet): no value to misread.
+    if not t or t in ("USER-DEFINED", '"NULL"', "NULL"):
         return None
     if t.endswith("]") or t.startswith(("ARRAY", "LIST", "_")):
         return "list"
