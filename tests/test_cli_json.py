@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aimon.cli import app
+from aimon.cli.common import jsonable
 from aimon.config import load_config
 from aimon.records import labels_json
 from aimon.store.alerts import AlertStore
@@ -223,6 +224,22 @@ def test_run_alerts_and_backfill_documents_agree_with_the_text_and_the_store(
     text = runner.invoke(app, [*args, "--dry-run"])
     assert "dry run: 2 windows would run, 1 skipped" in text.stdout
     assert "skip: latest run success (redo=missing)" in text.stdout
+
+    # backfill: the outcomes, no progress bar on stdout
+    day_before = str(DAY - dt.timedelta(days=1))
+    res = runner.invoke(app, ["backfill", *base, "--start", day_before, "--end", day_before, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    done = doc(res)
+    assert done["status"] == "success" and done["outcomes"] == {"success": 1} and done["interrupted_by"] is None
+    (one,) = done["windows"]
+    assert one["outcome"] == "success" and one["window"]["start"] == f"{day_before}T00:00:00Z" and one["run_id"]
+
+
+def test_json_values_nan_and_datetimes() -> None:
+    got = jsonable({"a": float("nan"), "b": float("-inf"), "c": (1.5, dt.datetime(2026, 11, 10, 3, 4, 5))})
+    assert got == {"a": None, "b": None, "c": [1.5, "2026-11-10T03:04:05Z"]}
+    aware = dt.datetime(2026, 11, 10, 4, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert jsonable(aware) == "2026-11-10T03:00:00Z" and jsonable(dt.date(2026, 11, 10)) == "2026-11-10"
 
 
 @pytest.mark.usefixtures("prefect_harness")
