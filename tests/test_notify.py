@@ -458,6 +458,9 @@ def test_repeat_interval_and_historical_windows(
     # An old window evaluated after newer ones records its event and leaves the state alone.
     run_day(cfg, 1, figures(0.01, 2.0), send=True)
     assert len(slack.requests) == 2
+    # ... and a rerun of a window that was fine before the alert began resolves nothing.
+    run_day(cfg, 0, figures(0.01, 2.0), send=True)
+    assert [e.status for e in AlertStore(cfg).events_between() if e.window_start.day == 1] == []
     [state] = AlertStore(cfg).states().values()
     assert state.status == "firing" and state.last_window_start.day == 6
 

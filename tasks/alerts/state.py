@@ -82,6 +82,10 @@ def transition(
         if provisional or not j.judged:
             return None  # not judged: the state stands
         was_firing = prev.status == "firing" or (prev.status == "resolved" and prev.last_window_start == window.start)
+        if was_firing and prev.last_window_start > window.start:
+            # A rerun of a window behind the state: it resolved the alert only if the
+            # alert's streak had begun before it, not when it started firing later.
+            was_firing = prev.status == "firing" and prev.active_since is not None and prev.active_since < window.start
         new_status = "resolved" if was_firing else "inactive"
     else:
         new_status = state
