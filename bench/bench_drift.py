@@ -171,7 +171,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
     )
     print(f"aimon peak RSS: {ours_rss:.2f} GiB; drifted: {', '.join(drifted)}", flush=True)
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    from aimon.warehouse import get_engine
+    from aimon.engines import get_engine
 
     get_engine(cfg.warehouse.url).dispose()  # release the DuckDB file for the child
     import subprocess

@@ -328,6 +328,7 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
     from scipy.spatial import distance
 
     from aimon.config import parse_config
+    from aimon.engines import get_engine
     from aimon.store.metrics import Store
     from aimon.store.reference import TABLE
     from aimon.tasks.drift.analyzer import analyze_drift
@@ -335,7 +336,6 @@ def run_drift_compare(url: str, day: dt.date, repeat: int) -> dict[str, Any]:
     from aimon.tasks.drift.fit import reference_windows
     from aimon.tasks.drift.report import drift_frame
     from aimon.tasks.orchestration.run import open_window
-    from aimon.warehouse import get_engine
     from aimon.windows import daily_window
 
     # The features Evidently is given, nothing else: embedding drift (a domain classifier,

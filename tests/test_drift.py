@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from scipy import stats
 
 from aimon.config import DriftConfig
+from aimon.engines import get_engine
 from aimon.errors import ConfigError, ContractError
 from aimon.records import AnalyzerResult
 from aimon.store.metrics import Store
@@ -25,7 +26,6 @@ from aimon.tasks.drift.calculate import compare, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import reference_windows
 from aimon.tasks.orchestration.run import open_window
-from aimon.warehouse import get_engine
 from aimon.windows import daily_window
 from tests import reference
 from tests.conftest import DAY, make_config

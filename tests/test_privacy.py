@@ -20,10 +20,10 @@ from prefect.logging.handlers import APILogHandler
 
 from aimon.config import load_config
 from aimon.demo import seed_duckdb
+from aimon.engines import get_engine
 from aimon.flows.monitor import monitor_window
 from aimon.store.schema import schema
 from aimon.tasks.orchestration.artifact import run_markdown
-from aimon.warehouse import get_engine
 from tests import promstack
 from tests.promstack import Server
 from tests.servers import SlackServer

@@ -55,7 +55,7 @@ def test_fetch_arrow_postgres_over_adbc(pg_schema: str, frame: pd.DataFrame) -> 
 def test_an_embedded_duckdb_caches_at_most_1gb_unless_the_url_says(tmp_path: Path) -> None:
     """DuckDB's buffer cache lives in this process and defaults to 80% of RAM: aimon caps
     it (a 10M-row day's peak RSS went from 3.7 to 2.3 GiB); the URL's own setting wins."""
-    from aimon.warehouse import get_engine
+    from aimon.engines import get_engine
 
     def limit(url: str) -> str:
         with get_engine(url).connect() as conn:

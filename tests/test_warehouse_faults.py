@@ -201,8 +201,13 @@ def test_another_window_waits_for_the_lock_and_runs_then(tmp_path: Path) -> None
     proc, first = hold(url, (DAY - pd.Timedelta(days=1)).isoformat(), 3)
     try:
         store = Store(make_config(url, store={"lock_timeout_seconds": 60}))
+        started = time.monotonic()
         run = begin_run(store, WINDOW, claim_ttl_seconds=600)  # queues behind the holder
-        assert proc.poll() is not None  # the holder had to let go first
+        # The holder keeps the lock ~3 s after its run started, then exits: this run
+        # waited for it (the lock goes with the holder's exit, a moment before the
+        # process is reaped, so wait for that rather than poll).
+        assert time.monotonic() - started > 1.5
+        assert proc.wait(timeout=30) == 0
         assert [r["run_id"] for r in store.runs_for(WINDOW)] == [run.run_id]
         assert first not in {r["run_id"] for r in store.runs_for(WINDOW)}
     finally:

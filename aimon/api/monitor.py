@@ -26,11 +26,11 @@ import sqlalchemy as sa
 from aimon.api.views import ExperimentView, choice, drift_frame, utc
 from aimon.catalogue import METRICS
 from aimon.config import Config, load_config
+from aimon.engines import database_path, get_engine, redact
 from aimon.errors import NotFound, StoreError
 from aimon.records import labels_json
 from aimon.store.alerts import AlertEvent, AlertState, AlertStore
 from aimon.store.metrics import RUN_STATUSES, Store
-from aimon.warehouse import database_path, get_engine, redact
 from aimon.windows import GRANULARITIES, Window, daily_window, window_containing, windows_between
 
 Instant = dt.date | dt.datetime | str | None

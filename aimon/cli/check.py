@@ -8,10 +8,11 @@ import typer
 
 from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, err_console, load, output
 from aimon.config import Config
+from aimon.engines import redact
 from aimon.errors import AimonError
 from aimon.store.metrics import Store
 from aimon.tasks.plan import RunPlan, plan_run, recent_models
-from aimon.warehouse import Warehouse, redact
+from aimon.warehouse import Warehouse
 
 config_app = typer.Typer(no_args_is_help=True, help="Check the configuration.")
 

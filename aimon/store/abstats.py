@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.engines import redact
 from aimon.stats.abtests import Moments
 from aimon.store.schema import as_datetime, create_tables, schema, store_engine, utcnow
-from aimon.warehouse import redact
 from aimon.windows import Window
 
 ASSIGNMENTS = "__assignments__"  # pseudo-metric: units assigned to the variant (n only)

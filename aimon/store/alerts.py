@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.engines import redact
 from aimon.store.schema import create_tables, schema, store_engine, utcnow
-from aimon.warehouse import redact
 
 OUTBOX_STATUSES = ("pending", "sent", "expired")
 

@@ -17,12 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.engines import database_path, missing_database, redact, same_database
 from aimon.errors import FileLocked, StoreError, WindowClaimed, WindowDone
 from aimon.records import MetricRecord, labels_json
 from aimon.store import runs as _claims
 from aimon.store.lockfile import claim_of, describe, publish_claims, read_holder
 from aimon.store.schema import as_datetime, create_tables, schema, store_engine, utcnow
-from aimon.warehouse import database_path, missing_database, redact, same_database
 from aimon.windows import Window
 
 RUN_STATUSES = ("running", "success", "degraded", "failed", "provisional")  # provisional: never finished

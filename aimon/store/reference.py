@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from aimon.engines import get_engine, redact
 from aimon.stats.stattests import Counts, NumericSample
 from aimon.store.schema import REFERENCE_TABLE, create_tables, reference_table
-from aimon.warehouse import get_engine, redact
 
 STATS_VERSION = 2  # bump when the statistics' definition changes: old entries are ignored
 

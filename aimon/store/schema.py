@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.engines import get_engine
 from aimon.errors import StoreError
-from aimon.warehouse import get_engine
 
 REFERENCE_TABLE = "drift_reference_stats"
 
