@@ -87,6 +87,12 @@ bench: install
 screenshots: install-test services
 	$(BIN)/python bench/screenshots.py
 
+# The HTML report on a year of daily windows (docs/benchmarks.md#html-report): 10 real demo
+# days monitored by the flow, stretched to 365 windows; full build and report.after_run. ~2 min.
+.PHONY: bench-report
+bench-report: install
+	nice -n 10 $(BIN)/python bench/bench_report.py
+
 # Single-part benchmarks, each with its own table in docs/benchmarks.md.
 .PHONY: bench-parts
 bench-parts: install

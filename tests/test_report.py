@@ -185,6 +185,12 @@ def test_after_run_rebuilds_the_windows_page_and_never_fails_the_run(
         window_page(daily_window(END)),
         window_page(daily_window(END - dt.timedelta(days=1))),
     } == written
+    # The pages it rebuilt are the full build's (it reads only the charted metrics).
+    full = tmp_path / "full"
+    build_report(load_config(cfg), output=full)
+    built = re.compile(r"built \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    for name in written:
+        assert built.sub("", (out / name).read_text()) == built.sub("", (full / name).read_text()), name
     # A report that cannot be written is a note, not a failure.
     (tmp_path / "blocked").write_text("a file where the folder should be")
     broken = load_config(write_config(tmp_path, Path(db), after_run=True, output=str(tmp_path / "blocked")))

@@ -62,7 +62,7 @@ def baseline(rule: AlertRule, data: ReportData, points: Points) -> dict[dt.datet
     b = rule.baseline
     if b is None:
         return {}
-    cache: dict[dt.datetime, list[dt.datetime]] = {}
+    cache = data.previous  # shared by every chart of the build
     out = {}
     for start in points:
         history = [points[p] for p in _previous(data, start, b.windows, cache) if p in points]

@@ -20,7 +20,7 @@ from aimon.report.alerts import alerts
 from aimon.report.concerns import cost, operational, quality
 from aimon.report.data import ReportData, choose_granularity, load
 from aimon.report.drift import drift
-from aimon.report.pages import overview, window_page_html
+from aimon.report.pages import KEY_FIGURES, overview, window_page_html
 from aimon.report.paths import INDEX, PLOTLY_JS, report_dir, window_page
 from aimon.windows import Window
 
@@ -32,6 +32,25 @@ CONCERN_PAGES: dict[str, Callable[[ReportData], str]] = {
     "ab.html": ab,
     "alerts.html": alerts,
 }
+
+
+# Every metric a concern page or the overview reads (report.after_run reads only these,
+# plus the rebuilt windows' every figure). tests/test_report.py checks the pages built
+# from these alone equal the full build's.
+CHARTED = (
+    "llm_requests", "llm_error_rate", "llm_latency_seconds", "llm_errors", "llm_cost_usd", "llm_budget_used_ratio",
+    "llm_budget_usd", "llm_cost_forecast_usd", "llm_tokens", "llm_unpriced_requests", "model_f1", "model_accuracy",
+    "generation_rouge", "generation_bleu", "rag_precision_at_k", "rag_recall_at_k", "rag_ndcg_at_k", "rag_mrr",
+    "feedback_rating_mean", "feedback_helpful_ratio", "data_drift_share", "data_drift_score",
+    "data_drift_p_value_adjusted", "data_drift_detected", "embedding_drift_score", "embedding_drift_detected",
+    "ab_status", "ab_metric_status", "ab_lift", "ab_lift_ci_low", "ab_lift_ci_high", "ab_srm_p_value", "ab_units",
+    "ab_regression_detected", "monitoring_rows",
+)  # fmt: skip
+
+
+def charted_metrics(cfg: Config) -> tuple[str, ...]:
+    """CHARTED, the key figures' metrics and the alert rules' (the alerts page charts them)."""
+    return tuple(dict.fromkeys((*CHARTED, *(k[1] for k in KEY_FIGURES), *(r.metric for r in cfg.alerts.rules))))
 
 
 @dataclass(frozen=True)
@@ -82,7 +101,11 @@ def build_report(
     started = time.perf_counter()
     out = report_dir(cfg, output)
     g = only_window.granularity if only_window is not None else choose_granularity(cfg, granularity)
-    data = load(cfg, g, start, end)
+    if only_window is None:
+        data = load(cfg, g, start, end)
+    else:  # the concern pages' metrics, and every figure of the pages rebuilt
+        starts = tuple(only_window.start + k * (only_window.end - only_window.start) for k in (-1, 0, 1))
+        data = load(cfg, g, start, end, charted=charted_metrics(cfg), every_figure_of=starts)
     write_assets(out)
     sizes = [_write(out / INDEX, overview(data))]
     sizes += [_write(out / name, render_page(data)) for name, render_page in CONCERN_PAGES.items()]

@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
+from aimon.engines import database_path, redact
 from aimon.store.alerts import AlertEvent, AlertStore, OutboxEntry, Silence
 from aimon.store.schema import as_datetime, schema, store_engine
-from aimon.warehouse import database_path, redact
 from aimon.windows import GRANULARITIES, Window, daily_window
 
 Points = dict[dt.datetime, float]  # window start (naive UTC) -> value
@@ -58,6 +58,7 @@ class ReportData:
     silences: list[Silence] = field(default_factory=list)
     range_text: str = "all stored windows"
     xlabels: dict[dt.datetime, str] = field(default_factory=dict)  # window start -> local "YYYY-MM-DD HH:MM"
+    previous: dict[dt.datetime, list[dt.datetime]] = field(default_factory=dict)  # calendar windows before a start
 
     def x(self, start: dt.datetime) -> str:
         label = self.xlabels.get(start)
@@ -121,9 +122,19 @@ def choose_granularity(cfg: Config, granularity: str | None) -> str:
     return next((g for g in GRANULARITIES if g in have), "daily")
 
 
-def load(cfg: Config, granularity: str, start: dt.date | None = None, end: dt.date | None = None) -> ReportData:
+def load(
+    cfg: Config,
+    granularity: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    charted: tuple[str, ...] | None = None,
+    every_figure_of: tuple[dt.datetime, ...] = (),
+) -> ReportData:
     """Everything the report shows for windows starting from local date `start` up to and
-    including local date `end` (either open)."""
+    including local date `end` (either open). With `charted` (report.after_run), only
+    those metrics are read, plus every figure of the windows starting at
+    `every_figure_of` (the pages being rebuilt): a third of the rows."""
     tz = cfg.windows.timezone
     data = ReportData(cfg, granularity, f"the store at {redact(cfg.store_url)}")
     lo = daily_window(start, tz).start if start else None
@@ -140,7 +151,11 @@ def load(cfg: Config, granularity: str, start: dt.date | None = None, end: dt.da
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         has = {t.name for t in (tables.metrics, tables.runs) if inspector.has_table(t.name)}
-        rows = _figure_rows(conn, tables.metrics, granularity, lo, hi) if tables.metrics.name in has else []
+        rows = (
+            _figure_rows(conn, tables.metrics, granularity, lo, hi, charted, every_figure_of)
+            if tables.metrics.name in has
+            else []
+        )
         runs = _run_rows(conn, tables.runs, granularity, lo, hi) if tables.runs.name in has else []
     _fill_figures(data, rows)
     starts: dict[dt.datetime, dt.datetime] = {s: e for s, e, *_ in rows}
@@ -175,11 +190,20 @@ def load(cfg: Config, granularity: str, start: dt.date | None = None, end: dt.da
 
 
 def _figure_rows(
-    conn: sa.Connection, m: sa.Table, granularity: str, lo: dt.datetime | None, hi: dt.datetime | None
+    conn: sa.Connection,
+    m: sa.Table,
+    granularity: str,
+    lo: dt.datetime | None,
+    hi: dt.datetime | None,
+    charted: tuple[str, ...] | None = None,
+    every_figure_of: tuple[dt.datetime, ...] = (),
 ) -> list[tuple[dt.datetime, dt.datetime, str, str, float]]:
     q = sa.select(m.c.window_start, m.c.window_end, m.c.metric, m.c.labels, m.c.value).where(
         m.c.granularity == granularity
     )
+    if charted is not None:
+        wanted = m.c.metric.in_(charted)
+        q = q.where(sa.or_(wanted, m.c.window_start.in_(every_figure_of)) if every_figure_of else wanted)
     if lo is not None:
         q = q.where(m.c.window_start >= lo)
     if hi is not None:
@@ -187,7 +211,7 @@ def _figure_rows(
     q = q.order_by(m.c.window_start, m.c.metric, m.c.labels)
     out = []
     cache: dict[Any, dt.datetime] = {}
-    for s, e, metric, labels, value in conn.execute(q):
+    for s, e, metric, labels, value in conn.execute(q).all():  # fetchall: 2x faster than iterating
         # SQLite hands timestamps back as strings: parse each distinct one once.
         if s not in cache:
             cache[s] = as_datetime(s)

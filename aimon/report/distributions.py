@@ -12,12 +12,12 @@ import itertools
 import numpy as np
 import sqlalchemy as sa
 
+from aimon.engines import get_engine
 from aimon.report.charts import Chart, Trace, esc, slug
 from aimon.report.data import ReportData
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
 from aimon.store.schema import as_datetime, reference_table
-from aimon.warehouse import get_engine
 from aimon.windows import Window, window_containing
 
 BINS = 30
