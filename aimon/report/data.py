@@ -209,9 +209,12 @@ def _figure_rows(
     if hi is not None:
         q = q.where(m.c.window_start < hi)
     q = q.order_by(m.c.window_start, m.c.metric, m.c.labels)
+    rows = _all(conn, q)
+    if not rows or isinstance(rows[0][0], dt.datetime):  # DuckDB, PostgreSQL: datetimes already
+        return [(s, e, metric, labels, float(value)) for s, e, metric, labels, value in rows]
     out = []
     cache: dict[Any, dt.datetime] = {}
-    for s, e, metric, labels, value in conn.execute(q).all():  # fetchall: 2x faster than iterating
+    for s, e, metric, labels, value in rows:
         # SQLite hands timestamps back as strings: parse each distinct one once.
         if s not in cache:
             cache[s] = as_datetime(s)
@@ -219,6 +222,19 @@ def _figure_rows(
             cache[e] = as_datetime(e)
         out.append((cache[s], cache[e], metric, labels, float(value)))
     return out
+
+
+def _all(conn: sa.Connection, q: sa.Select[Any]) -> list[Any]:
+    """Every row of `q`. On DuckDB through its own cursor: a year of daily figures is
+    ~100k rows, which SQLAlchemy's result processing reads 3x slower (report.after_run
+    reads them after every run)."""
+    if conn.dialect.name != "duckdb":
+        return list(conn.execute(q).all())  # fetchall: 2x faster than iterating
+    compiled = q.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    positional = [compiled.params[k] for k in (compiled.positiontup or [])]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw.execute(str(compiled), positional).fetchall()  # type: ignore[no-any-return]
 
 
 def _run_rows(
