@@ -111,7 +111,7 @@ def overview(data: ReportData) -> str:
     chart.traces = [
         trace_of(data, labels.get("reason", "rejected"), points, "bar")
         for labels, points in data.series("monitoring_rows", status="rejected")
-        if labels.get("reason")
+        if labels.get("reason") and any(points.values())  # a reason no row broke: not in the legend
     ] or [trace_of(data, "rejected", rejected, "bar")]
     chart.caption = "Rows that break the data contract, counted by reason (docs: the data contract)."
     chart.empty = "no run recorded rejected rows in these windows"
