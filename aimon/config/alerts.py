@@ -206,6 +206,16 @@ class AlertRule(Strict):
             raise ValueError(f"rule {self.name!r} needs a threshold, a baseline, or both")
         return self
 
+    def baseline_bound(self, median: float) -> float:
+        """The bound a baseline rule compares the window's value with, given the median of
+        the series' previous windows (the alert rules judge with it; the report draws it)."""
+        b = self.baseline
+        assert b is not None
+        if b.factor is not None:
+            return median * b.factor
+        pct = (b.percent or 0.0) / 100.0
+        return median * (1 + pct) if self.op in (">", ">=") else median * (1 - pct)
+
 
 class AlertsConfig(Strict):
     enabled: bool = True

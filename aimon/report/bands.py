@@ -2,11 +2,10 @@
 band (from the median of the previous windows to the bound), and the windows where
 its alerts fired.
 
-The bound is computed the way aimon.tasks.alerts.rules computes it (median of the
-same series in the previous `baseline.windows` windows, absent ones left out, at least
-`min_windows` of them; times `factor`, or `percent` above/below). The report sits
-below aimon.tasks in the layers, so those few lines are repeated here rather than
-imported; tests/test_report.py checks the drawn bound equals the stored alert event's.
+The bound is the rule's own (`AlertRule.baseline_bound`, which the alert rules judge
+with too) of the median of the same series in the previous `baseline.windows` windows,
+absent ones left out, at least `min_windows` of them; tests/test_report.py checks the
+drawn bound equals the stored alert event's.
 """
 
 from __future__ import annotations
@@ -34,15 +33,6 @@ def rules_for(data: ReportData, metric: str, labels: dict[str, str]) -> list[Ale
     return out
 
 
-def bound_of(rule: AlertRule, median: float) -> float:
-    b = rule.baseline
-    assert b is not None
-    if b.factor is not None:
-        return median * b.factor
-    pct = (b.percent or 0.0) / 100.0
-    return median * (1 + pct) if rule.op in (">", ">=") else median * (1 - pct)
-
-
 def _previous(
     data: ReportData, start: dt.datetime, n: int, cache: dict[dt.datetime, list[dt.datetime]]
 ) -> list[dt.datetime]:
@@ -68,7 +58,7 @@ def baseline(rule: AlertRule, data: ReportData, points: Points) -> dict[dt.datet
         history = [points[p] for p in _previous(data, start, b.windows, cache) if p in points]
         if len(history) >= b.min_windows:
             median = float(statistics.median(history))
-            out[start] = (median, bound_of(rule, median))
+            out[start] = (median, rule.baseline_bound(median))
     return out
 
 

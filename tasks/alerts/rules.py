@@ -40,15 +40,6 @@ class Condition:
     note: str | None = None  # why the rule could not judge (too little history)
 
 
-def baseline_bound(rule: AlertRule, median: float) -> float:
-    b = rule.baseline
-    assert b is not None
-    if b.factor is not None:
-        return median * b.factor
-    pct = (b.percent or 0.0) / 100.0
-    return median * (1 + pct) if rule.op in (">", ">=") else median * (1 - pct)
-
-
 def judge(rule: AlertRule, value: float, history: Sequence[float]) -> Condition:
     """`history`: the same series in the previous windows (most recent first, absent
     windows left out), at most `baseline.windows` of them."""
@@ -66,7 +57,7 @@ def judge(rule: AlertRule, value: float, history: Sequence[float]) -> Condition:
             f"{len(history)} of the {rule.baseline.min_windows} previous windows needed for a baseline",
         )
     median = float(statistics.median(history))
-    bound = baseline_bound(rule, median)
+    bound = rule.baseline_bound(median)
     return Condition(ok_threshold and cmp(value, bound), rule.threshold, bound, median, len(history))
 
 
