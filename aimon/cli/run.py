@@ -4,6 +4,7 @@ monitor every day of it."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -104,6 +105,15 @@ def fail_ended(summary: RunSummary) -> NoReturn:
     )
 
 
+def _python() -> str:
+    """This interpreter, as a user would type it here (.venv/bin/python in the checkout)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
 def demo(
     config: ConfigOpt = None,
     days: Annotated[int, typer.Option(min=1, help="days of history to generate")] = 14,
@@ -158,9 +168,9 @@ def demo(
         f"  the report: {site.url}   ({site.pages} pages; rebuild: aimon report --config {cfg.source})\n"
         f"  aimon run --config {cfg.source} --date {end - dt.timedelta(days=2)}   (the error-burst day)\n"
         f"  aimon alerts list --config {cfg.source}   (and: aimon alerts history --windows)\n"
-        f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{url.database}', read_only=True).sql("
-        f'\\"SELECT metric, labels, value FROM {cfg.store.metrics_table} WHERE window_start = '
-        f"'{summary.window.start:%Y-%m-%d %H:%M:%S}' ORDER BY metric\\\").show()\"\n"
+        f"  {_python()} -c \"import aimon; m = aimon.open('{cfg.source}'); "
+        "print(m.figures('llm_error_rate', model='__all__', endpoint='__all__')[['window_start', 'value']])\"   "
+        "(the Python API: docs, Python API)\n"
         f"  runs: table {cfg.store.runs_table}"
     )
     if summary.status != "success":
