@@ -48,6 +48,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from aimon.config import Config, parse_config  # noqa: E402
 from aimon.demo import generate_day  # noqa: E402
+from tests import promstack  # noqa: E402
+from tests.servers import SlackServer  # noqa: E402
 
 PG_URL = os.environ.get("AIMON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DAY = dt.date(2026, 11, 10)  # the window the tests monitor (UTC day)
@@ -218,3 +220,24 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
+    """A local Slack-shaped server; configs name its webhook by AIMON_TEST_SLACK_WEBHOOK."""
+    server = SlackServer().start()
+    monkeypatch.setenv("AIMON_TEST_SLACK_WEBHOOK", server.webhook_url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[promstack.Server]:
+    """A real Pushgateway on loopback (Debian's prometheus-pushgateway)."""
+    server = promstack.start_pushgateway(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,6 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 REPO = Path(__file__).resolve().parent.parent
 END = dt.date(2026, 11, 20)  # the demo's last day: latency, cost and unpriced-model incidents
 DAYS = 6  # END-2 is the error-burst day; END-5..END-3 are normal and give the baselines
-
-
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    monkeypatch.setenv("AIMON_TEST_SLACK_WEBHOOK", server.webhook_url)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def demo_config(tmp_path: Path, **warehouse: Any) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -24,33 +23,12 @@ from aimon.engines import get_engine
 from aimon.flows.monitor import monitor_window
 from aimon.store.schema import schema
 from aimon.tasks.orchestration.artifact import run_markdown
-from tests import promstack
 from tests.promstack import Server
 from tests.servers import SlackServer
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "CANARY7Q"  # in every private column's values; must appear nowhere else
 SECRET = "webhooksecret42"  # the last part of the Slack server's webhook URL
-
-
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    assert server.webhook_url.endswith(SECRET)
-    monkeypatch.setenv("AIMON_TEST_SLACK_WEBHOOK", server.webhook_url)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[Server]:
-    server = promstack.start_pushgateway(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def private_demo(tmp_path: Path, end: dt.date) -> Path:
@@ -101,6 +79,7 @@ def test_private_columns_and_secrets_never_leave_the_warehouse(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    assert slack.webhook_url.endswith(SECRET)
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # the live window
     db = private_demo(tmp_path, end)
     cfg = config(tmp_path, db, pushgateway.url)

@@ -46,15 +46,6 @@ ADDED = {"__name__", "job", "granularity", "instance"}
 
 
 @pytest.fixture
-def pushgateway(tmp_path: Path) -> Iterator[Server]:
-    server = promstack.start_pushgateway(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def prometheus(tmp_path: Path, pushgateway: Server) -> Iterator[Server]:
     config = promstack.prometheus_config(tmp_path, pushgateway=pushgateway)
     server = promstack.start_prometheus(tmp_path, config, tmp_path / "prom-data")

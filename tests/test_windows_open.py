@@ -7,7 +7,6 @@ DuckDB, with a local Slack webhook server to see what on-call would receive."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,6 @@ RULE = {
     # The shape of the template that mailed "$nan" for an absent series.
     "summary": "errors cost us ${value:,.4f} per request, bound ${bound:,.3f}",
 }
-
-
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    monkeypatch.setenv("AIMON_TEST_SLACK_WEBHOOK", server.webhook_url)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def write_config(tmp_path: Path, url: str, **extra: Any) -> str:
