@@ -127,6 +127,7 @@ def alerts_cfg(tmp_path: Path, smtp_port: int, cert: Path, slack: SlackServer, *
         },
         "retry_backoff_seconds": 0.05,
         "repeat_interval": "3d",
+        "resolve_after": 1,  # resolved in the first clean window (resolve_after: tests/test_alert_folding.py)
         "link": "https://grafana.example.com/d/aimon",
         **kw,
     }

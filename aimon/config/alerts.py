@@ -172,6 +172,10 @@ class AlertRule(Strict):
     granularity: Literal["daily", "hourly"] | None = None  # None: windows of any granularity
     summary: str | None = None  # str.format template; default: metric, labels, value and condition
     runbook: str | None = None  # where to look next (a URL or a command), shown in the notification
+    # Windows back within bounds before a firing alert resolves; None: alerts.resolve_after.
+    resolve_after: int | None = Field(default=None, ge=1, le=100)
+    # Windows between re-sends of a still-firing alert; None: alerts.repeat_windows (or repeat_interval).
+    repeat_windows: int | None = Field(default=None, ge=1, le=1000)
 
     @field_validator("name")
     @classmethod
@@ -217,14 +221,44 @@ class AlertRule(Strict):
         return median * (1 + pct) if self.op in (">", ">=") else median * (1 - pct)
 
 
+class InhibitRule(Strict):
+    """Alertmanager-style inhibition: while an alert matching `source` fires, a firing
+    alert matching `target` whose `equal` labels have the same values (a label neither
+    carries counts as equal) is folded into it: recorded as "folded", not sent on its
+    own, listed in the source's notification. Matchers as in a rule's `labels:` ('v',
+    '!=v', '=~re', '!~re') on the series' labels plus alertname, severity, metric,
+    route and granularity."""
+
+    source: dict[str, str] = Field(min_length=1)  # e.g. {alertname: ErrorRateHigh}
+    target: dict[str, str] = Field(min_length=1)  # e.g. {alertname: DataDriftDetected, feature: error_type}
+    equal: tuple[str, ...] = ()  # labels that must agree between source and target
+
+    @field_validator("source", "target")
+    @classmethod
+    def _matchers(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            Matcher.from_config(key, str(value))  # raises on a bad regex
+        return v
+
+
 class AlertsConfig(Strict):
     enabled: bool = True
     rules: tuple[AlertRule, ...] = ()
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
-    # A still-firing alert is sent again once this much window time has passed since
-    # it was last sent (window time, so a rerun of a window never re-sends).
-    repeat_interval: Duration = dt.timedelta(hours=4)
+    # A firing alert resolves once its series has been back within bounds for this many
+    # consecutive judged windows (until then it stays firing, "recovering"); a rule's
+    # own resolve_after wins.
+    resolve_after: int = Field(default=2, ge=1, le=100)
+    # A still-firing alert is sent again after this many windows of its granularity
+    # since it was last sent ("still firing, day 4"); a rule's own repeat_windows wins.
+    repeat_windows: int = Field(default=3, ge=1, le=1000)
+    # Instead of repeat_windows: re-send after this much window time (e.g. 12h); null:
+    # count windows. Window time, so a rerun of a window never re-sends.
+    repeat_interval: Duration | None = None
+    # Fold one alert into another that fires in the same window (InhibitRule). Within a
+    # rule, a series always folds into a firing roll-up of itself (__all__ or a label fewer).
+    inhibit_rules: tuple[InhibitRule, ...] = ()
     # An unsent notification is retried on each later run until it goes or is this old.
     outbox_expiry: Duration = dt.timedelta(days=2)
     send_attempts: int = Field(default=3, ge=1, le=20)  # per notification within one run
@@ -264,6 +298,14 @@ class AlertsConfig(Strict):
         for rule in self.rules:
             if rule.route not in routes:
                 raise ValueError(f"rule {rule.name!r} names route {rule.route!r}; routes: {', '.join(routes)}")
+        for i, ir in enumerate(self.inhibit_rules):
+            for side in ("source", "target"):
+                name = getattr(ir, side).get("alertname")
+                if name is not None and Matcher.from_config("alertname", name).op == "=" and name not in names:
+                    raise ValueError(
+                        f"inhibit_rules.{i}.{side}.alertname: no rule named {name!r}; "
+                        f"rules: {', '.join(names) or 'none'}"
+                    )
         return self
 
     def route(self, name: str) -> RouteConfig:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.engines import redact
+from aimon.errors import StoreError
 from aimon.store.schema import create_tables, schema, store_engine, utcnow
 
 OUTBOX_STATUSES = ("pending", "sent", "expired")
@@ -44,7 +45,7 @@ class AlertState:
     metric: str
     severity: str
     route: str
-    status: str  # pending | firing | resolved | inactive
+    status: str  # pending | firing | folded | resolved | inactive
     value: float | None
     bound: float | None
     active_since: dt.datetime | None  # start of the first window of the breach streak
@@ -54,6 +55,10 @@ class AlertState:
     notified_status: str | None = None  # firing | resolved: what the route was last told
     last_notified_window_start: dt.datetime | None = None
     run_id: str = ""
+    # Firing: consecutive judged windows back within bounds so far (resolve_after);
+    # resolved: how many it took. 0 while it breaches.
+    ok_windows: int = 0
+    folded_into: str | None = None  # status folded: the alert id of the alert it is folded into
 
     @property
     def labels_dict(self) -> dict[str, str]:
@@ -70,12 +75,14 @@ class AlertEvent:
     metric: str
     severity: str
     route: str
-    status: str  # pending | firing | resolved
+    status: str  # pending | firing | recovering (firing, back within bounds) | folded | resolved
     value: float | None
     bound: float | None
     active_since: dt.datetime | None
     silenced_by: str | None
     run_id: str
+    folded_into: str | None = None  # status folded: the alert id it is folded into
+    note: str | None = None  # e.g. "recovering: 1 of 2 windows back within bounds"
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,37 @@ class AlertStore:
     def ensure(self) -> None:
         tables = (self.state, self.events, self.silences, self.outbox)
         create_tables(self.engine, tables, f"the alert tables at {redact(self.url)}")
+        for t in (self.state, self.events):
+            self._add_missing_columns(t)
+
+    def _add_missing_columns(self, table: sa.Table) -> None:
+        """A store created before a column existed gets it (nullable, so old rows read
+        as its default): resolve_after's and folding's columns came later."""
+        for c in [c for c in table.columns if c.name not in self._present(table)]:
+            try:
+                with self.engine.begin() as conn:
+                    prep = conn.dialect.identifier_preparer
+                    kind = c.type.compile(dialect=conn.dialect)
+                    conn.execute(
+                        sa.text(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.quote(c.name)} {kind}")
+                    )
+            except sa.exc.SQLAlchemyError as err:
+                if c.name not in self._present(table):  # not a concurrent run that added it first
+                    raise StoreError(
+                        f"cannot add column {c.name} to table {table.name} at {redact(self.url)}: "
+                        f"{getattr(err, 'orig', None) or err}"
+                    ) from None
+
+    def _present(self, table: sa.Table) -> set[str]:
+        # (A zero-row select, not the inspector: duckdb-engine's get_columns needs pg_catalog.)
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(sa.literal_column("*")).select_from(table).limit(0)).keys())
+
+    def _select(self, table: sa.Table) -> sa.Select[Any]:
+        """Every declared column the table has: a store written by an older version
+        (not yet ensured, or opened read-only) lacks the later ones, read as defaults."""
+        have = self._present(table)
+        return sa.select(*[c for c in table.columns if c.name in have])
 
     def _has(self, table: sa.Table) -> bool:
         with self.engine.connect() as conn:
@@ -138,7 +176,7 @@ class AlertStore:
     def states(self, alert_ids: Iterable[str] | None = None) -> dict[str, AlertState]:
         if not self._has(self.state):
             return {}
-        q = sa.select(self.state)
+        q = self._select(self.state)
         if alert_ids is not None:
             ids = list(alert_ids)
             if not ids:
@@ -148,7 +186,7 @@ class AlertStore:
             rows = conn.execute(q).mappings().all()
         out = {}
         for r in rows:
-            d = {k: r[k] for k in AlertState.__dataclass_fields__}
+            d = {k: r[k] for k in AlertState.__dataclass_fields__ if k in r}
             for k in (
                 "active_since",
                 "last_window_start",
@@ -157,6 +195,7 @@ class AlertStore:
                 "last_notified_window_start",
             ):
                 d[k] = _dt(d[k])
+            d["ok_windows"] = int(d.get("ok_windows") or 0)
             out[r["alert_id"]] = AlertState(**d)
         return out
 
@@ -208,7 +247,7 @@ class AlertStore:
         if not self._has(self.events):
             return []
         e = self.events
-        q = sa.select(e).order_by(e.c.window_start, e.c.rule, e.c.labels)
+        q = self._select(e).order_by(e.c.window_start, e.c.rule, e.c.labels)
         if start is not None:
             q = q.where(e.c.window_start >= start)
         if end is not None:
@@ -220,7 +259,7 @@ class AlertStore:
         fields = AlertEvent.__dataclass_fields__
         out = []
         for r in rows:
-            d = {k: r[k] for k in fields}
+            d = {k: r[k] for k in fields if k in r}
             for k in ("window_start", "window_end", "active_since"):
                 d[k] = _dt(d[k])
             out.append(AlertEvent(**d))

@@ -132,6 +132,11 @@ def _schema(metrics: str, runs: str, ab_stats: str, state: str, events: str, sil
             sa.Column("last_notified_window_start", sa.DateTime),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("updated_at", sa.DateTime, nullable=False),
+            # Added later (AlertStore.ensure adds them to an older table): consecutive
+            # windows a firing alert has been back within bounds (resolve_after), and the
+            # alert a folded one is folded into.
+            sa.Column("ok_windows", sa.Integer),
+            sa.Column("folded_into", sa.String(40)),
         ),
         alert_events=sa.Table(
             events,
@@ -151,6 +156,10 @@ def _schema(metrics: str, runs: str, ab_stats: str, state: str, events: str, sil
             sa.Column("silenced_by", sa.String(200)),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("evaluated_at", sa.DateTime, nullable=False),
+            # Added later, as on the state table: the alert id a folded event is folded
+            # into, and a note ("recovering: 1 of 2 windows back within bounds").
+            sa.Column("folded_into", sa.String(40)),
+            sa.Column("note", sa.Text),
             sa.UniqueConstraint("rule", "labels", "window_start", "granularity"),
         ),
         silences=sa.Table(

@@ -100,6 +100,10 @@ def notification_item(j: Judgement, t: Transition, window: Window) -> dict[str, 
         "fired_window_start": t.state.fired_window_start.isoformat() if t.state.fired_window_start else None,
         "for_windows": rule.for_windows,
         "runbook": rule.runbook,
+        # A repeat says how long it has been firing: "day 4" (daily), "hour 5" (hourly).
+        "firing_for": f"{'day' if window.granularity == 'daily' else 'hour'} {t.firing_windows}"
+        if t.firing_windows
+        else None,
     }
 
 

@@ -21,6 +21,7 @@ from aimon.store.alerts import AlertState, AlertStore, utcnow
 from aimon.store.metrics import Store
 from aimon.tasks.alerts.channels import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
+from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds
 from aimon.tasks.alerts.outbox import notification_item, outbox_entries
 from aimon.tasks.alerts.render import fmt_value
 from aimon.tasks.alerts.rules import Judgement, evaluate_rule, history_span, previous_windows
@@ -36,6 +37,8 @@ class AlertReport:
     pending: tuple[str, ...] = ()
     resolved: tuple[str, ...] = ()
     silenced: tuple[str, ...] = ()
+    recovering: tuple[str, ...] = ()  # firing, back within bounds, not yet for resolve_after windows
+    folded: tuple[str, ...] = ()  # "X into Y (why)": firing, but part of Y's incident
     queued: int = 0
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     notes: tuple[str, ...] = ()
@@ -46,6 +49,8 @@ class AlertReport:
         out += [f"alert pending: {a}" for a in self.pending]
         out += [f"alert resolved: {a}" for a in self.resolved]
         out += [f"alert silenced: {a}" for a in self.silenced]
+        out += [f"alert recovering: {a}" for a in self.recovering]
+        out += [f"alert folded: {a}" for a in self.folded]
         d = self.delivery
         if not self.sending and self.queued == 0 and (self.firing or self.resolved):
             out.append("alerts recorded, not sent (historical window; pass --notify to send)")
@@ -134,17 +139,26 @@ def alert_window(
                 prev_state,
                 window,
                 run_id,
-                repeat_interval=acfg.repeat_interval,
+                repeat_interval=acfg.repeat_interval if rule.repeat_windows is None else None,
+                repeat_windows=rule.repeat_windows or acfg.repeat_windows,
+                resolve_after=rule.resolve_after or acfg.resolve_after,
                 silence=silence,
                 provisional=provisional,
             )
             if t is not None:
                 transitions.append((j, t))
 
+    # One incident, one page: an alert firing under another one of this window (a
+    # roll-up of its own rule, or an inhibit rule's source) is folded into it.
+    fold_map = folds(transitions, acfg.inhibit_rules, window.granularity)
+    transitions = apply_folds(transitions, fold_map)
     items: dict[str, list[dict[str, Any]]] = {}
-    for j, t in transitions:
+    for n, (j, t) in enumerate(transitions):
         if t.notify is not None and send:
-            items.setdefault(j.rule.route, []).append(notification_item(j, t, window))
+            item = notification_item(j, t, window)
+            if t.notify == "firing":
+                item["folded"] = folded_items(transitions, fold_map, n)
+            items.setdefault(j.rule.route, []).append(item)
     entries = outbox_entries(acfg, window, run_id, items, store_where=store.where, now=now)
     # Not sending (a historical window): the route was not told, so the state must
     # not say it was; the first live run that still sees the alert firing tells it.
@@ -182,6 +196,15 @@ def alert_window(
         ),
         silenced=tuple(
             f"{_brief(j)} by silence {muted_by(t)}" for j, t in transitions if status_of(t) == "firing" and muted_by(t)
+        ),
+        recovering=tuple(
+            f"{_brief(j)}: {t.event.note}"
+            for j, t in transitions
+            if t.event is not None and status_of(t) == "recovering"
+        ),
+        folded=tuple(
+            f"{_brief(transitions[f.child][0])} into {brief(transitions[f.root][0])} ({f.via})"
+            for f in sorted(fold_map.values(), key=lambda f: (f.root, f.child))
         ),
         queued=queued,
         delivery=delivery,

@@ -71,15 +71,37 @@ def subject(p: dict[str, Any]) -> str:
     return f"[aimon] {', '.join(counts)}: {head} ({p['granularity']} {p['window_label']})"
 
 
+def _repeat(item: dict[str, Any]) -> str:
+    """' (still firing, day 4)' on a repeat; payloads queued before firing_for: ' (still firing)'."""
+    if not item.get("repeat"):
+        return ""
+    return f" (still firing, {item['firing_for']})" if item.get("firing_for") else " (still firing)"
+
+
+def folded_text(item: dict[str, Any], limit: int = 10) -> str | None:
+    """The series folded into this alert, compactly: 'folded (3): {model=a} = 0.61; Other{...} = 1'."""
+    folded = item.get("folded") or []
+    if not folded:
+        return None
+    parts = [
+        f"{'' if f['rule'] == item['rule'] else f['rule']}{{{_labels(f['labels'])}}} = {f['value_text']}"
+        for f in folded[:limit]
+    ]
+    more = f"; and {len(folded) - limit} more" if len(folded) > limit else ""
+    return f"folded ({len(folded)}): {'; '.join(parts)}{more}"
+
+
 def item_lines(item: dict[str, Any]) -> list[str]:
     state = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
-    repeat = " (still firing)" if item.get("repeat") else ""
+    repeat = _repeat(item)
     lines = [
         f"[{state}] {item['rule']}{repeat}: {item['summary']}",
         f"    {item['metric']}{{{_labels(item['labels'])}}} = {item['value_text']}",
         f"    condition: {item['condition']}",
         f"    since: {_since(item)}",
     ]
+    if folded_text(item):
+        lines.append(f"    {folded_text(item)}")
     if item.get("runbook"):
         lines.append(f"    runbook: {item['runbook']}")
     return lines
@@ -109,12 +131,13 @@ def html_body(p: dict[str, Any]) -> str:
         state = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
         color = {"CRITICAL": "#b00020", "WARNING": "#b26a00", "INFO": "#1f5fa8"}.get(state, "#2e7d32")
         runbook = f"<br>runbook: {e(item['runbook'])}" if item.get("runbook") else ""
+        folded = f"<br>{e(folded_text(item) or '')}" if folded_text(item) else ""
         rows.append(
             "<tr>"
             f'<td style="color:{color};font-weight:bold;vertical-align:top">{e(state)}</td>'
-            f"<td><b>{e(item['rule'])}</b>{' (still firing)' if item.get('repeat') else ''}: {e(item['summary'])}<br>"
+            f"<td><b>{e(item['rule'])}</b>{e(_repeat(item))}: {e(item['summary'])}<br>"
             f"<code>{e(item['metric'])}{{{e(_labels(item['labels']))}}}</code> = <b>{e(item['value_text'])}</b><br>"
-            f"condition: {e(item['condition'])}<br>since: {e(_since(item))}{runbook}</td>"
+            f"condition: {e(item['condition'])}<br>since: {e(_since(item))}{folded}{runbook}</td>"
             "</tr>"
         )
     footer = "<br>".join(e(x) for x in footer_lines(p))
@@ -136,11 +159,13 @@ def slack_blocks(p: dict[str, Any]) -> list[dict[str, Any]]:
         icon = _RESOLVED_ICON if item["status"] == "resolved" else _ICON.get(item["severity"], "")
         state = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
         lines = [
-            f"{icon} *{state}* `{item['rule']}`{' (still firing)' if item.get('repeat') else ''}: {item['summary']}",
+            f"{icon} *{state}* `{item['rule']}`{_repeat(item)}: {item['summary']}",
             f"`{item['metric']}{{{_labels(item['labels'])}}}` = *{item['value_text']}*",
             f"condition: {item['condition']}",
             f"since: {_since(item)}",
         ]
+        if folded_text(item):
+            lines.append(str(folded_text(item)))
         if item.get("runbook"):
             lines.append(f"runbook: {item['runbook']}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})

@@ -2,7 +2,9 @@
 
 `transition` turns a judgement (rules.py) and the alert's stored state (the tables
 are aimon.store.alerts) into the new state, the window's alert event and whether the
-route must hear about it (fired, resolved, repeat). It is kept apart from the
+route must hear about it (fired, resolved, repeat), with `resolve_after` (a firing
+alert resolves only after that many windows back within bounds) and the repeat timing
+counted in windows. It is kept apart from the
 judging so the state machine can be read, and tested, on its own; `silenced_by` is
 shared with the `aimon alerts` CLI, which shows the same silence the run applies.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aimon.config.alerts import AlertRule
 from aimon.matchers import Matcher
@@ -50,6 +52,14 @@ class Transition:
     event: AlertEvent | None  # None: nothing to record in this window (inactive, untouched)
     notify: str | None  # firing | resolved | None
     repeat: bool = False
+    firing_windows: int = 0  # firing: windows since it fired, this one included ("day 3")
+
+
+def windows_apart(a: dt.datetime, b: dt.datetime, granularity: str) -> int:
+    """How many windows of `granularity` lie from the window starting at `a` to the one
+    starting at `b` (rounded, so a daily window of 23 or 25 hours counts as one)."""
+    step = dt.timedelta(days=1) if granularity == "daily" else dt.timedelta(hours=1)
+    return round((b - a) / step)
 
 
 def transition(
@@ -58,8 +68,10 @@ def transition(
     window: Window,
     run_id: str,
     *,
-    repeat_interval: dt.timedelta,
     silence: str | None,
+    repeat_interval: dt.timedelta | None = None,
+    repeat_windows: int = 3,
+    resolve_after: int = 1,
     provisional: bool = False,
 ) -> Transition | None:
     """The new state of one alert, and whether its route must hear about it.
@@ -71,11 +83,26 @@ def transition(
     Only a figure back within bounds resolves: a series with no figure (None, NaN) or
     too little baseline history is not judged, and neither is a within-bounds figure
     of a `provisional` window (one that has not ended: its figures so far may breach,
-    but cannot say the window was fine). Each leaves the state as it was."""
+    but cannot say the window was fine). Each leaves the state as it was.
+
+    A firing alert resolves only after `resolve_after` consecutive judged windows back
+    within bounds; until then it stays firing, and the window's event says
+    "recovering". The count is kept in the state (`ok_windows`), and a rerun of the
+    window the state last saw re-derives it from the count before that window.
+    A still-firing alert is re-sent after `repeat_windows` windows since the route was
+    last told (or, when given, `repeat_interval` of window time); never from a
+    recovering window. Folding (folding.py) is applied on top, per window: a folded
+    state is read here as the firing one it is."""
     rule = j.rule
     lj = j.labels_json
     aid = alert_id(rule.name, window.granularity, lj)
+    stored = prev
+    if prev is not None and prev.status == "folded":
+        prev = replace(prev, status="firing", folded_into=None)
     state = j.state
+    recovering = False
+    ok_windows = 0
+    note = None
     if state == "ok":
         if prev is None or prev.status == "inactive":
             return None
@@ -86,7 +113,17 @@ def transition(
             # A rerun of a window behind the state: it resolved the alert only if the
             # alert's streak had begun before it, not when it started firing later.
             was_firing = prev.status == "firing" and prev.active_since is not None and prev.active_since < window.start
-        new_status = "resolved" if was_firing else "inactive"
+            if was_firing and resolve_after > 1:
+                # The streak went on after this window, so it did not resolve here.
+                recovering, note = True, "recovering: back within bounds"
+        elif was_firing:
+            rerun = prev.last_window_start == window.start
+            before_this = max(prev.ok_windows - 1, 0) if rerun else prev.ok_windows
+            ok_windows = before_this + 1
+            if ok_windows < resolve_after:
+                recovering = True
+                note = f"recovering: {ok_windows} of {resolve_after} windows back within bounds"
+        new_status = ("firing" if recovering else "resolved") if was_firing else "inactive"
     else:
         new_status = state
     since = j.streak_start
@@ -109,6 +146,8 @@ def transition(
     ):
         # The streak goes on: keep when it began (history only counts back `for` windows).
         since = min(prev.active_since, since or prev.active_since)
+    if recovering and prev is not None:
+        since = prev.active_since
     event = None
     if new_status != "inactive":
         event = AlertEvent(
@@ -120,15 +159,16 @@ def transition(
             rule.metric,
             rule.severity,
             rule.route,
-            new_status,
+            "recovering" if recovering else new_status,
             j.value,
             j.condition.bound,
             since if new_status != "resolved" else (prev.active_since if prev else None),
             silence,
             run_id,
+            note=note,
         )
-    if prev is not None and prev.last_window_start > window.start:
-        return Transition(prev, event, None)  # historical: recorded, state untouched
+    if stored is not None and stored.last_window_start > window.start:
+        return Transition(stored, event, None)  # historical: recorded, state untouched
 
     notify = None
     repeat = False
@@ -138,10 +178,17 @@ def transition(
     resolved_at = prev.resolved_window_start if prev else None
     if new_status == "firing":
         fired = fired or window.start
-        if notified_status != "firing":
+        if recovering:
+            pass  # back within bounds: neither a first notice nor a repeat
+        elif notified_status != "firing":
             notify = "firing"
-        elif last_notified is not None and window.start - last_notified >= repeat_interval:
-            notify, repeat = "firing", True
+        elif last_notified is not None:
+            if repeat_interval is not None:
+                due = window.start - last_notified >= repeat_interval
+            else:
+                due = windows_apart(last_notified, window.start, window.granularity) >= repeat_windows
+            if due:
+                notify, repeat = "firing", True
     elif new_status == "resolved":
         resolved_at = window.start if prev is None or prev.status != "resolved" else prev.resolved_window_start
         if notified_status == "firing":
@@ -168,5 +215,7 @@ def transition(
         notified_status,
         last_notified,
         run_id,
+        ok_windows=ok_windows if new_status in ("firing", "resolved") else 0,
     )
-    return Transition(new, event, notify, repeat)
+    firing_windows = windows_apart(fired, window.start, window.granularity) + 1 if fired else 0
+    return Transition(new, event, notify, repeat, firing_windows)
