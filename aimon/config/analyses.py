@@ -102,7 +102,11 @@ class ExperimentConfig(Strict):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     mde: float = Field(default=0.05, gt=0)  # relative minimum detectable effect, per metric default
     power: float = Field(default=0.8, gt=0.5, lt=1)
+    # Sample ratio mismatch: the split is tested on the cumulative counts and on the
+    # last N windows for each N in srm_spans (a break late in a long experiment is
+    # diluted in the cumulative counts); each span at srm_threshold / spans (Bonferroni).
     srm_threshold: float = Field(default=0.001, gt=0, lt=0.5)
+    srm_spans: tuple[int, ...] = (1, 7)  # windows; [] tests the cumulative split only
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -123,6 +127,8 @@ class ExperimentConfig(Strict):
             raise ValueError(f"{where}: metric names must be unique")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"{where}: end {self.end} is before start {self.start}")
+        if any(n < 1 for n in self.srm_spans) or len(set(self.srm_spans)) != len(self.srm_spans):
+            raise ValueError(f"{where}: srm_spans must be distinct window counts of at least 1")
         return self
 
     @property
@@ -205,6 +211,57 @@ class EffectFloors(Strict):
     categorical: float = Field(default=0.1, ge=0)  # Jensen-Shannon distance
 
 
+class DriftThresholds(Strict):
+    """How a feature's effect is judged: against a bound learned from its own history
+    (`learned`), or against the floor alone (`fixed`: drift.effect_floors, or the
+    feature's own threshold). docs/analyses/drift.md, "Learned thresholds"."""
+
+    mode: Literal["learned", "fixed"] = "learned"
+    # The history: the feature's stored effect scores (data_drift_score) of the previous
+    # `windows` windows, leaving out windows where it drifted (an incident is no wobble).
+    windows: int = Field(default=28, ge=3)
+    # Fewer usable past scores than this: not enough history to learn from; the bound
+    # is the floor times `cold_start_factor` (stricter than the floor, as the wobble is
+    # unknown yet).
+    min_windows: int = Field(default=7, ge=3)
+    # The learned bound: median + k x 1.4826 x MAD of the past scores (a robust mean +
+    # k sigma: one odd window moves neither), never below the floor. k = 5 holds one
+    # feature's false rate under ~1 in 1,000 windows on skewed day-to-day wobble
+    # (bench/calibrate_drift.py --year).
+    k: float = Field(default=5.0, gt=0)
+    cold_start_factor: float = Field(default=2.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> DriftThresholds:
+        if self.min_windows > self.windows:
+            raise ValueError(f"drift.thresholds.min_windows ({self.min_windows}) exceeds windows ({self.windows})")
+        return self
+
+
+class DriftMinSample(Strict):
+    # Fewer rows behind a feature's figure than this on either side (current window or
+    # reference): the feature is not judged (data_drift_judged 0, a note in the summary),
+    # as sampling noise alone moves its distance to the floor. At 300 rows the
+    # Jensen-Shannon distance between two samples of one 6-category mix is ~0.05 by
+    # chance, half the 0.1 floor; at ~60 rows it is ~0.1, the floor itself.
+    rows: int = Field(default=300, ge=1)
+    # Per feature (a built-in or a drift.features name). The error-type mix is over
+    # failed requests only, a few percent of the rows; at 1000 its chance distance is
+    # ~0.03, and one 30-minute rate-limit burst of a normal day no longer reads as drift.
+    features: dict[str, int] = Field(default_factory=lambda: {"error_type": 1000})
+
+    @field_validator("features")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = sorted(k for k, n in v.items() if n < 1)
+        if bad:
+            raise ValueError(f"drift.min_sample.features: {', '.join(bad)} must be at least 1")
+        return v
+
+    def of(self, feature: str) -> int:
+        return self.features.get(feature, self.rows)
+
+
 class EmbeddingDriftConfig(Strict):
     column: str = "embedding"  # contract name (or mapped column) holding a list of floats
     methods: tuple[Literal["centroid", "domain_classifier", "mmd"], ...] = ("centroid", "domain_classifier", "mmd")
@@ -217,6 +274,13 @@ class EmbeddingDriftConfig(Strict):
     # The embeddings' length; a row of another length is rejected (embedding_rows_rejected).
     # None: the most common length among the window's rows read.
     dimension: int | None = Field(default=None, ge=1)
+    # Fewer sampled rows than this on either side: not judged (embedding_drift_judged 0);
+    # the domain classifier's AUC of two samples of one distribution wobbles by
+    # ~0.03 at 200 rows a side, so 0.55 would be crossed by chance below it.
+    min_sample: int = Field(default=200, ge=10)
+    # The AUC's bound is learned like the features' (drift.thresholds: median + k x MAD of
+    # its own stored past AUCs, never below auc_threshold), when thresholds.mode is learned.
+    learned: bool = True
 
     @field_validator("column")
     @classmethod
@@ -229,6 +293,13 @@ class DriftConfig(Strict):
     builtins: bool = True  # latency, input/output tokens, model/endpoint/error-type mix
     p_value: float = Field(default=0.05, gt=0, lt=1)  # alpha, after Benjamini-Hochberg
     effect_floors: EffectFloors = EffectFloors()
+    thresholds: DriftThresholds = DriftThresholds()
+    min_sample: DriftMinSample = DriftMinSample()
+    # Reference windows where a feature drifted (its stored data_drift_detected is 1) are
+    # left out of that feature's reference, so one bad window (a cost spike's tokens, an
+    # error burst) does not make the normal windows after it drift. If every reference
+    # window drifted, the change has lasted a whole reference span: all of them are used.
+    reference_excludes_drifted: bool = True
     dataset_share: float = Field(default=0.5, gt=0, le=1)
     small_sample: int = Field(default=1000, ge=1)  # Evidently: p-value tests up to this many reference rows
     sketch_size: int = Field(default=20_000, ge=100)  # reference points kept per window and feature
@@ -241,4 +312,12 @@ class DriftConfig(Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"drift.features lists {', '.join(dup)} more than once")
+        # The built-ins' names (aimon.tasks.drift.features), so a typo'd key is an error.
+        known = {"latency_seconds", "input_tokens", "output_tokens", "model", "endpoint", "error_type", *names}
+        unknown = sorted(set(self.min_sample.features) - known)
+        if unknown:
+            raise ValueError(
+                f"drift.min_sample.features: {', '.join(unknown)} is not a drift feature "
+                f"(built-ins and drift.features: {', '.join(sorted(known))})"
+            )
         return self

@@ -15,9 +15,16 @@ from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats import embedding as ed
 from aimon.stats import embedding_rows as er
 from aimon.store.reference import ReferenceCache, entry_key
-from aimon.tasks.drift.calculate import DriftReport, compare, compare_embeddings
+from aimon.tasks.drift.calculate import DriftReport, compare, compare_embeddings, embedding_bound
 from aimon.tasks.drift.features import _drift_ix, feature_specs
-from aimon.tasks.drift.fit import load_reference, reference_embeddings, stats_hash
+from aimon.tasks.drift.fit import (
+    load_reference,
+    pooled_reference,
+    reference_embeddings,
+    reference_windows,
+    stats_hash,
+)
+from aimon.tasks.drift.history import EMBEDDING, History, read_history
 from aimon.tasks.drift.reads import read_window
 from aimon.tasks.drift.records import drift_records, summary_line
 from aimon.tasks.drift.report import save_html_report
@@ -47,6 +54,16 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     if cache.rows(key) != current.rows:
         cache.put(key, ctx.window.start, ctx.window.end, h, stored)
     ref = load_reference(ctx, ix, specs, cache, h)
+    # The stored drift figures of past windows: the learned bounds' history, and which
+    # reference windows drifted (left out of that feature's reference; never with a
+    # fixed baseline period, which the user chose).
+    history = read_history(
+        ctx.store, ctx.window, dcfg, [] if cfg.reference.baseline else reference_windows(cfg, ctx.window)
+    )
+    if dcfg.reference_excludes_drifted and cfg.reference.baseline is None:
+        ref, left_out_notes = pooled_reference(ref, specs, history.drifted, EMBEDDING)
+        notes += left_out_notes
+    learned: History | None = history if dcfg.thresholds.mode == "learned" else None
     notes.append(
         f"drift reference: {ref.windows} window(s), {ref.stats.rows:,} rows; "
         f"{ref.from_cache} from stored statistics, {ref.read} read"
@@ -54,10 +71,11 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     if current.rows == 0 or ref.stats.rows == 0:
         notes.append(f"drift: skipped, no accepted rows in the {'current window' if not current.rows else 'reference'}")
         return AnalyzerResult("drift", tuple(rejected), tuple(notes), {"reference_windows_read": ref.read})
-    report = compare(ref.stats, current, specs, dcfg)
+    report = compare(ref.stats, current, specs, dcfg, learned)
     notes += report.notes
     emb_results: tuple[ed.EmbeddingTestResult, ...] = ()
     emb_drift: bool | None = None
+    emb_bound, emb_judged = embedding_bound(dcfg, learned), True
     if dcfg.embeddings is not None:
         e = dcfg.embeddings
         ref_emb, left_out = None, None
@@ -67,9 +85,24 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
         if current.embeddings is None or ref_emb is None or not len(ref_emb):
             notes.append(f"embedding drift: skipped, no usable {e.column!r} values on both sides")
         else:
-            emb_results, emb_drift = compare_embeddings(ref_emb, current.embeddings, dcfg)
+            emb_results, emb_drift = compare_embeddings(ref_emb, current.embeddings, dcfg, emb_bound)
+            n_ref, n_cur = emb_results[0].n_reference, emb_results[0].n_current
+            if min(n_ref, n_cur) < e.min_sample:
+                emb_judged, emb_drift = False, False
+                notes.append(
+                    f"embedding drift: not judged, {n_ref:,} reference vs {n_cur:,} current rows "
+                    f"< drift.embeddings.min_sample {e.min_sample:,}"
+                )
     report = DriftReport(
-        report.features, report.share, report.dataset_drift, report.dataset_share, emb_results, emb_drift, report.notes
+        report.features,
+        report.share,
+        report.dataset_drift,
+        report.dataset_share,
+        emb_results,
+        emb_drift,
+        report.notes,
+        emb_bound,
+        emb_judged,
     )
     notes.append(summary_line(report))
     details: dict[str, Any] = {

@@ -14,6 +14,13 @@ The method reported as the feature's score is chosen by Evidently's rules (refer
 of at most `small_sample` rows: KS / chi-square / z; more: Wasserstein / Jensen-Shannon;
 numbers with at most 5 values count as categories), or set per feature in the config;
 a distance method's own threshold must be passed too.
+
+With a History (the analyzer's, from stored figures; drift.thresholds.mode learned)
+the effect's floor becomes the feature's learned bound (aimon.tasks.drift.history):
+never below the floor, higher where the feature's own window-to-window wobble is.
+Without one (the calibration, the statistics tests) the floor alone decides, as in
+mode fixed. Either way, a feature with fewer than drift.min_sample rows on a side is
+not judged: its figures are kept, its verdict is "no" with judged False.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from aimon.stats import embedding as ed
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
 from aimon.tasks.drift.features import THREADS, FeatureSpec
+from aimon.tasks.drift.history import EMBEDDING, Bound, History, learned_bound
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,22 @@ class FeatureDrift:
     detected: bool
     n_reference: int
     n_current: int
+    # The effect's bound actually used: the floor (mode fixed) or the learned one.
+    bound: Bound | None = None
+    judged: bool = True  # False: fewer than min_sample rows on a side
+    min_sample: int = 0
+
+    @property
+    def effect_bound(self) -> float:
+        return self.effect_floor if self.bound is None else self.bound.value
 
     def explain(self) -> str:
         stat = f"{self.method} {self.statistic:.4g}"
         if self.method != self.effect_method:
-            stat += f", {self.effect_method} {self.effect:.3g} (floor {self.effect_floor:g})"
+            limit = f"floor {self.effect_floor:g}" if self.bound is None else self.bound.describe()
+            stat += f", {self.effect_method} {self.effect:.3g} ({limit})"
+        elif self.bound is not None:
+            stat += f" ({self.bound.describe()})"
         elif self.method != self.test_method:
             stat += f" (threshold {self.threshold:g})"
         return (
@@ -72,10 +91,16 @@ class DriftReport:
     embeddings: tuple[ed.EmbeddingTestResult, ...] = ()
     embedding_drift: bool | None = None
     notes: tuple[str, ...] = field(default=())
+    embedding_bound: Bound | None = None  # the AUC's bound (None: auc_threshold, fixed)
+    embedding_judged: bool = True  # False: fewer than embeddings.min_sample rows a side
 
     @property
     def drifted(self) -> tuple[FeatureDrift, ...]:
         return tuple(f for f in self.features if f.detected)
+
+    @property
+    def not_judged(self) -> tuple[FeatureDrift, ...]:
+        return tuple(f for f in self.features if not f.judged)
 
 
 # -- comparing statistics (pure: used by the analyzer, the tests and the calibration) --
@@ -99,8 +124,16 @@ def choose_methods(spec: FeatureSpec, n_ref: int, n_values: int, small_sample: i
     return method, test, effect
 
 
-def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpec], dcfg: DriftConfig) -> DriftReport:
-    """Every feature's test and effect, BH across features, the dataset verdict."""
+def compare(
+    reference: WindowStats,
+    current: WindowStats,
+    specs: list[FeatureSpec],
+    dcfg: DriftConfig,
+    history: History | None = None,
+) -> DriftReport:
+    """Every feature's test and effect, BH across features, the dataset verdict; with a
+    `history`, each effect against its learned bound (see the module doc)."""
+    t = dcfg.thresholds
     jobs: list[tuple[FeatureSpec, Any, Any, str, str, str]] = []
     notes: list[str] = []
     for spec in specs:
@@ -132,7 +165,16 @@ def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpe
         spec, primary, test_r, effect_r = r["spec"], r["primary"], r["test"], r["effect"]
         alpha = primary.threshold if primary.uses_p_value else dcfg.p_value
         floor = dcfg.effect_floors.numerical if effect_r.method == "wasserstein" else dcfg.effect_floors.categorical
-        detected = bool(p_adj < alpha and effect_r.statistic >= floor and (primary.uses_p_value or primary.drifted))
+        bound = None
+        if history is not None:
+            past = history.past_scores(spec.name, effect_r.method)
+            bound = learned_bound(past, floor, t.k, t.min_windows, t.cold_start_factor)
+        need = dcfg.min_sample.of(spec.name)
+        judged = min(primary.n_reference, primary.n_current) >= need
+        limit = floor if bound is None else bound.value
+        detected = judged and bool(
+            p_adj < alpha and effect_r.statistic >= limit and (primary.uses_p_value or primary.drifted)
+        )
         out.append(
             FeatureDrift(
                 spec.name,
@@ -150,6 +192,18 @@ def compare(reference: WindowStats, current: WindowStats, specs: list[FeatureSpe
                 detected,
                 primary.n_reference,
                 primary.n_current,
+                bound,
+                judged,
+                need,
+            )
+        )
+    skipped = [f for f in out if not f.judged]
+    if skipped:
+        notes.append(
+            "drift.min_sample: not judged, too few rows on a side: "
+            + "; ".join(
+                f"{f.feature} {f.n_reference:,} reference vs {f.n_current:,} current < {f.min_sample:,}"
+                for f in skipped
             )
         )
     share = sum(f.detected for f in out) / len(out) if out else 0.0
@@ -200,19 +254,32 @@ def stats_from_arrays(
     return WindowStats(rows, num, cat, embeddings, 0 if embeddings is None else len(embeddings))
 
 
+def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
+    """The domain classifier AUC's learned bound (never below auc_threshold; the
+    threshold itself while the history is short), or None where it is fixed."""
+    e, t = dcfg.embeddings, dcfg.thresholds
+    if e is None or history is None or not e.learned or t.mode != "learned":
+        return None
+    past = history.past_scores(EMBEDDING, "domain_classifier")
+    return learned_bound(past, e.auc_threshold, t.k, t.min_windows, 1.0)
+
+
 def compare_embeddings(
-    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig
+    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig, bound: Bound | None = None
 ) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool]:
+    """The embedding tests and verdict (any `detect_with` method drifted); with a
+    `bound`, the domain classifier's AUC is judged against it instead of auc_threshold."""
     e = dcfg.embeddings
     assert e is not None
     ref = ed.subsample(reference, e.cap, e.seed)
     cur = ed.subsample(current, e.cap, e.seed)
     out: list[ed.EmbeddingTestResult] = []
+    auc_threshold = e.auc_threshold if bound is None else bound.value
     for m in e.methods:
         if m == "centroid":
             out.append(ed.centroid_distance(ref, cur))
         elif m == "domain_classifier":
-            out.append(ed.domain_classifier_auc(ref, cur, threshold=e.auc_threshold, seed=e.seed))
+            out.append(ed.domain_classifier_auc(ref, cur, threshold=auc_threshold, seed=e.seed))
         else:
             out.append(
                 ed.mmd_test(

@@ -80,6 +80,51 @@ class ReferenceLoad:
     windows: int
     from_cache: int
     read: int
+    # Each reference window's own statistics, by window start (pooled_reference).
+    parts: tuple[tuple[dt.datetime, WindowStats], ...] = ()
+
+
+def pooled_reference(
+    load: ReferenceLoad, specs: list[FeatureSpec], drifted: dict[str, set[dt.datetime]], embedding_key: str
+) -> tuple[ReferenceLoad, list[str]]:
+    """The reference with, per feature, the windows where that feature drifted left out
+    (`drifted`: feature -> window starts; `embedding_key` names the embeddings' entry),
+    and a note per feature saying which. A feature that drifted in every reference
+    window keeps them all: a change that lasted the whole reference span is the new
+    normal, and the reference follows it."""
+    if not load.parts or not any(drifted.get(s.name) for s in specs) and not drifted.get(embedding_key):
+        return load, []
+    notes: list[str] = []
+
+    def kept(name: str) -> list[tuple[dt.datetime, WindowStats]]:
+        bad = drifted.get(name, set())
+        good = [(start, p) for start, p in load.parts if start not in bad]
+        left = len(load.parts) - len(good)
+        if left and good:
+            days = ", ".join(f"{start:%Y-%m-%d %H:%M}" for start, _ in load.parts if start in bad)
+            notes.append(f"drift reference of {name}: {left} window(s) where it drifted left out ({days})")
+            return good
+        if left:
+            notes.append(f"drift reference of {name}: it drifted in every reference window; all of them are used")
+        return list(load.parts)
+
+    numeric: dict[str, st.NumericSample] = {}
+    categorical: dict[str, st.Counts] = {}
+    for spec in specs:
+        parts = [p for _, p in kept(spec.name)]
+        if spec.kind == "numerical":
+            samples = [p.numeric[spec.name] for p in parts if spec.name in p.numeric]
+            if samples:
+                numeric[spec.name] = st.merge_samples(samples)
+        else:
+            counts = [p.categorical[spec.name] for p in parts if spec.name in p.categorical]
+            if counts:
+                categorical[spec.name] = st.merge_counts(counts)
+    emb_parts = load.embedding_parts
+    if drifted.get(embedding_key):
+        emb_parts = tuple((p.embedding_rows, p.embeddings) for _, p in kept(embedding_key) if p.embeddings is not None)
+    stats = WindowStats(load.stats.rows, numeric, categorical, None, sum(n for n, _ in emb_parts))
+    return ReferenceLoad(stats, emb_parts, load.windows, load.from_cache, load.read, load.parts), notes
 
 
 def window_counts(ctx: AnalysisContext, ix: Interactions, windows: list[Window]) -> list[int]:
@@ -110,7 +155,7 @@ def load_reference(
 ) -> ReferenceLoad:
     """Stored statistics for each reference window whose row count is unchanged;
     the others are read once and stored."""
-    parts, emb_parts = [], []
+    parts, emb_parts, starts = [], [], []
     cached = read = 0
     windows = reference_windows(ctx.cfg, ctx.window)
     for w, rows_now in zip(windows, window_counts(ctx, ix, windows), strict=True):
@@ -124,9 +169,12 @@ def load_reference(
             cache.put(key, w.start, w.end, cfg_hash, stats)
             read += 1
         parts.append(stats)
+        starts.append(w.start)
         if stats.embeddings is not None:
             emb_parts.append((stats.embedding_rows, stats.embeddings))
-    return ReferenceLoad(merge_stats(parts), tuple(emb_parts), len(parts), cached, read)
+    return ReferenceLoad(
+        merge_stats(parts), tuple(emb_parts), len(parts), cached, read, tuple(zip(starts, parts, strict=True))
+    )
 
 
 def reference_embeddings(

@@ -17,16 +17,17 @@ def summary_line(report: DriftReport) -> str:
     )
     if report.drifted:
         head += ": " + "; ".join(f.explain() for f in report.drifted)
+    if report.not_judged:
+        head += f"; not judged (too few rows): {', '.join(f.feature for f in report.not_judged)}"
     if report.embeddings:
         parts = ", ".join(
             f"{r.method} {r.statistic:.3g}" + (f" p={r.p_value:.2g}" if r.p_value is not None else "")
             for r in report.embeddings
         )
         e0 = report.embeddings[0]
-        head += (
-            f". Embedding drift: {'YES' if report.embedding_drift else 'no'} ({parts}; "
-            f"{e0.n_reference:,} vs {e0.n_current:,} rows sampled)"
-        )
+        verdict = ("YES" if report.embedding_drift else "no") if report.embedding_judged else "not judged"
+        bound = "" if report.embedding_bound is None else f"; AUC {report.embedding_bound.describe()}"
+        head += f". Embedding drift: {verdict} ({parts}{bound}; {e0.n_reference:,} vs {e0.n_current:,} rows sampled)"
     return head
 
 
@@ -41,6 +42,8 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
             MetricRecord.of("data_drift_p_value_adjusted", f.p_value_adjusted, feature=f.feature, method=f.test_method)
         )
         recs.append(MetricRecord.of("data_drift_detected", float(f.detected), feature=f.feature))
+        recs.append(MetricRecord.of("data_drift_judged", float(f.judged), feature=f.feature))
+        recs.append(MetricRecord.of("data_drift_threshold", f.effect_bound, feature=f.feature, method=f.effect_method))
     recs.append(MetricRecord.of("data_drift_share", report.share))
     recs.append(MetricRecord.of("data_drift_dataset_detected", float(report.dataset_drift)))
     for r in report.embeddings:
@@ -49,6 +52,10 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
             recs.append(MetricRecord.of("embedding_drift_p_value", r.p_value, method=r.method))
     if report.embedding_drift is not None:
         recs.append(MetricRecord.of("embedding_drift_detected", float(report.embedding_drift)))
+        recs.append(MetricRecord.of("embedding_drift_judged", float(report.embedding_judged)))
+        auc = next((r for r in report.embeddings if r.method == "domain_classifier"), None)
+        if auc is not None:
+            recs.append(MetricRecord.of("embedding_drift_threshold", auc.threshold, method="domain_classifier"))
     return recs
 
 

@@ -1,0 +1,136 @@
+"""Drift's own history: the learned bounds, and the windows left out of a reference.
+
+A drift score always wobbles a little from window to window (traffic mix, a slow
+random walk in latency, sampling noise), and how much depends on the feature. A fixed
+floor that is right for one feature pages every few weeks on another, so in
+`drift.thresholds.mode: learned` each feature is judged against a bound learned from
+its own stored past scores (NannyML's idea):
+
+    bound = max(floor, median + k x 1.4826 x MAD)    of the previous `windows` scores
+
+where a score is the feature's effect (normalised Wasserstein, Jensen-Shannon; the
+`data_drift_score` figure of its effect method) against the reference of its window.
+Median and MAD, not mean and standard deviation: one spike day among 28 moves neither,
+so the bound is not raised by the incident it should catch. Windows where the feature
+drifted are left out of the history too. With fewer than `min_windows` past scores the
+bound is the floor times `cold_start_factor` ("cold start": stricter than the floor,
+since the wobble is not known yet).
+
+The same stored figures say which reference windows drifted (data_drift_detected 1,
+embedding_drift_detected 1); fit.pooled_reference leaves them out of that feature's
+reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aimon.config.analyses import DriftConfig
+from aimon.store.metrics import Store
+from aimon.windows import Window, window_containing
+
+MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution is 0.6745 sigma
+EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The bound a score is judged against, and what it came from."""
+
+    value: float
+    basis: str  # "learned", "floor" (the learned value was below it), "cold start", "fixed"
+    history: int  # past scores it was learned from
+    median: float | None = None
+    mad: float | None = None
+
+    def describe(self) -> str:
+        if self.basis in ("learned", "floor"):
+            return f"bound {self.value:.3g} ({self.basis}, from {self.history} past windows)"
+        if self.basis == "cold start":
+            return f"bound {self.value:.3g} (cold start: {self.history} past windows)"
+        return f"floor {self.value:g}"
+
+
+def learned_bound(scores: Sequence[float], floor: float, k: float, min_windows: int, cold_start_factor: float) -> Bound:
+    """max(floor, median + k x 1.4826 x MAD) of `scores`, or the cold-start bound
+    (floor x cold_start_factor) with fewer than `min_windows` finite scores."""
+    x = np.asarray([s for s in scores if np.isfinite(s)], dtype=np.float64)
+    if len(x) < min_windows:
+        return Bound(floor * cold_start_factor, "cold start", len(x))
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med)))
+    learned = med + k * MAD_TO_SIGMA * mad
+    return Bound(max(floor, learned), "learned" if learned >= floor else "floor", len(x), med, mad)
+
+
+def previous_windows(window: Window, n: int) -> list[Window]:
+    """The `n` windows before `window`, oldest first."""
+    out: list[Window] = []
+    w = window
+    for _ in range(n):
+        w = window_containing(w.start - dt.timedelta(microseconds=1), w.granularity, w.timezone)
+        out.append(w)
+    return out[::-1]
+
+
+@dataclass(frozen=True)
+class History:
+    """Per feature (and EMBEDDING): past scores by window start, and the window starts
+    where it drifted."""
+
+    scores: dict[tuple[str, str], dict[dt.datetime, float]] = field(default_factory=dict)  # (feature, method)
+    drifted: dict[str, set[dt.datetime]] = field(default_factory=dict)
+
+    def past_scores(self, feature: str, method: str) -> list[float]:
+        """The feature's stored scores of `method`, leaving out windows where it drifted."""
+        bad = self.drifted.get(feature, set())
+        return [v for start, v in sorted(self.scores.get((feature, method), {}).items()) if start not in bad]
+
+
+def read_history(store: Store, window: Window, dcfg: DriftConfig, reference: Sequence[Window]) -> History:
+    """The stored drift figures the learned bounds and the reference exclusions need:
+    scores over the previous thresholds.windows windows, verdicts over those and the
+    reference windows. Figures of the window itself (a rerun) are never read."""
+    span = previous_windows(window, dcfg.thresholds.windows) if dcfg.thresholds.mode == "learned" else []
+    starts = [w.start for w in [*span, *reference] if w.start < window.start]
+    if not starts:
+        return History()
+    lo = min(starts)
+    g = window.granularity
+
+    def figs(metric: str):  # type: ignore[no-untyped-def]
+        return store.figures(granularity=g, metric=metric, start_from=lo, before=window.start)
+
+    scores: dict[tuple[str, str], dict[dt.datetime, float]] = {}
+    drifted: dict[str, set[dt.datetime]] = {}
+    if span:
+        first = span[0].start
+        for f in figs("data_drift_score"):
+            if f.window_start >= first and "feature" in f.labels and "method" in f.labels:
+                scores.setdefault((f.labels["feature"], f.labels["method"]), {})[f.window_start] = f.value
+        if dcfg.embeddings is not None:
+            for f in figs("embedding_drift_score"):
+                if f.window_start >= first and f.labels.get("method") == "domain_classifier":
+                    scores.setdefault((EMBEDDING, "domain_classifier"), {})[f.window_start] = f.value
+    for f in figs("data_drift_detected"):
+        if f.value >= 1 and "feature" in f.labels:
+            drifted.setdefault(f.labels["feature"], set()).add(f.window_start)
+    if dcfg.embeddings is not None:
+        for f in figs("embedding_drift_detected"):
+            if f.value >= 1:
+                drifted.setdefault(EMBEDDING, set()).add(f.window_start)
+    return History(scores, drifted)
+
+
+def feature_bounds(history: History, dcfg: DriftConfig, effects: dict[str, tuple[str, float]]) -> dict[str, Bound]:
+    """Each feature's bound from its history: `effects` maps a feature to (its effect
+    method, its floor)."""
+    t = dcfg.thresholds
+    return {
+        name: learned_bound(history.past_scores(name, method), floor, t.k, t.min_windows, t.cold_start_factor)
+        for name, (method, floor) in effects.items()
+    }
