@@ -35,10 +35,10 @@ METRICS: dict[str, str] = {
     "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD.",
     "embedding_drift_score": "Embedding drift score against the reference.",
     "embedding_drift_detected": "1 if the embeddings drifted against the reference, else 0.",
-    "data_drift_judged": "1 if the feature had drift.min_sample rows on both sides and was judged, else 0 (its detected is 0).",
-    "data_drift_threshold": "The bound a feature's effect score was judged against: learned from its past scores, never below the floor.",
-    "embedding_drift_judged": "1 if both embedding samples had drift.embeddings.min_sample rows and were judged, else 0.",
-    "embedding_drift_threshold": "The domain-classifier AUC bound the embeddings were judged against (learned, never below auc_threshold).",
+    "data_drift_judged": "1 if the feature had drift.min_sample rows on both sides, else 0 (not judged: detected 0).",
+    "data_drift_threshold": "Bound a feature's effect was judged against (learned from its past scores, >= the floor).",
+    "embedding_drift_judged": "1 if both embedding samples had drift.embeddings.min_sample rows, else 0.",
+    "embedding_drift_threshold": "Domain-classifier AUC bound of the embedding verdict (learned, >= auc_threshold).",
     "embedding_rows_rejected": (
         "Malformed embeddings left out of embedding drift, by reason "
         "(not_json, not_a_list, non_numeric, nonfinite, wrong_dimension)."

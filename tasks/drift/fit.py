@@ -92,7 +92,7 @@ def pooled_reference(
     and a note per feature saying which. A feature that drifted in every reference
     window keeps them all: a change that lasted the whole reference span is the new
     normal, and the reference follows it."""
-    if not load.parts or not any(drifted.get(s.name) for s in specs) and not drifted.get(embedding_key):
+    if not load.parts or (not any(drifted.get(s.name) for s in specs) and not drifted.get(embedding_key)):
         return load, []
     notes: list[str] = []
 

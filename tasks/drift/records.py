@@ -54,7 +54,7 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
         recs.append(MetricRecord.of("embedding_drift_detected", float(report.embedding_drift)))
         recs.append(MetricRecord.of("embedding_drift_judged", float(report.embedding_judged)))
         auc = next((r for r in report.embeddings if r.method == "domain_classifier"), None)
-        if auc is not None:
+        if auc is not None and auc.threshold is not None:
             recs.append(MetricRecord.of("embedding_drift_threshold", auc.threshold, method="domain_classifier"))
     return recs
 
