@@ -11,7 +11,8 @@ stored yet, and analyses the cumulative statistics (looks.py):
   the p-value and running intersection of the intervals over every window since the
   start), so looking every day does not inflate false positives;
 - Holm or Benjamini-Hochberg across the experiment's metrics x variants;
-- a sample-ratio-mismatch check of the assignments against the expected split;
+- a sample-ratio-mismatch check of the assignments against the expected split,
+  cumulative and over the last windows (`srm_spans`);
 - a decision status per comparison and per experiment.
 
 The results become metric records, notes and details in records.py.
@@ -117,7 +118,7 @@ def run_experiment(ctx: AnalysisContext, exp: ExperimentConfig, abstore: ABStats
     used = exp.model_copy(update={"metrics": tuple(p.metric for p in plans)}) if len(plans) < len(exp.metrics) else exp
     if not plans:
         notes.append(f"experiment {exp.name}: no usable metric; only the sample ratio is checked")
-    res = analyze_looks(used, looks) if plans else srm_only(exp, looks)
+    res = analyze_looks(used, looks, g) if plans else srm_only(exp, looks, g)
     res = dataclasses.replace(res, first_window=windows[0].start, notes=tuple(notes))
     return {
         "records": experiment_records(res, exp.control),

@@ -7,7 +7,8 @@ minimum of the p-value and running intersection of the intervals over every look
 so looking every day does not inflate false positives. Then the multiple-testing
 correction across the experiment's comparisons, the units each comparison needs for
 its MDE, a decision status per comparison and per experiment, and the
-sample-ratio-mismatch check (srm_test in aimon.stats.abtests) of the assignments.
+sample-ratio-mismatch check of the assignments, cumulative and over the recent
+windows (srm_spans in aimon.stats.abtests).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from aimon.config import ABMetricConfig, ExperimentConfig
 from aimon.stats.abtests import (
     ESTIMATES,
     Moments,
+    SrmSpan,
     adjust_p_values,
     get_test,
     msprt,
     relative_lift,
     required_total,
-    srm_test,
+    srm_spans,
 )
 from aimon.store.abstats import ASSIGNMENTS, OTHER_VARIANT
 from aimon.tasks.abtest.results import Comparison, ExperimentResult, Key
@@ -179,7 +181,22 @@ def _needed(
     return pair / max(coverage, 1e-12) / (wc + wt)
 
 
-def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]]) -> ExperimentResult:
+def _srm(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]]) -> tuple[SrmSpan, ...]:
+    """The split tested cumulatively and over the recent windows (exp.srm_spans)."""
+    per_window = [[look.get((v, ASSIGNMENTS), Moments()).n for v in exp.variants] for look in looks]
+    w = exp.weights
+    return srm_spans(
+        per_window or [[0] * len(exp.variants)], [w[v] for v in exp.variants], exp.srm_threshold, exp.srm_spans
+    )
+
+
+def _srm_fields(spans: tuple[SrmSpan, ...]) -> dict[str, Any]:
+    return {"srm_recent": spans[1:], "srm_mismatch": any(s.result.mismatch for s in spans)}
+
+
+def analyze_looks(
+    exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]], granularity: str = "daily"
+) -> ExperimentResult:
     """The experiment's result from its per-window statistics, oldest window first."""
     total: dict[Key, Moments] = {}
     for look in looks:
@@ -188,7 +205,9 @@ def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]])
     units = {v: total.get((v, ASSIGNMENTS), Moments()).n for v in exp.variants}
     other = total.get((OTHER_VARIANT, ASSIGNMENTS), Moments()).n
     weights = exp.weights
-    srm = srm_test([units[v] for v in exp.variants], [weights[v] for v in exp.variants], exp.srm_threshold)
+    spans = _srm(exp, looks)
+    srm = spans[0].result
+    srm_mismatch = any(s.result.mismatch for s in spans)
 
     comps = [compare(exp, m, v, looks) for m in exp.metrics for v in exp.variants if v != exp.control]
     tested = [i for i, c in enumerate(comps) if c.p_value is not None]
@@ -220,7 +239,7 @@ def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]])
         final.append(_replace(comp, status=status))
 
     statuses = {c.status for c in final}
-    if srm.mismatch:
+    if srm_mismatch:
         status = "invalid"
     elif "regression" in statuses:
         status = "regression"
@@ -246,14 +265,31 @@ def analyze_looks(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]])
         srm,
         tuple(final),
         max(undecided) if undecided else None,
+        granularity=granularity,
+        **_srm_fields(spans),
     )
 
 
-def srm_only(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]]) -> ExperimentResult:
+def srm_only(
+    exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]], granularity: str = "daily"
+) -> ExperimentResult:
     units = {v: sum(look.get((v, ASSIGNMENTS), Moments()).n for look in looks) for v in exp.variants}
-    w = exp.weights
-    srm = srm_test([units[v] for v in exp.variants], [w[v] for v in exp.variants], exp.srm_threshold)
-    status = "invalid" if srm.mismatch else "collecting"
+    spans = _srm(exp, looks)
+    fields = _srm_fields(spans)
+    status = "invalid" if fields["srm_mismatch"] else "collecting"
     return ExperimentResult(
-        exp.name, status, exp.sequential, exp.correction, exp.alpha, len(looks), None, units, 0, srm, (), None
+        exp.name,
+        status,
+        exp.sequential,
+        exp.correction,
+        exp.alpha,
+        len(looks),
+        None,
+        units,
+        0,
+        spans[0].result,
+        (),
+        None,
+        granularity=granularity,
+        **fields,
     )

@@ -27,8 +27,14 @@ def experiment_records(res: ExperimentResult, control: str) -> list[MetricRecord
         *[MetricRecord.of("ab_units", n, experiment=e, variant=v) for v, n in res.units.items()],
     ]
     if res.srm is not None and res.total_units:
+        # The series without a span is the cumulative split (as before spans existed);
+        # ab_srm_detected without a span is 1 when any span is off.
         recs.append(MetricRecord.of("ab_srm_p_value", res.srm.p_value, experiment=e))
-        recs.append(MetricRecord.of("ab_srm_detected", 1.0 if res.srm.mismatch else 0.0, experiment=e))
+        recs.append(MetricRecord.of("ab_srm_detected", 1.0 if res.srm_mismatch else 0.0, experiment=e))
+        for s in res.srm_recent:
+            span = span_label(s.windows or 0, res.granularity)
+            recs.append(MetricRecord.of("ab_srm_p_value", s.result.p_value, experiment=e, span=span))
+            recs.append(MetricRecord.of("ab_srm_detected", 1.0 if s.result.mismatch else 0.0, experiment=e, span=span))
     if res.needed_units is not None:
         recs.append(MetricRecord.of("ab_sample_size", math.ceil(res.needed_units), experiment=e))
     means: dict[tuple[str, str], float] = {}
@@ -61,6 +67,13 @@ def experiment_records(res: ExperimentResult, control: str) -> list[MetricRecord
     return recs
 
 
+def span_label(windows: int, granularity: str) -> str:
+    """The `span` label of the last `windows` windows: 1d, 1w, 3d; hourly 1h, 7h, 1d."""
+    if granularity == "hourly":
+        return f"{windows // 24}d" if windows % 24 == 0 else f"{windows}h"
+    return f"{windows // 7}w" if windows % 7 == 0 else f"{windows}d"
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
@@ -78,11 +91,15 @@ def experiment_notes(res: ExperimentResult, window: Window, last_window_units: i
             for c in decided
         )
     notes = [head]
-    if res.srm is not None and res.srm.mismatch:
-        split = ", ".join(f"{v} {n:,}" for v, n in res.units.items())
+    spans = [("since the start", res.srm)] if res.srm is not None else []
+    spans += [(f"over the last {span_label(s.windows or 0, res.granularity)}", s.result) for s in res.srm_recent]
+    for where, srm in spans:
+        if srm is None or not srm.mismatch:
+            continue
+        split = ", ".join(f"{n:,}" for n in srm.counts)
         notes.append(
-            f"experiment {res.name}: sample ratio mismatch, p = {res.srm.p_value:.2g} < {res.srm.threshold:g} "
-            f"(observed {split}; expected {', '.join(f'{x:,.0f}' for x in res.srm.expected)}): "
+            f"experiment {res.name}: sample ratio mismatch {where}, p = {srm.p_value:.2g} < {srm.threshold:.2g} "
+            f"(observed {split} for {', '.join(res.units)}; expected {', '.join(f'{x:,.0f}' for x in srm.expected)}): "
             "the assignment is broken; results are not trustworthy"
         )
     if res.status == "collecting" and res.needed_units is not None:
@@ -108,4 +125,7 @@ def result_details(res: ExperimentResult) -> dict[str, Any]:
     d = asdict(res)
     d["status_text"] = STATUS_TEXT[res.status]
     d["srm"] = asdict(res.srm) if res.srm else None
+    d["srm_recent"] = [
+        {"span": span_label(s.windows or 0, res.granularity), **asdict(s.result)} for s in res.srm_recent
+    ]
     return d

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from aimon.stats.abtests import SrmResult
+from aimon.stats.abtests import SrmResult, SrmSpan
 
 # ab_status / ab_metric_status values (docs: A/B experiments).
 STATUS_CODES = {"collecting": 0, "improvement": 1, "regression": 2, "no_difference": 3, "invalid": 4}
@@ -62,10 +62,15 @@ class ExperimentResult:
     first_window: dt.datetime | None
     units: dict[str, int]  # cumulative units (requests) per configured variant
     other_units: int  # rows of the experiment with an unconfigured variant value
-    srm: SrmResult | None
+    srm: SrmResult | None  # the cumulative split
     comparisons: tuple[Comparison, ...]
     needed_units: float | None  # units (all arms) the slowest non-significant comparison needs
     notes: tuple[str, ...] = field(default=())
+    # The split over the last windows (exp.srm_spans); srm_mismatch: any span, the
+    # cumulative one included, is off (each at srm_threshold / spans: Bonferroni).
+    srm_recent: tuple[SrmSpan, ...] = field(default=())
+    srm_mismatch: bool = False
+    granularity: str = "daily"  # of the looks: names the spans (1d, 1w; 1h, 7h)
 
     @property
     def total_units(self) -> int:
