@@ -38,6 +38,12 @@ def _series(metric: str, labels: str) -> str:
     return f"{metric}{{{', '.join(f'{k}={v}' for k, v in sorted(d.items()))}}}"
 
 
+def _into(states: dict[str, AlertState], alert_id: str | None) -> str:
+    """The alert a folded one is folded into, as rule{labels}."""
+    p = states.get(alert_id or "")
+    return "?" if p is None else f"{p.rule}{{{', '.join(f'{k}={v}' for k, v in sorted(p.labels_dict.items()))}}}"
+
+
 def _ts(v: dt.datetime | None) -> str:
     return "-" if v is None else f"{v:%Y-%m-%d %H:%M}"
 
@@ -75,12 +81,20 @@ def _list(out: Output, config: Path | None, all_: bool) -> None:
     now = utcnow()
     states = sorted(
         astore.states().values(),
-        key=lambda s: (s.status != "firing", s.status != "pending", SEVERITIES.index(s.severity), s.rule, s.labels),
+        key=lambda s: (
+            s.status != "firing",
+            s.status != "folded",
+            s.status != "pending",
+            SEVERITIES.index(s.severity),
+            s.rule,
+            s.labels,
+        ),
     )
+    by_id = {s.alert_id: s for s in states}
     active = astore.active_silences(now)
     # An alert of a rule since removed from the config is history, not a live alert.
     rules = {r.name for r in cfg.alerts.rules}
-    shown = [s for s in states if all_ or (s.status in ("firing", "pending") and s.rule in rules)]
+    shown = [s for s in states if all_ or (s.status in ("firing", "folded", "pending") and s.rule in rules)]
     silences = [si for si in astore.silences_all() if all_ or si.active(now) or si.starts_at > now]
     if out.json:
         out.emit(
@@ -90,13 +104,17 @@ def _list(out: Output, config: Path | None, all_: bool) -> None:
             }
         )
         return
-    t = Table(title=f"alerts ({'all' if all_ else 'firing and pending'})", title_justify="left")
+    t = Table(title=f"alerts ({'all' if all_ else 'firing, folded and pending'})", title_justify="left")
     for col in ("status", "severity", "rule", "series", "value", "since (UTC)", "told"):
         t.add_column(col, overflow="fold", no_wrap=col != "series", min_width=40 if col == "series" else None)
     for s in shown:
         style = _SEVERITY_STYLE.get(s.severity, "") if s.status == "firing" else ""
         muted = silenced_by(active, _alert_labels(s))
         status = f"[{style}]{s.status}[/{style}]" if style else s.status
+        if s.status == "folded":
+            status += f" into {_into(by_id, s.folded_into)}"
+        elif s.status == "firing" and s.ok_windows:
+            status += f" (recovering, {s.ok_windows} ok)"
         t.add_row(
             status + (f" (silenced {muted})" if muted else ""),
             s.severity,
@@ -159,7 +177,7 @@ def _history(
             _print("no alert events recorded")
             return
         t = Table(title="alerts per window", title_justify="left")
-        for col in ("window (UTC)", "status", "severity", "rule", "series", "value", "bound", "silenced by"):
+        for col in ("window (UTC)", "status", "severity", "rule", "series", "value", "bound", "silenced by", "note"):
             t.add_column(col, overflow="fold")
         for ev in events:
             t.add_row(
@@ -171,6 +189,7 @@ def _history(
                 fmt_value(ev.metric, ev.value),
                 fmt_value(ev.metric, ev.bound),
                 ev.silenced_by or "",
+                ev.note or "",
             )
         _print(t)
         return

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 import string
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +27,7 @@ from pydantic import (
 
 from aimon.config.base import Strict, check_identifier
 from aimon.matchers import Matcher
+from aimon.stats.bounds import learn, proportion_se
 
 OPS = (">", ">=", "<", "<=")
 SEVERITIES = ("critical", "warning", "info")  # most severe first: the order of a grouped message
@@ -120,7 +123,104 @@ class EmailChannelConfig(Strict):
         return self
 
 
-ChannelConfig = Annotated[SlackChannelConfig | EmailChannelConfig, Field(discriminator="type")]
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")  # what Events API v2 accepts
+
+
+def _http_url(v: str, what: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", v):
+        raise ValueError(f"{what} {v!r} is not an http(s) URL")
+    return v
+
+
+class PagerDutyChannelConfig(Strict):
+    """PagerDuty Events API v2: one event per alert of a notification, the alert's id as
+    `dedup_key`: `trigger` when it fires (a repeat triggers the same open alert again,
+    which PagerDuty de-duplicates), `resolve` when it resolves."""
+
+    type: Literal["pagerduty"]
+    routing_key_env: str | None = None  # env var holding the integration's routing key (32 characters)
+    routing_key_secret: str | None = None  # or a Prefect Secret block holding it
+    url: str = "https://events.pagerduty.com/v2/enqueue"  # the Events API v2 endpoint (EU: events.eu.pagerduty.com)
+    source: str = "aimon"  # payload.source: the monitored system as PagerDuty shows it
+    # aimon severity -> PagerDuty severity (critical, error, warning or info); keys left
+    # out keep the same name.
+    severity_map: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries within one send on a 429 that says when (Retry-After), waiting that long;
+    # other 429s, 5xx and connection errors go back to the outbox's send_attempts.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_retry_after_seconds: float = Field(default=30.0, ge=0)  # a longer Retry-After is left to the outbox
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v, "url")
+
+    @field_validator("severity_map")
+    @classmethod
+    def _severities(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if key not in SEVERITIES:
+                raise ValueError(f"severity_map: {key!r} is not an aimon severity; valid: {', '.join(SEVERITIES)}")
+            if value not in PAGERDUTY_SEVERITIES:
+                raise ValueError(
+                    f"severity_map.{key}: {value!r} is not a PagerDuty severity; "
+                    f"valid: {', '.join(PAGERDUTY_SEVERITIES)}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _key(self) -> PagerDutyChannelConfig:
+        _one_secret(self.routing_key_env, self.routing_key_secret, "routing_key")
+        if not (self.routing_key_env or self.routing_key_secret):
+            raise ValueError("a pagerduty channel needs routing_key_env (or routing_key_secret)")
+        return self
+
+    def severity(self, aimon_severity: str) -> str:
+        return self.severity_map.get(aimon_severity, aimon_severity)
+
+
+class WebhookChannelConfig(Strict):
+    """A generic webhook: POSTs Alertmanager's webhook JSON (version 4), one request
+    per notification, so a receiver written for Alertmanager takes aimon's alerts."""
+
+    type: Literal["webhook"]
+    url_env: str | None = None  # env var holding the URL (when the URL itself is a secret)
+    url_secret: str | None = None  # or a Prefect Secret block holding it
+    url: str | None = None  # or the URL itself, when it holds no secret
+    # env var (or Prefect Secret block) holding extra headers, one 'Name: value' a line,
+    # e.g. 'Authorization: Bearer ...'.
+    headers_env: str | None = None
+    headers_secret: str | None = None
+    receiver: str | None = None  # the payload's "receiver"; default: the channel's name
+    external_url: str | None = None  # the payload's "externalURL"; default: alerts.link
+    max_alerts: int = Field(default=0, ge=0)  # 0: all; beyond it, counted in truncatedAlerts
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries within one send on a 429 with Retry-After (waiting that long), as pagerduty's.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_retry_after_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("url", "external_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return v if v is None else _http_url(v, "url")
+
+    @model_validator(mode="after")
+    def _where(self) -> WebhookChannelConfig:
+        given = [k for k in ("url_env", "url_secret", "url") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a webhook channel needs exactly one of url_env, url_secret or url"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        _one_secret(self.headers_env, self.headers_secret, "headers")
+        return self
+
+
+ChannelConfig = Annotated[
+    SlackChannelConfig | EmailChannelConfig | PagerDutyChannelConfig | WebhookChannelConfig,
+    Field(discriminator="type"),
+]
 
 
 class RouteConfig(Strict):
@@ -136,20 +236,99 @@ class RouteConfig(Strict):
 
 
 class BaselineCondition(Strict):
-    """Compare with the median of the same figure over the previous N windows."""
+    """Compare with the same figure over the previous N windows.
 
-    windows: int = Field(default=7, ge=1, le=1000)
-    min_windows: int = Field(default=3, ge=1)  # fewer stored windows: the rule cannot judge, does not fire
+    `method: ratio` (the default): the bound is the median of those windows times
+    `factor`, or `percent` above/below it. `method: learned`: the bound is the series'
+    own centre plus/minus `k` robust standard deviations of its window-to-window values
+    (aimon.stats.bounds.learn), never closer to the centre than `factor`/`percent` when
+    one is given. Windows where this series' alert was pending, firing or folded are
+    left out (`exclude_alerting`), older ones taken instead, up to `lookback` windows
+    back, so an incident never becomes its own baseline. docs/alerts.md, "Learned
+    bounds and minimum evidence"."""
+
+    method: Literal["ratio", "learned"] = "ratio"
+    windows: int = Field(default=7, ge=1, le=1000)  # default 28 with method: learned
+    # Fewer stored windows: the rule cannot judge, does not fire. Default 3 (learned: 7).
+    min_windows: int = Field(default=3, ge=1)
     factor: float | None = Field(default=None, gt=0)  # '>' with factor 1.5: above 1.5x the median
     percent: float | None = Field(default=None, ge=0)  # '>' with 20: 20% above; '<' with 20: 20% below
+    # learned: how many robust standard deviations (1.4826 x MAD) from the centre.
+    k: float = Field(default=4.5, gt=0)
+    # learned, daily (hourly) windows: centre on the same weekday's (hour's) windows when
+    # at least 3 of them are in the history, so weekly (daily) seasonality does not page.
+    seasonal: bool = True
+    # learned: the spread is at least this share of |centre| (a constant history) ...
+    min_spread_percent: float = Field(default=1.0, ge=0)
+    min_spread: float = Field(default=0.0, ge=0)  # ... and at least this absolute amount
+    # Leave out windows where this series' alert was pending, firing or folded.
+    exclude_alerting: bool = True
+    # How far back to look for `windows` windows without the alert; default 3 x windows.
+    lookback: int | None = Field(default=None, ge=1, le=3000)
+    # binomial: for a proportion (accuracy, F1, helpful ratio) a change must also exceed
+    # z x sqrt(p(1-p)/n_window + p(1-p)/n_baseline), n from the rule's min_sample metric.
+    uncertainty: Literal["binomial"] | None = None
+    z: float = Field(default=3.5, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") == "learned":
+            data = {"windows": 28, "min_windows": min(7, int(data.get("windows", 28))), **data}
+        return data
 
     @model_validator(mode="after")
     def _one(self) -> BaselineCondition:
-        if (self.factor is None) == (self.percent is None):
-            raise ValueError("a baseline needs exactly one of factor or percent")
+        if self.method == "ratio":
+            if (self.factor is None) == (self.percent is None):
+                raise ValueError("a baseline needs exactly one of factor or percent (or method: learned)")
+            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread"} & self.model_fields_set
+            if learned_only:
+                raise ValueError(f"{', '.join(sorted(learned_only))}: only with method: learned")
+        elif self.factor is not None and self.percent is not None:
+            raise ValueError("a learned baseline takes at most one of factor or percent (its floor)")
         if self.min_windows > self.windows:
             raise ValueError(f"min_windows ({self.min_windows}) is more than windows ({self.windows})")
+        if self.lookback is not None and self.lookback < self.windows:
+            raise ValueError(f"lookback ({self.lookback}) is less than windows ({self.windows})")
+        if "z" in self.model_fields_set and self.uncertainty is None:
+            raise ValueError("z: only with uncertainty: binomial")
         return self
+
+    @property
+    def span(self) -> int:
+        """Windows looked back at most (for `windows` windows without the alert)."""
+        if not self.exclude_alerting:
+            return self.windows
+        return self.lookback if self.lookback is not None else 3 * self.windows
+
+
+class MinSample(Strict):
+    """Minimum evidence: the figure of `metric` with the series' labels (on the label keys
+    both carry; a `metric` label must name the rule's metric, as quality_sample_size's
+    does) is the n behind the series. Below `value` the series is not judged."""
+
+    metric: str  # e.g. llm_requests, quality_sample_size
+    value: float = Field(gt=0)
+
+
+class Unless(Strict):
+    """PromQL's `unless on(...)`: the series is not judged while the window holds a figure
+    of `metric` > 0 whose labels agree with the series' on `equal` (absent reads "")."""
+
+    metric: str  # e.g. deployment_rollout_active
+    equal: tuple[str, ...] = ()  # e.g. [model]; empty: any such figure > 0
+
+
+@dataclass(frozen=True)
+class BaselineBound:
+    """What a baseline rule compares a window's value with."""
+
+    centre: float  # the median (ratio), or the learned centre
+    bound: float
+    spread: float | None = None  # learned: the robust sigma
+    seasonal: bool = False  # learned: centred on same-weekday (same-hour) windows
+    se: float | None = None  # binomial: the standard error of the difference
 
 
 # Names a summary template may use besides the figure's own labels.
@@ -176,6 +355,10 @@ class AlertRule(Strict):
     resolve_after: int | None = Field(default=None, ge=1, le=100)
     # Windows between re-sends of a still-firing alert; None: alerts.repeat_windows (or repeat_interval).
     repeat_windows: int | None = Field(default=None, ge=1, le=1000)
+    # Minimum evidence: below `value` of the n behind the series (e.g. llm_requests), not judged.
+    min_sample: MinSample | None = None
+    # Not judged while the window holds one of these figures > 0 for the series (e.g. a rollout).
+    unless: tuple[Unless, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -208,17 +391,82 @@ class AlertRule(Strict):
     def _condition(self) -> AlertRule:
         if self.threshold is None and self.baseline is None:
             raise ValueError(f"rule {self.name!r} needs a threshold, a baseline, or both")
+        if self.baseline is not None and self.baseline.uncertainty and self.min_sample is None:
+            raise ValueError(
+                f"rule {self.name!r}: baseline.uncertainty needs min_sample (its metric gives the n behind the figure)"
+            )
         return self
 
+    @property
+    def upward(self) -> bool:
+        return self.op in (">", ">=")
+
     def baseline_bound(self, median: float) -> float:
-        """The bound a baseline rule compares the window's value with, given the median of
-        the series' previous windows (the alert rules judge with it; the report draws it)."""
+        """The ratio bound (method ratio; a learned rule's floor) given the median of the
+        series' previous windows. A learned rule without factor/percent: the median."""
         b = self.baseline
         assert b is not None
         if b.factor is not None:
             return median * b.factor
         pct = (b.percent or 0.0) / 100.0
-        return median * (1 + pct) if self.op in (">", ">=") else median * (1 - pct)
+        return median * (1 + pct) if self.upward else median * (1 - pct)
+
+    def bound_of(
+        self,
+        history: list[float],
+        *,
+        phases: list[int] | None = None,
+        phase: int | None = None,
+        n: float | None = None,
+        n_baseline: float | None = None,
+    ) -> BaselineBound:
+        """The bound a baseline rule compares a window's value with, from the series'
+        previous windows (`history`, at least one value; `phases`: each one's weekday or
+        hour, `phase` the judged window's) and, for `uncertainty: binomial`, the window's
+        n and the baseline windows' total n. The farthest from the centre, in the op's
+        direction, of: the ratio bound (when factor/percent), centre -/+ k x spread
+        (learned), centre -/+ z x SE (binomial). The alert rules judge with it."""
+        b = self.baseline
+        assert b is not None and history
+        pick = max if self.upward else min
+        sign = 1.0 if self.upward else -1.0
+        spread, seasonal, se = None, False, None
+        if b.method == "learned":
+            got = learn(
+                history,
+                phases=phases if b.seasonal else None,
+                phase=phase if b.seasonal else None,
+                min_relative_spread=b.min_spread_percent / 100.0,
+                min_spread=b.min_spread,
+            )
+            centre, spread, seasonal = got.centre, got.spread, got.seasonal
+            candidates = [centre + sign * b.k * spread]
+            if b.factor is not None or b.percent is not None:
+                candidates.append(self.baseline_bound(centre))
+        else:
+            centre = float(statistics.median(history))
+            candidates = [self.baseline_bound(centre)]
+        if b.uncertainty == "binomial" and n is not None and n > 0:
+            se = proportion_se(centre, n, n_baseline)
+            candidates.append(centre + sign * b.z * se)
+        return BaselineBound(centre, pick(candidates), spread, seasonal, se)
+
+    def baseline_how(self) -> str:
+        """How the bound is made, for a notification: '1.5x', '10% below',
+        'learned (median + 4.5 sigma, at least 1.5x)'."""
+        b = self.baseline
+        assert b is not None
+        ratio = None
+        if b.factor is not None:
+            ratio = f"{b.factor:g}x"
+        elif b.percent is not None:
+            ratio = f"{b.percent:g}% {'above' if self.upward else 'below'}"
+        if b.method == "ratio":
+            return ratio or ""
+        how = f"learned (median {'+' if self.upward else '-'} {b.k:g} sigma"
+        if b.uncertainty:
+            how += f", beyond {b.z:g} SE of sampling"
+        return how + (f", at least {ratio})" if ratio else ")")
 
 
 class InhibitRule(Strict):
@@ -229,16 +477,23 @@ class InhibitRule(Strict):
     '!=v', '=~re', '!~re') on the series' labels plus alertname, severity, metric,
     route and granularity."""
 
-    source: dict[str, str] = Field(min_length=1)  # e.g. {alertname: ErrorRateHigh}
-    target: dict[str, str] = Field(min_length=1)  # e.g. {alertname: DataDriftDetected, feature: error_type}
+    source: dict[str, str]  # e.g. {alertname: ErrorRateHigh}
+    target: dict[str, str]  # e.g. {alertname: DataDriftDetected, feature: error_type}
     equal: tuple[str, ...] = ()  # labels that must agree between source and target
 
-    @field_validator("source", "target")
-    @classmethod
-    def _matchers(cls, v: dict[str, str]) -> dict[str, str]:
-        for key, value in v.items():
-            Matcher.from_config(key, str(value))  # raises on a bad regex
-        return v
+    @model_validator(mode="after")
+    def _matchers(self) -> InhibitRule:
+        # Checked here, naming the side: an error's location leaves out a key called "source".
+        for side in ("source", "target"):
+            matchers = getattr(self, side)
+            if not matchers:
+                raise ValueError(f"{side}: give at least one matcher, e.g. {{alertname: ErrorRateHigh}}")
+            for key, value in matchers.items():
+                try:
+                    Matcher.from_config(key, str(value))
+                except ValueError as err:
+                    raise ValueError(f"{side}.{key}: {err}") from None
+        return self
 
 
 class AlertsConfig(Strict):

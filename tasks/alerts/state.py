@@ -62,6 +62,20 @@ def windows_apart(a: dt.datetime, b: dt.datetime, granularity: str) -> int:
     return round((b - a) / step)
 
 
+def _behind(prev: AlertState, start: dt.datetime, resolve_after: int) -> tuple[bool, bool]:
+    """(was firing, recovering) of a within-bounds window at `start`, behind the state."""
+    if prev.active_since is None or prev.active_since >= start:
+        return False, False  # the alert's streak began later
+    if prev.status == "firing":
+        # The streak went on after this window: with resolve_after 1 this window had
+        # resolved it (and it fired again), with more it only counted towards it.
+        return True, resolve_after > 1
+    resolved = prev.resolved_window_start
+    if prev.status in ("resolved", "inactive") and resolved is not None and start <= resolved:
+        return True, start < resolved
+    return False, False
+
+
 def transition(
     j: Judgement,
     prev: AlertState | None,
@@ -104,19 +118,23 @@ def transition(
     ok_windows = 0
     note = None
     if state == "ok":
-        if prev is None or prev.status == "inactive":
+        if prev is None:
             return None
         if provisional or not j.judged:
             return None  # not judged: the state stands
-        was_firing = prev.status == "firing" or (prev.status == "resolved" and prev.last_window_start == window.start)
-        if was_firing and prev.last_window_start > window.start:
-            # A rerun of a window behind the state: it resolved the alert only if the
-            # alert's streak had begun before it, not when it started firing later.
-            was_firing = prev.status == "firing" and prev.active_since is not None and prev.active_since < window.start
-            if was_firing and resolve_after > 1:
-                # The streak went on after this window, so it did not resolve here.
-                recovering, note = True, "recovering: back within bounds"
-        elif was_firing:
+        if prev.last_window_start > window.start:
+            # A rerun of a window behind the state: within bounds in the alert's streak
+            # (begun before it) is "recovering" if the streak went on or resolved later,
+            # "resolved" if it resolved in this very window; else nothing to record.
+            was_firing, recovering = _behind(prev, window.start, resolve_after)
+            note = "recovering: back within bounds" if recovering else None
+        elif prev.status == "inactive":
+            return None
+        else:
+            was_firing = prev.status == "firing" or (
+                prev.status == "resolved" and prev.last_window_start == window.start
+            )
+        if was_firing and prev.last_window_start <= window.start:
             rerun = prev.last_window_start == window.start
             before_this = max(prev.ok_windows - 1, 0) if rerun else prev.ok_windows
             ok_windows = before_this + 1
