@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aimon.config import Config
-from aimon.records import labels_json
 from aimon.store.alerts import AlertState, AlertStore, utcnow
 from aimon.store.metrics import Store
 from aimon.tasks.alerts.channels import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
 from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds
+from aimon.tasks.alerts.inputs import max_span, not_judged_notes, rule_inputs
 from aimon.tasks.alerts.outbox import notification_item, outbox_entries
 from aimon.tasks.alerts.render import fmt_value
-from aimon.tasks.alerts.rules import Judgement, evaluate_rule, history_span, previous_windows
+from aimon.tasks.alerts.rules import Judgement, evaluate_rule, previous_windows
 from aimon.tasks.alerts.state import Transition, alert_id, alert_labels, silenced_by, transition
 from aimon.windows import Window
 
@@ -110,27 +110,23 @@ def alert_window(
     judged_rules: list[str] = []
     transitions: list[tuple[Judgement, Transition]] = []
     states = astore.states()
+    # Earlier windows' events say where a series' alert was on: left out of its baseline.
+    reach = max_span(rules)
+    events = (
+        astore.events_between(previous_windows(window, reach)[-1].start, window.start, window.granularity)
+        if reach
+        else []
+    )
     for rule in rules:
         current = by_metric.get(rule.metric)
         if not current:
             continue  # the figure is absent in this window (analyzer off or failed): not judged
         judged_rules.append(rule.name)
-        span = history_span(rule)
-        prev = previous_windows(window, span)
-        history: dict[tuple[str, dt.datetime], float] = {}
-        if span:
-            for f in store.figures(
-                granularity=window.granularity, metric=rule.metric, start_from=prev[-1].start, before=window.start
-            ):
-                history[(labels_json(f.labels), f.window_start)] = f.value
-        judgements = evaluate_rule(rule, window, current, history, prev)
-        short = sum(1 for j in judgements if j.condition.note)
-        if short and rule.baseline is not None:
-            notes.append(
-                f"alert rule {rule.name}: {short} of {len(judgements)} series have fewer than "
-                f"{rule.baseline.min_windows} of the previous {rule.baseline.windows} windows stored: "
-                "no baseline, not judged (backfill earlier windows to judge them)"
-            )
+        got = rule_inputs(store, events, rule, window)
+        judgements = evaluate_rule(
+            rule, window, current, got.history, got.prev, context=got.context, alerting=got.alerting
+        )
+        notes.extend(not_judged_notes(rule, judgements))
         for j in judgements:
             prev_state = states.get(alert_id(rule.name, window.granularity, j.labels_json))
             silence = silenced_by(silences, alert_labels(rule, dict(j.labels), window.granularity))

@@ -38,7 +38,7 @@ def describe_condition(rule: AlertRule, bound: float | None, baseline: float | N
         parts.append(f"{rule.op} {fmt_value(rule.metric, rule.threshold)}")
     b = rule.baseline
     if b is not None:
-        how = f"{b.factor:g}x" if b.factor is not None else f"{b.percent:g}% {'above' if '>' in rule.op else 'below'}"
+        how = rule.baseline_how()  # '1.5x', '10% below', 'learned (median + 4.5 sigma, ...)'
         if baseline is None:
             parts.append(f"{rule.op} {how} the median of the previous {b.windows} windows (too little history)")
         else:

@@ -1,19 +1,23 @@
 """Judging alert rules against one window's figures.
 
-A rule's condition is a threshold, a baseline (a bound derived from the median of
-the same series in the previous windows), or both; `for` asks that it hold for that
-many consecutive windows. Both the baseline and the `for` count are read from the
-metrics table's history, never from alert state, so a rerun or an out-of-order
-backfill judges a window the same way every time. Pure functions of the figures:
-no store, no config loading, no sending.
+A rule's condition is a threshold, a baseline (a bound from the same series in the
+previous windows: a ratio of their median, or learned from their spread), or both;
+`for` asks that it hold for that many consecutive windows. A series is not judged
+(never fires, never resolves) when `unless` holds, when the n behind it is under
+`min_sample`, or when its baseline has too few windows. The baseline, the `for` count,
+the evidence and the `unless` figures are read from the metrics table's history, and
+the windows left out of a baseline (where the series' alert was pending or firing) from
+the recorded alert events of earlier windows, never from the current alert state, so a
+rerun or an oldest-first backfill judges a window the same way every time. Pure
+functions of what the pipeline passes in: no store, no config loading, no sending.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
 
 from aimon.config.alerts import AlertRule
 from aimon.matchers import Matcher, matches_all
@@ -27,6 +31,9 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
 }
 
+# Figures of other metrics (min_sample's, unless's) by metric, then window start.
+Context = Mapping[str, Mapping[dt.datetime, Sequence[tuple[dict[str, str], float]]]]
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -35,18 +42,33 @@ class Condition:
     breaching: bool
     threshold: float | None
     bound: float | None  # the value compared against: the threshold, or the baseline-derived bound
-    baseline: float | None = None  # median of the previous windows
-    baseline_windows: int = 0  # how many windows that median is over
-    note: str | None = None  # why the rule could not judge (too little history)
+    baseline: float | None = None  # the centre of the previous windows (their median)
+    baseline_windows: int = 0  # how many windows that centre is over
+    note: str | None = None  # why the rule could not judge ("not judged: ...", too little history)
+    spread: float | None = None  # learned: the robust sigma of the series' windows
+    n: float | None = None  # the min_sample figure behind the value
+    excluded: int = 0  # baseline windows left out because the series' alert was pending/firing
 
 
-def judge(rule: AlertRule, value: float, history: Sequence[float]) -> Condition:
+def judge(
+    rule: AlertRule,
+    value: float,
+    history: Sequence[float],
+    *,
+    phases: Sequence[int] | None = None,
+    phase: int | None = None,
+    n: float | None = None,
+    n_baseline: float | None = None,
+) -> Condition:
     """`history`: the same series in the previous windows (most recent first, absent
-    windows left out), at most `baseline.windows` of them."""
+    windows left out), at most `baseline.windows` of them; `phases` their weekday (daily)
+    or hour (hourly) and `phase` this window's, for a seasonal learned baseline; `n` the
+    min_sample figure behind `value` and `n_baseline` the total behind `history`, for
+    `uncertainty: binomial`."""
     cmp = _CMP[rule.op]
     ok_threshold = rule.threshold is None or cmp(value, rule.threshold)
     if rule.baseline is None:
-        return Condition(ok_threshold, rule.threshold, rule.threshold)
+        return Condition(ok_threshold, rule.threshold, rule.threshold, n=n)
     if len(history) < rule.baseline.min_windows:
         return Condition(
             False,
@@ -55,10 +77,14 @@ def judge(rule: AlertRule, value: float, history: Sequence[float]) -> Condition:
             None,
             len(history),
             f"{len(history)} of the {rule.baseline.min_windows} previous windows needed for a baseline",
+            n=n,
         )
-    median = float(statistics.median(history))
-    bound = rule.baseline_bound(median)
-    return Condition(ok_threshold and cmp(value, bound), rule.threshold, bound, median, len(history))
+    b = rule.bound_of(
+        list(history), phases=list(phases) if phases is not None else None, phase=phase, n=n, n_baseline=n_baseline
+    )
+    return Condition(
+        ok_threshold and cmp(value, b.bound), rule.threshold, b.bound, b.centre, len(history), spread=b.spread, n=n
+    )
 
 
 @dataclass(frozen=True)
@@ -100,9 +126,53 @@ def previous_windows(window: Window, n: int) -> list[Window]:
 
 
 def history_span(rule: AlertRule) -> int:
-    """How many previous windows the rule reads: its baseline for this window and for
+    """How many previous windows the rule reads: its baseline for this window (up to
+    `baseline.span` back, to replace windows left out while the alert was on) and for
     each of the `for - 1` windows before it."""
-    return (rule.baseline.windows if rule.baseline else 0) + rule.for_windows - 1
+    return (rule.baseline.span if rule.baseline else 0) + rule.for_windows - 1
+
+
+def phase_of(start: dt.datetime, granularity: str, timezone: str) -> int:
+    """The seasonal phase of a window: its local weekday (daily) or hour (hourly)."""
+    local = start.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(timezone))
+    return local.weekday() if granularity == "daily" else local.hour
+
+
+def evidence(metric: str, labels: Mapping[str, str], figures: Sequence[tuple[dict[str, str], float]]) -> float | None:
+    """The n behind a series of `metric`: the figure whose every label the series carries
+    with the same value (a `metric` label the series lacks must name `metric`, as
+    quality_sample_size{metric=...} does); the most specific one when several match."""
+    best: tuple[int, float] | None = None
+    for fl, v in figures:
+        ok = all(labels[k] == x if k in labels else (k == "metric" and x == metric) for k, x in fl.items())
+        if ok and v == v and (best is None or len(fl) > best[0]):
+            best = (len(fl), v)
+    return None if best is None else best[1]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:.4g}"
+
+
+def _not_judged(
+    rule: AlertRule, labels: Mapping[str, str], ctx: Context, start: dt.datetime
+) -> tuple[str | None, float | None]:
+    """Why the series is not judged in the window starting at `start` (unless, min_sample),
+    and the n behind it."""
+    for u in rule.unless:
+        for fl, v in ctx.get(u.metric, {}).get(start, ()):
+            if v > 0 and all(fl.get(k, "") == labels.get(k, "") for k in u.equal):
+                shown = ", ".join(f"{k}={x}" for k, x in sorted(fl.items()))
+                return f"not judged: {u.metric}{{{shown}}} = {_fmt(v)} (unless)", None
+    ms = rule.min_sample
+    if ms is None:
+        return None, None
+    n = evidence(rule.metric, labels, ctx.get(ms.metric, {}).get(start, ()))
+    if n is None:
+        return f"not judged: no {ms.metric} figure for this series (min_sample {_fmt(ms.value)})", None
+    if n < ms.value:
+        return f"not judged: {ms.metric} = {_fmt(n)}, under min_sample {_fmt(ms.value)}", n
+    return None, n
 
 
 def evaluate_rule(
@@ -111,30 +181,69 @@ def evaluate_rule(
     current: Sequence[tuple[dict[str, str], float]],
     history: Mapping[tuple[str, dt.datetime], float],
     prev: Sequence[Window],
+    *,
+    context: Context | None = None,
+    alerting: Collection[tuple[str, dt.datetime]] = frozenset(),
 ) -> list[Judgement]:
     """Judge every series of `rule.metric` in `current` that the rule's matchers select.
 
     `history[(labels_json, window_start)]` holds the figure in earlier windows and
-    `prev` the windows before `window`, most recent first (`history_span(rule)` long)."""
+    `prev` the windows before `window`, most recent first (`history_span(rule)` long).
+    `context[metric][window_start]`: the figures of the rule's min_sample and unless
+    metrics, in this window and the earlier ones. `alerting`: the (labels_json,
+    window_start) of earlier windows where this rule's alert on that series was pending
+    or firing; with `baseline.exclude_alerting` they are left out of its baseline and
+    older windows taken instead (up to `baseline.span` back)."""
     matchers = [Matcher.from_config(k, v) for k, v in rule.labels.items()]
-    nb = rule.baseline.windows if rule.baseline else 0
+    b = rule.baseline
+    nb = b.windows if b else 0
+    span = b.span if b else 0
+    skip = alerting if b is not None and b.exclude_alerting else frozenset()
+    ctx: Context = context or {}
+    seasonal = b is not None and b.method == "learned" and b.seasonal
     out = []
     for labels, value in current:
         if value != value or not matches_all(matchers, labels):  # NaN: no figure to judge
             continue
         lj = labels_json(labels)
 
-        def past(i: int, lj: str = lj) -> list[float]:
-            # The baseline of the window i steps back (0: this window): the nb windows before it.
-            return [history[(lj, w.start)] for w in prev[i : i + nb] if (lj, w.start) in history]
+        def at(v: float, start: dt.datetime, i: int, lj: str = lj, labels: dict[str, str] = labels) -> Condition:
+            # Judge value v of the window starting at `start`, whose previous windows are prev[i:].
+            note, n = _not_judged(rule, labels, ctx, start)
+            if note is not None:
+                return Condition(False, rule.threshold, None, note=note, n=n)
+            vals, phases, n_base, left_out, slots = [], [], 0.0, 0, 0
+            for w in prev[i : i + span]:
+                if slots == nb:
+                    break
+                if (lj, w.start) in skip:
+                    left_out += 1
+                    continue
+                slots += 1
+                if (lj, w.start) in history:
+                    vals.append(history[(lj, w.start)])
+                    phases.append(phase_of(w.start, w.granularity, w.timezone))
+                    if rule.min_sample is not None:
+                        nw = evidence(rule.metric, labels, ctx.get(rule.min_sample.metric, {}).get(w.start, ()))
+                        n_base += nw or 0.0
+            cond = judge(
+                rule,
+                v,
+                vals,
+                phases=phases if seasonal else None,
+                phase=phase_of(start, window.granularity, window.timezone) if seasonal else None,
+                n=n,
+                n_baseline=n_base or None,
+            )
+            return replace(cond, excluded=left_out) if left_out else cond
 
-        cond = judge(rule, value, past(0))
+        cond = at(value, window.start, 0)
         streak, since = (1, window.start) if cond.breaching else (0, None)
         if cond.breaching:
             for i in range(rule.for_windows - 1):
                 w = prev[i]
                 v = history.get((lj, w.start))
-                if v is None or not judge(rule, v, past(i + 1)).breaching:
+                if v is None or not at(v, w.start, i + 1).breaching:
                     break
                 streak, since = streak + 1, w.start
         out.append(Judgement(rule, tuple(sorted(labels.items())), value, cond, streak, since))

@@ -1,0 +1,101 @@
+"""Bounds learned from a series' own history, and the sampling error of a proportion.
+
+Pure functions on a few dozen numbers (one series' previous windows), used by the alert
+rules' `baseline.method: learned` and `baseline.uncertainty: binomial`
+(aimon.config.alerts, docs/alerts.md "Learned bounds and minimum evidence").
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# 1.4826 * MAD estimates sigma for normal data; 1.2533 * mean absolute deviation too
+# (sqrt(pi/2)). The second is the fallback when more than half the values are equal
+# (MAD = 0 for an error rate that is 0 on most days and blips on some).
+MAD_TO_SIGMA = 1.4826
+MEAN_AD_TO_SIGMA = math.sqrt(math.pi / 2)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The centre and robust spread of a series' previous windows."""
+
+    centre: float
+    spread: float  # robust sigma of a window's value around the centre (floored)
+    windows: int  # history values used
+    seasonal: bool  # the centre is over same-phase windows only (same weekday / hour)
+
+
+def robust_sigma(residuals: Sequence[float]) -> float:
+    """1.4826 * median |r - median r|; if that is 0, 1.2533 * mean |r - median r|."""
+    if not residuals:
+        return 0.0
+    med = statistics.median(residuals)
+    dev = [abs(r - med) for r in residuals]
+    mad = statistics.median(dev)
+    if mad > 0:
+        return MAD_TO_SIGMA * mad
+    return MEAN_AD_TO_SIGMA * statistics.fmean(dev)
+
+
+def learn(
+    history: Sequence[float],
+    *,
+    phases: Sequence[int] | None = None,
+    phase: int | None = None,
+    min_same_phase: int = 3,
+    min_relative_spread: float = 0.0,
+    min_spread: float = 0.0,
+) -> Learned:
+    """Centre and spread of `history` (the previous windows' values).
+
+    Seasonal when `phases` (each window's weekday or hour) and the judged window's
+    `phase` are given and at least `min_same_phase` windows share that phase: the centre
+    is the median of those windows. The spread is the robust sigma of leave-one-out
+    residuals: each window minus the median of the *other* windows of its group (its
+    phase group when seasonal, else all), so it is the spread of "a window's value minus
+    a centre estimated like this one", centre estimation noise included. A spread below
+    `min_relative_spread * |centre|` or `min_spread` is raised to it (constant history)."""
+    values = [float(v) for v in history]
+    if not values:
+        raise ValueError("learn() needs at least one value")
+    groups: list[list[int]]
+    seasonal = False
+    if phases is not None and phase is not None:
+        if len(phases) != len(values):
+            raise ValueError(f"{len(phases)} phases for {len(values)} values")
+        same = [v for v, p in zip(values, phases, strict=True) if p == phase]
+        seasonal = len(same) >= min_same_phase
+    if seasonal:
+        assert phases is not None
+        centre = float(statistics.median([v for v, p in zip(values, phases, strict=True) if p == phase]))
+        by: dict[int, list[int]] = {}
+        for i, p in enumerate(phases):
+            by.setdefault(p, []).append(i)
+        groups = [g for g in by.values() if len(g) >= 2]
+    else:
+        centre = float(statistics.median(values))
+        groups = [list(range(len(values)))] if len(values) >= 2 else []
+    residuals = []
+    for g in groups:
+        for i in g:
+            rest = [values[j] for j in g if j != i]
+            residuals.append(values[i] - statistics.median(rest))
+    spread = max(robust_sigma(residuals), min_relative_spread * abs(centre), min_spread)
+    return Learned(centre, spread, len(values), seasonal)
+
+
+def proportion_se(p: float, n_window: float, n_baseline: float | None) -> float:
+    """Standard error of (window proportion - baseline proportion) when both estimate p:
+    sqrt(p(1-p)/n_window + p(1-p)/n_baseline); the baseline term is left out when
+    `n_baseline` is None. p is clipped to [0, 1]."""
+    if n_window <= 0:
+        raise ValueError(f"n_window must be > 0, got {n_window}")
+    q = min(max(p, 0.0), 1.0)
+    var = q * (1 - q) / n_window
+    if n_baseline:
+        var += q * (1 - q) / n_baseline
+    return math.sqrt(var)
