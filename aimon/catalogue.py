@@ -92,6 +92,18 @@ METRICS: dict[str, str] = {
     "ab_regression_detected": "1 if the variant significantly regresses the metric, else 0.",
     "ab_units": "Requests (units of analysis) of the variant since the experiment started.",
     "ab_sample_size": "Units per variant still needed for the minimum detectable effect at 80% power.",
+    # deployments (aimon.tasks.deploy; docs/alerts.md, Planned changes)
+    "deploy_check_ratio": "New model / its baseline after a deployment: p95 latency, error rate or accuracy (check).",
+    "deploy_check_p_value": "One-sided p-value that the new model is worse than its baseline on the check.",
+    "deploy_check_failed": "1 if the check's ratio is past its limit and its test significant; check=__all__: any.",
+    "deployment_rollout_active": "1 while the model is within deployments.rollout_windows of its deployment.",
+    "deployment_detected": "1 in the window a new model was first seen and recorded as a deployment.",
+    # SLOs (aimon.tasks.slo; docs/slos.md)
+    "slo_events": "Events the SLO counts in the window (its accepted requests).",
+    "slo_good_events": "Good events of the SLO in the window (not failed, or at most the latency threshold).",
+    "slo_burn_rate": "Error ratio over the span / the SLO's error budget (1 spends the budget in the period).",
+    "slo_error_budget_remaining": "Share of the period's error budget left (negative: overspent).",
+    "slo_burn_alert": "1 if both spans of a burn check of the tier (page, ticket) burn faster than its factor.",
     # run meta (aimon.tasks.contract, aimon.tasks.orchestration.run)
     "monitoring_rows": "Rows seen in the window, by status (accepted, rejected) and reason.",
     "monitoring_table_null_timestamp_rows": "Rows of the whole table with a null timestamp.",

@@ -13,10 +13,12 @@ from types import MappingProxyType
 
 from aimon.tasks.abtest import analyze_abtest
 from aimon.tasks.cost import analyze_cost
+from aimon.tasks.deploy import analyze_deployments
 from aimon.tasks.drift import analyze_drift
 from aimon.tasks.operational import analyze_operational
 from aimon.tasks.orchestration.context import Analyzer
 from aimon.tasks.quality import analyze_quality
+from aimon.tasks.slo import analyze_slo
 
 Analyzers = Mapping[str, Analyzer]
 
@@ -27,5 +29,7 @@ ANALYZERS: Analyzers = MappingProxyType(
         "abtest": analyze_abtest,
         "quality": analyze_quality,
         "drift": analyze_drift,
+        "deploy": analyze_deployments,
+        "slo": analyze_slo,
     }
 )

@@ -20,6 +20,7 @@ from aimon.env import DEBUG_ENV, configure_prefect, debug_enabled
 configure_prefect()  # before anything imports prefect
 
 from aimon.cli.alerts import alerts_app  # noqa: E402
+from aimon.cli.annotate import annotate_app  # noqa: E402
 from aimon.cli.backfill import backfill  # noqa: E402
 from aimon.cli.check import config_app  # noqa: E402
 from aimon.cli.common import describe_error, fail  # noqa: E402
@@ -27,6 +28,7 @@ from aimon.cli.export import export_app  # noqa: E402
 from aimon.cli.init import init  # noqa: E402
 from aimon.cli.report import report  # noqa: E402
 from aimon.cli.run import demo, run  # noqa: E402
+from aimon.cli.slo import slo_app  # noqa: E402
 
 
 def _usage_line(err: UsageError) -> None:
@@ -101,6 +103,8 @@ app.command()(demo)
 app.command()(backfill)
 app.command()(report)
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(annotate_app, name="annotate")
+app.add_typer(slo_app, name="slo")
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from pydantic import Field, model_validator
 from aimon.config.alerts import AlertsConfig
 from aimon.config.analyses import BudgetConfig, CostConfig, DriftConfig, ExperimentConfig, PriceEntry, QualityConfig
 from aimon.config.base import Strict
+from aimon.config.deployments import DeploymentsConfig
 from aimon.config.runtime import OrchestrationConfig, ReportConfig
+from aimon.config.slos import SLOs
 from aimon.config.sources import (
     ContractConfig,
     PushgatewayConfig,
@@ -40,6 +42,8 @@ class Config(Strict):
     quality: QualityConfig = QualityConfig()
     drift: DriftConfig = DriftConfig()
     report: ReportConfig = ReportConfig()  # the HTML report (aimon.report)
+    deployments: DeploymentsConfig = DeploymentsConfig()  # planned changes and their checks (aimon.tasks.deploy)
+    slos: SLOs = ()  # service level objectives and burn-rate checks (aimon.config.slos)
 
     # Where the file came from, for messages; not a YAML key.
     source: str = Field(default="<memory>", exclude=True)

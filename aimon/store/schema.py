@@ -236,6 +236,24 @@ def reference_table(name: str = REFERENCE_TABLE) -> sa.Table:
     )
 
 
+@functools.cache
+def deployments_table(name: str = "monitoring_deployments") -> sa.Table:
+    """Recorded deployments (deployments.py): annotated or detected in the data."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("deployment_id", sa.String(16), primary_key=True),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("endpoint", sa.String(200)),  # None: every endpoint of the model
+        sa.Column("deployed_at", sa.DateTime, nullable=False),  # naive UTC
+        sa.Column("replaces", sa.String(200)),  # the previous model, the check's baseline
+        sa.Column("note", sa.Text),
+        sa.Column("source", sa.String(16), nullable=False),  # annotation | detected
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+
+
 def create_tables(engine: sa.Engine, tables: Sequence[sa.Table], what: str) -> None:
     """Create those of `tables` that do not exist yet, or fail with a StoreError saying
     `cannot create {what}: ...`. Concurrent runs (a backfill) may race to create the same
