@@ -1,7 +1,8 @@
 """One incident, one page: resolve_after, repeat timing in windows, folding within a
 rule and across rules (inhibit_rules), the folded series in the parent's Slack and
 email message, a folded child promoted when its parent resolves; on a real store
-(DuckDB), a local Slack-shaped server and a real SMTP server (aiosmtpd)."""
+(SQLite, and DuckDB for an older store's columns), a local Slack-shaped server and a
+real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ def smtp(cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[S
         server.stop()
 
 
-def config(tmp_path: Path, rules: list[dict[str, Any]], *, email: tuple[int, Path] | None = None, **kw: Any) -> Config:
+def config(
+    tmp_path: Path, rules: list[dict[str, Any]], *, email: tuple[int, Path] | None = None, db: str = "sqlite", **kw: Any
+) -> Config:
     channels: dict[str, Any] = {"slack": {"type": "slack", "webhook_url_env": "AIMON_TEST_SLACK_WEBHOOK"}}
     if email is not None:
         channels["email"] = {
@@ -85,7 +88,9 @@ def config(tmp_path: Path, rules: list[dict[str, Any]], *, email: tuple[int, Pat
         "retry_backoff_seconds": 0.01,
         **kw,
     }
-    return make_config(f"duckdb:///{tmp_path / 'store.duckdb'}", alerts=alerts)
+    # SQLite: a transaction is cheap there, and these tests run many windows. The
+    # DuckDB store (the default) is the older-store test's.
+    return make_config(f"{db}:///{tmp_path / ('store.' + db)}", alerts=alerts)
 
 
 def run(cfg: Config, window: Window | int, recs: list[MetricRecord], *, send: bool = True) -> AlertReport:
@@ -355,8 +360,9 @@ def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: 
 # -- an older store, config errors ----------------------------------------------------------------
 
 
-def test_a_store_from_before_the_new_columns_keeps_working(tmp_path: Path, slack: SlackServer) -> None:
-    cfg = config(tmp_path, [ERRORS])
+@pytest.mark.parametrize("db", ["duckdb", "sqlite"])
+def test_a_store_from_before_the_new_columns_keeps_working(tmp_path: Path, slack: SlackServer, db: str) -> None:
+    cfg = config(tmp_path, [ERRORS], db=db)
     run(cfg, 1, [err("a", 0.30)])
     astore = AlertStore(cfg)
     with astore.engine.begin() as conn:

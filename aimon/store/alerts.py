@@ -127,6 +127,7 @@ class AlertStore:
         tables = schema(cfg)
         self.state, self.events = tables.alert_state, tables.alert_events
         self.silences, self.outbox = tables.silences, tables.outbox
+        self._columns: dict[str, set[str]] = {}
 
     @property
     def where(self) -> str:
@@ -141,7 +142,8 @@ class AlertStore:
     def _add_missing_columns(self, table: sa.Table) -> None:
         """A store created before a column existed gets it (nullable, so old rows read
         as its default): resolve_after's and folding's columns came later."""
-        for c in [c for c in table.columns if c.name not in self._present(table)]:
+        have = self._present(table)
+        for c in [c for c in table.columns if c.name not in have]:
             try:
                 with self.engine.begin() as conn:
                     prep = conn.dialect.identifier_preparer
@@ -149,17 +151,22 @@ class AlertStore:
                     conn.execute(
                         sa.text(f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.quote(c.name)} {kind}")
                     )
+                self._columns.pop(table.name, None)
             except sa.exc.SQLAlchemyError as err:
-                if c.name not in self._present(table):  # not a concurrent run that added it first
+                if c.name not in self._present(table, fresh=True):  # not a concurrent run that added it first
                     raise StoreError(
                         f"cannot add column {c.name} to table {table.name} at {redact(self.url)}: "
                         f"{getattr(err, 'orig', None) or err}"
                     ) from None
 
-    def _present(self, table: sa.Table) -> set[str]:
-        # (A zero-row select, not the inspector: duckdb-engine's get_columns needs pg_catalog.)
-        with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(sa.literal_column("*")).select_from(table).limit(0)).keys())
+    def _present(self, table: sa.Table, *, fresh: bool = False) -> set[str]:
+        """The table's columns (asked once per AlertStore: columns are only ever added)."""
+        if fresh or table.name not in self._columns:
+            # A zero-row select, not the inspector: duckdb-engine's get_columns needs pg_catalog.
+            with self.engine.connect() as conn:
+                q = sa.select(sa.literal_column("*")).select_from(table).limit(0)
+                self._columns[table.name] = set(conn.execute(q).keys())
+        return self._columns[table.name]
 
     def _select(self, table: sa.Table) -> sa.Select[Any]:
         """Every declared column the table has: a store written by an older version
