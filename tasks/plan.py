@@ -20,7 +20,7 @@ from aimon.catalogue import METRICS, PROMETHEUS_OWN
 from aimon.config import Config
 from aimon.warehouse import Interactions, Warehouse
 
-ANALYZER_ORDER = ("operational", "cost", "drift", "quality", "abtest")
+ANALYZER_ORDER = ("operational", "cost", "drift", "quality", "abtest", "slo")
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")  # aimon.tasks.cost.TOKEN_TYPES
 
 
@@ -92,6 +92,14 @@ def _experiments(cfg: Config, ix: Interactions) -> str | None:  # aimon.tasks.ab
     return _no(ix, "experiment", "variant")
 
 
+def _slos(cfg: Config, ix: Interactions) -> str | None:  # aimon.tasks.slo.window_counts
+    if not cfg.slos:
+        return "no slos configured"
+    if all(s.sli.type == "latency" for s in cfg.slos):
+        return _no(ix, "latency_seconds")  # the latency SLOs are skipped without it
+    return None
+
+
 PartCheck = Callable[[Config, Interactions], "str | None"]
 
 # (analyzer, part, metrics, why it cannot run); the analyzers' own conditions, cited.
@@ -117,6 +125,8 @@ PARTS: tuple[tuple[str, str, tuple[str, ...], PartCheck], ...] = (
     ("quality", "RAG retrieval", ("rag_",), lambda c, ix: _no(ix, "retrieved_ids", "relevant_ids")),
     ("quality", "feedback", ("feedback_",), _feedback),
     ("abtest", "experiments", ("ab_",), _experiments),
+    # aimon.tasks.slo.analyze_slo: nothing without slos; a latency SLO needs latency_seconds
+    ("slo", "SLO burn rates", ("slo_",), _slos),
 )  # fmt: skip
 
 

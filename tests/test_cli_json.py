@@ -24,6 +24,7 @@ from aimon.config import load_config
 from aimon.records import labels_json
 from aimon.store.alerts import AlertStore
 from aimon.store.metrics import Store
+from aimon.tasks.registry import ANALYZERS
 from tests.conftest import DAY, PRICING, write_duckdb
 from tests.servers import SlackServer
 from tests.test_cli_failures import assert_one_failure_line, check_lines, clean_env
@@ -159,9 +160,7 @@ def test_run_alerts_and_backfill_documents_agree_with_the_text_and_the_store(
     assert sorted((f["metric"], labels_json(f["labels"]), f["value"]) for f in run["figures"]) == sorted(
         (f.metric, labels_json(f.labels), f.value) for f in stored
     )
-    assert {a["name"]: a["status"] for a in run["analyzers"]} == {
-        n: "ok" for n in ("operational", "cost", "drift", "quality", "abtest")
-    }
+    assert {a["name"]: a["status"] for a in run["analyzers"]} == {n: "ok" for n in ANALYZERS}  # every registered one
     assert set(run["analyzers"][0]) == {"name", "status", "seconds", "error", "notes"}
     (firing,) = run["alerts"]["firing"]
     assert firing["rule"] == "AnyErrors" and firing["labels"] == {"endpoint": "__all__", "model": "__all__"}
