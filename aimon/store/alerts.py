@@ -164,7 +164,7 @@ class AlertStore:
         if fresh or table.name not in self._columns:
             # A zero-row select, not the inspector: duckdb-engine's get_columns needs pg_catalog.
             with self.engine.connect() as conn:
-                q = sa.select(sa.literal_column("*")).select_from(table).limit(0)
+                q: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(table).limit(0)
                 self._columns[table.name] = set(conn.execute(q).keys())
         return self._columns[table.name]
 
