@@ -15,7 +15,7 @@ from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats import embedding as ed
 from aimon.stats import embedding_rows as er
 from aimon.store.reference import ReferenceCache, entry_key
-from aimon.tasks.drift.calculate import DriftReport, compare, compare_embeddings, embedding_bound
+from aimon.tasks.drift.calculate import DriftReport, compare, embedding_bound, judge_embeddings
 from aimon.tasks.drift.features import _drift_ix, feature_specs
 from aimon.tasks.drift.fit import (
     load_reference,
@@ -85,14 +85,10 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
         if current.embeddings is None or ref_emb is None or not len(ref_emb):
             notes.append(f"embedding drift: skipped, no usable {e.column!r} values on both sides")
         else:
-            emb_results, emb_drift = compare_embeddings(ref_emb, current.embeddings, dcfg, emb_bound)
-            n_ref, n_cur = emb_results[0].n_reference, emb_results[0].n_current
-            if min(n_ref, n_cur) < e.min_sample:
-                emb_judged, emb_drift = False, False
-                notes.append(
-                    f"embedding drift: not judged, {n_ref:,} reference vs {n_cur:,} current rows "
-                    f"< drift.embeddings.min_sample {e.min_sample:,}"
-                )
+            emb_results, emb_drift, emb_bound, emb_judged, note = judge_embeddings(
+                ref_emb, current.embeddings, dcfg, learned
+            )
+            notes += [note] if note else []
     report = DriftReport(
         report.features,
         report.share,

@@ -264,6 +264,25 @@ def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
     return learned_bound(past, e.auc_threshold, t.k, t.min_windows, 1.0)
 
 
+def judge_embeddings(
+    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig, history: History | None = None
+) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool, Bound | None, bool, str | None]:
+    """(results, verdict, the AUC's bound, judged, a note): compare_embeddings against the
+    learned bound, and not judged (verdict False) below embeddings.min_sample rows a side."""
+    e = dcfg.embeddings
+    assert e is not None
+    bound = embedding_bound(dcfg, history)
+    results, drifted = compare_embeddings(reference, current, dcfg, bound)
+    n_ref, n_cur = results[0].n_reference, results[0].n_current
+    if min(n_ref, n_cur) >= e.min_sample:
+        return results, drifted, bound, True, None
+    note = (
+        f"embedding drift: not judged, {n_ref:,} reference vs {n_cur:,} current rows "
+        f"< drift.embeddings.min_sample {e.min_sample:,}"
+    )
+    return results, False, bound, False, note
+
+
 def compare_embeddings(
     reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig, bound: Bound | None = None
 ) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool]:

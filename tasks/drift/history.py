@@ -33,7 +33,7 @@ from aimon.config.analyses import DriftConfig
 from aimon.store.metrics import Store
 from aimon.windows import Window, window_containing
 
-MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution is 0.6745 sigma
+MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(0.75): the MAD of a normal distribution is 0.6745 sigma
 EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
 
 
