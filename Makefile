@@ -121,3 +121,11 @@ clean:
 .PHONY: calibrate-ab
 calibrate-ab: install
 	$(BIN)/python bench/calibrate_ab.py
+
+# Alert rules: pages on a simulated normal year and per injected incident, two
+# differently shaped generators (bench/alertsim; docs/alerts.md "Calibration").
+# CONFIG=bench/alertsim/rules_before.yaml runs the rules as they were before issue #20.
+CONFIG ?= configs/monitoring.yaml
+.PHONY: calibrate-alerts
+calibrate-alerts: install
+	nice -n 10 $(BIN)/python bench/calibrate_alerts.py --config $(CONFIG) --jobs 2

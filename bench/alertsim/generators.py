@@ -10,7 +10,8 @@ model, rate-limit blips) is drawn once per generator and seed.
   noise, slow random walks in latency and token lengths, a new priced model rolled out
   to ~40% of traffic over three weeks, 1-2% errors with an occasional 30-minute
   rate-limit blip, a true 50/50 prompt experiment, drift features (user_tier, language)
-  with natural wobble, intent labels on a share of rows, feedback and embeddings.
+  with natural wobble, intent labels on a share of rows, feedback, and embeddings of a share of the RAG
+  queries.
   Contract column names.
 - "enterprise": other models and endpoints, business-hours traffic with deep weekend
   and holiday dips and a step change in volume (a customer onboarded), heavy-tailed
@@ -98,7 +99,8 @@ class Shape:
     label_endpoint: int
     label_share: float
     intents: tuple[str, ...]
-    embedding_endpoint: int | None  # None: every row
+    embedding_endpoint: int  # the endpoint whose queries are embedded ...
+    embedding_share: float  # ... and the share of them logged with their embedding
     embedding_dim: int
     feedback_share: float
     columns: dict[str, str] = field(default_factory=dict)  # contract name -> our column
@@ -208,7 +210,8 @@ SAAS = SaasShape(
     label_endpoint=0,
     label_share=0.2,
     intents=("billing", "technical", "account", "cancel", "other"),
-    embedding_endpoint=None,
+    embedding_endpoint=2,
+    embedding_share=0.4,
     embedding_dim=8,
     feedback_share=0.08,
     incident_model="gpt-4o",
@@ -260,6 +263,7 @@ ENTERPRISE = EnterpriseShape(
     label_share=0.06,
     intents=("invoice", "contract", "resume", "policy", "memo", "report", "letter", "other"),
     embedding_endpoint=2,
+    embedding_share=0.5,
     embedding_dim=16,
     feedback_share=0.03,
     columns={
@@ -384,13 +388,15 @@ def generate_day(
     arm = rng.integers(0, 2, n)
     treat = in_exp & (arm == 1)
     shorter = np.maximum(1, np.rint(output_tokens[treat] * 0.95)).astype(np.int64)
-    latency[treat] *= (0.5 + shorter / (2 * shape.output_median)) / (0.5 + output_tokens[treat] / (2 * shape.output_median))
+    latency[treat] *= (0.5 + shorter / (2 * shape.output_median)) / (
+        0.5 + output_tokens[treat] / (2 * shape.output_median)
+    )
     output_tokens[treat] = shorter
 
     # Drift features: each day's mix wobbles around its base (and weekends differ a bit).
     weekend = date.weekday() >= 5
     feature_codes = {}
-    for fname, (values, base_p) in shape.features.items():
+    for fname, (_values, base_p) in shape.features.items():
         bp = np.array(base_p)
         if weekend:
             bp = bp * np.linspace(1.1, 0.9, len(bp))
@@ -410,7 +416,7 @@ def generate_day(
     emb = rng.standard_normal((n, dim)).astype(np.float32)
     emb += (np.arange(dim) < 3) * np.float32(0.5)  # a centre off the origin
     emb += rng.normal(0, 0.01, dim).astype(np.float32)  # the day's wobble
-    has_emb = np.ones(n, bool) if shape.embedding_endpoint is None else endpoint == shape.embedding_endpoint
+    has_emb = (endpoint == shape.embedding_endpoint) & (rng.random(n) < shape.embedding_share)
 
     fb_rng = np.random.default_rng([seed, shape.ident, day + 1, 1])
     fb_pick = fb_rng.random(n) < shape.feedback_share
@@ -473,9 +479,8 @@ def generate_day(
         c("prediction", "prediction"): _masked(_dict(pred, shape.intents).cast(pa.string()), ~on_label_ep),
         c("embedding", "embedding"): pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim),
     }
-    if shape.embedding_endpoint is not None:
-        name = c("embedding", "embedding")
-        cols[name] = _masked(cols[name], ~has_emb)
+    name = c("embedding", "embedding")
+    cols[name] = _masked(cols[name], ~has_emb)
     if cost is not None:
         cols["cost_usd"] = pa.array(cost, mask=np.isnan(cost))
     for fname, codes in feature_codes.items():
