@@ -315,6 +315,7 @@ def test_the_shipped_inhibit_rules_fold_built_in_drift_under_the_operational_ale
     cfg = config(tmp_path, shipped["rules"], inhibit_rules=shipped["inhibit_rules"])
     recs = [
         err("a", 0.30),
+        MetricRecord.of("llm_requests", 5000, model="a", endpoint="__all__"),  # the rule's minimum sample
         MetricRecord.of("data_drift_detected", 1, feature="error_type"),
         MetricRecord.of("data_drift_detected", 1, feature="latency_seconds"),  # no latency alert fires
         MetricRecord.of("data_drift_detected", 1, feature="language"),
