@@ -249,12 +249,14 @@ class BaselineCondition(Strict):
 
     method: Literal["ratio", "learned"] = "ratio"
     windows: int = Field(default=7, ge=1, le=1000)  # default 28 with method: learned
-    # Fewer stored windows: the rule cannot judge, does not fire. Default 3 (learned: 7).
-    min_windows: int = Field(default=3, ge=1)
+    min_windows: int = Field(default=3, ge=1)  # fewer stored windows: the rule cannot judge, does not fire
+    # learned: windows needed to learn the spread; with fewer (but min_windows) only the
+    # factor/percent floor applies (a learned rule without one is not judged until then).
+    learn_windows: int = Field(default=7, ge=2)
     factor: float | None = Field(default=None, gt=0)  # '>' with factor 1.5: above 1.5x the median
     percent: float | None = Field(default=None, ge=0)  # '>' with 20: 20% above; '<' with 20: 20% below
-    # learned: how many robust standard deviations (1.4826 x MAD) from the centre.
-    k: float = Field(default=4.5, gt=0)
+    # learned: how many (robust, trimmed) standard deviations from the centre.
+    k: float = Field(default=5.0, gt=0)
     # learned, daily (hourly) windows: centre on the same weekday's (hour's) windows when
     # at least 3 of them are in the history, so weekly (daily) seasonality does not page.
     seasonal: bool = True
@@ -274,7 +276,7 @@ class BaselineCondition(Strict):
     @classmethod
     def _defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("method") == "learned":
-            data = {"windows": 28, "min_windows": min(7, int(data.get("windows", 28))), **data}
+            data = {"windows": 28, **data}
         return data
 
     @model_validator(mode="after")
@@ -282,7 +284,8 @@ class BaselineCondition(Strict):
         if self.method == "ratio":
             if (self.factor is None) == (self.percent is None):
                 raise ValueError("a baseline needs exactly one of factor or percent (or method: learned)")
-            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread"} & self.model_fields_set
+            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread", "learn_windows"}
+            learned_only &= self.model_fields_set
             if learned_only:
                 raise ValueError(f"{', '.join(sorted(learned_only))}: only with method: learned")
         elif self.factor is not None and self.percent is not None:
@@ -294,6 +297,18 @@ class BaselineCondition(Strict):
         if "z" in self.model_fields_set and self.uncertainty is None:
             raise ValueError("z: only with uncertainty: binomial")
         return self
+
+    @property
+    def floor(self) -> bool:
+        return self.factor is not None or self.percent is not None
+
+    @property
+    def needed(self) -> int:
+        """Previous windows needed to judge at all (a learned rule without a floor needs
+        learn_windows)."""
+        if self.method == "learned" and not self.floor:
+            return max(self.min_windows, self.learn_windows)
+        return self.min_windows
 
     @property
     def span(self) -> int:
@@ -351,6 +366,7 @@ class AlertRule(Strict):
     granularity: Literal["daily", "hourly"] | None = None  # None: windows of any granularity
     summary: str | None = None  # str.format template; default: metric, labels, value and condition
     runbook: str | None = None  # where to look next (a URL or a command), shown in the notification
+    hints: tuple[str, ...] = ()  # next steps for this kind of alert, listed under "Next steps" in the notification
     # Windows back within bounds before a firing alert resolves; None: alerts.resolve_after.
     resolve_after: int | None = Field(default=None, ge=1, le=100)
     # Windows between re-sends of a still-firing alert; None: alerts.repeat_windows (or repeat_interval).
@@ -431,7 +447,11 @@ class AlertRule(Strict):
         pick = max if self.upward else min
         sign = 1.0 if self.upward else -1.0
         spread, seasonal, se = None, False, None
-        if b.method == "learned":
+        if b.method == "learned" and len(history) < b.learn_windows:
+            # Too few windows to learn a spread from (a new series): the floor alone.
+            centre = float(statistics.median(history))
+            candidates = [self.baseline_bound(centre)]
+        elif b.method == "learned":
             got = learn(
                 history,
                 phases=phases if b.seasonal else None,
@@ -453,7 +473,7 @@ class AlertRule(Strict):
 
     def baseline_how(self) -> str:
         """How the bound is made, for a notification: '1.5x', '10% below',
-        'learned (median + 4.5 sigma, at least 1.5x)'."""
+        'learned (median + 5 sigma, at least 1.5x)'."""
         b = self.baseline
         assert b is not None
         ratio = None

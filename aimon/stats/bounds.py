@@ -12,11 +12,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# 1.4826 * MAD estimates sigma for normal data; 1.2533 * mean absolute deviation too
-# (sqrt(pi/2)). The second is the fallback when more than half the values are equal
-# (MAD = 0 for an error rate that is 0 on most days and blips on some).
+# 1.4826 * MAD estimates sigma for normal data (1 / the normal's 75th percentile).
 MAD_TO_SIGMA = 1.4826
-MEAN_AD_TO_SIGMA = math.sqrt(math.pi / 2)
 
 
 @dataclass(frozen=True)
@@ -29,16 +26,21 @@ class Learned:
     seasonal: bool  # the centre is over same-phase windows only (same weekday / hour)
 
 
-def robust_sigma(residuals: Sequence[float]) -> float:
-    """1.4826 * median |r - median r|; if that is 0, 1.2533 * mean |r - median r|."""
-    if not residuals:
+def trimmed_sigma(residuals: Sequence[float], cut: float = 3.5) -> float:
+    """The standard deviation (n - 1) of the residuals within `cut` x 1.4826 MAD of
+    their median: robust to a few odd windows like the MAD, but with nearly the
+    efficiency of the plain SD on normal data, so a bound from 28 windows is not a
+    lottery on the MAD's own noise. When the MAD is 0 (more than half the windows
+    alike: an error rate that is 0 on most days and blips on some) the blips *are* the
+    series' normal spread: the plain SD of all residuals."""
+    if len(residuals) < 2:
         return 0.0
     med = statistics.median(residuals)
-    dev = [abs(r - med) for r in residuals]
-    mad = statistics.median(dev)
-    if mad > 0:
-        return MAD_TO_SIGMA * mad
-    return MEAN_AD_TO_SIGMA * statistics.fmean(dev)
+    mad = MAD_TO_SIGMA * statistics.median([abs(r - med) for r in residuals])
+    if mad == 0:
+        return statistics.stdev(residuals)
+    keep = [r for r in residuals if abs(r - med) <= cut * mad]
+    return statistics.stdev(keep) if len(keep) > 2 else mad
 
 
 def learn(
@@ -57,7 +59,8 @@ def learn(
     is the median of those windows. The spread is the robust sigma of leave-one-out
     residuals: each window minus the median of the *other* windows of its group (its
     phase group when seasonal, else all), so it is the spread of "a window's value minus
-    a centre estimated like this one", centre estimation noise included. A spread below
+    a centre estimated like this one", centre estimation noise included (trimmed_sigma);
+    for all-positive values as a share of that median, times this window's centre. A spread below
     `min_relative_spread * |centre|` or `min_spread` is raised to it (constant history)."""
     values = [float(v) for v in history]
     if not values:
@@ -79,12 +82,18 @@ def learn(
     else:
         centre = float(statistics.median(values))
         groups = [list(range(len(values)))] if len(values) >= 2 else []
+    # A series of positive values (spend, latency, counts) varies in proportion to its
+    # level, so a weekday's and a weekend's residuals are pooled as shares of their own
+    # centre and the spread scaled back at this window's centre; one with zeros or
+    # negatives (an error rate that is 0 on most days) in its own units.
+    relative = all(v > 0 for v in values)
     residuals = []
     for g in groups:
         for i in g:
-            rest = [values[j] for j in g if j != i]
-            residuals.append(values[i] - statistics.median(rest))
-    spread = max(robust_sigma(residuals), min_relative_spread * abs(centre), min_spread)
+            rest = statistics.median([values[j] for j in g if j != i])
+            residuals.append((values[i] - rest) / rest if relative else values[i] - rest)
+    sigma = trimmed_sigma(residuals) * (abs(centre) if relative else 1.0)
+    spread = max(sigma, min_relative_spread * abs(centre), min_spread)
     return Learned(centre, spread, len(values), seasonal)
 
 

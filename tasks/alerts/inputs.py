@@ -70,7 +70,7 @@ def not_judged_notes(rule: AlertRule, judgements: Sequence[Judgement], show: int
     if short and rule.baseline is not None:
         notes.append(
             f"alert rule {rule.name}: {len(short)} of {len(judgements)} series have fewer than "
-            f"{rule.baseline.min_windows} of the previous {rule.baseline.windows} windows stored: "
+            f"{rule.baseline.needed} of the previous {rule.baseline.windows} windows stored: "
             "no baseline, not judged (backfill earlier windows to judge them)"
         )
     other: dict[str, list[Judgement]] = {}

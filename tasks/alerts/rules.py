@@ -69,14 +69,14 @@ def judge(
     ok_threshold = rule.threshold is None or cmp(value, rule.threshold)
     if rule.baseline is None:
         return Condition(ok_threshold, rule.threshold, rule.threshold, n=n)
-    if len(history) < rule.baseline.min_windows:
+    if len(history) < rule.baseline.needed:
         return Condition(
             False,
             rule.threshold,
             None,
             None,
             len(history),
-            f"{len(history)} of the {rule.baseline.min_windows} previous windows needed for a baseline",
+            f"{len(history)} of the {rule.baseline.needed} previous windows needed for a baseline",
             n=n,
         )
     b = rule.bound_of(

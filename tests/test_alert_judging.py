@@ -1,0 +1,333 @@
+"""Judging a series: learned bounds (against a numpy reference), their floor and a zero
+spread, growth and weekly seasonality that do not page, minimum evidence, quality drops
+judged with their sampling error (against statsmodels), baselines that leave out the
+windows where the alert was on, and `unless`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
+
+from aimon.config import Config, load_config
+from aimon.config.alerts import AlertRule
+from aimon.errors import ConfigError
+from aimon.records import MetricRecord, labels_json
+from aimon.store.alerts import AlertStore
+from aimon.store.metrics import Store
+from aimon.tasks.alerts.pipeline import AlertReport, alert_window
+from aimon.tasks.alerts.rules import evaluate_rule, judge, previous_windows
+from aimon.windows import daily_window
+from tests.conftest import make_config
+
+REPO = Path(__file__).resolve().parent.parent
+D0 = dt.date(2026, 1, 5)  # a Monday
+NOW = dt.datetime(2027, 6, 1)
+
+
+def rule(**kw: Any) -> AlertRule:
+    return AlertRule.model_validate({"name": "R", "metric": "m", "op": ">", **kw})
+
+
+def shipped(name: str) -> AlertRule:
+    [r] = [r for r in load_config(REPO / "configs" / "monitoring.yaml").alerts.rules if r.name == name]
+    return r
+
+
+# -- the learned bound -------------------------------------------------------------------------
+
+
+def reference_bound(hist: np.ndarray, phases: np.ndarray, phase: int, k: float, floor: float | None) -> float:
+    """The learned bound written out in numpy, for positive values: centre = median of
+    the same-phase windows (when >= 3 of them); residuals = each window's leave-one-out
+    deviation from the median of the rest of its phase group, as a share of that
+    median; spread = their SD after dropping those beyond 3.5 x 1.4826 MAD, times the
+    centre; the farther of centre + k spread and floor x centre."""
+    same = hist[phases == phase]
+    seasonal = len(same) >= 3
+    centre = float(np.median(same)) if seasonal else float(np.median(hist))
+    groups = [np.flatnonzero(phases == p) for p in np.unique(phases)] if seasonal else [np.arange(len(hist))]
+    res = []
+    for g in groups:
+        for i in g if len(g) >= 2 else []:
+            rest = np.median(hist[np.setdiff1d(g, [i])])
+            res.append((hist[i] - rest) / rest)
+    r = np.array(res)
+    mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+    kept = r[np.abs(r - np.median(r)) <= 3.5 * mad]
+    spread = max(float(np.std(kept, ddof=1)) * centre, 0.01 * abs(centre))
+    out = centre + k * spread
+    return max(out, floor * centre) if floor is not None else out
+
+
+@pytest.mark.parametrize("seasonal", [True, False])
+def test_learned_bound_matches_a_numpy_reference(seasonal: bool) -> None:
+    rng = np.random.default_rng(5)
+    r = rule(baseline={"method": "learned", "seasonal": seasonal})
+    floored = rule(baseline={"method": "learned", "factor": 1.3, "seasonal": seasonal})
+    for _ in range(40):
+        n = int(rng.integers(7, 29))
+        hist = rng.lognormal(3.0, 0.2, size=n) * (1 + 0.4 * (np.arange(n) % 7 == 2))
+        phases = np.arange(n) % 7
+        phase = int(rng.integers(0, 7))
+        value = float(rng.lognormal(3.2, 0.3))
+        use = phases if seasonal else np.zeros(n, dtype=int)
+        c = judge(r, value, list(hist), phases=list(phases), phase=phase)
+        want = reference_bound(hist, use, phase if seasonal else 0, 5.0, None)
+        assert c.bound == pytest.approx(want, rel=1e-9)
+        assert c.breaching is (value > want)
+        cf = judge(floored, value, list(hist), phases=list(phases), phase=phase)
+        assert cf.bound == pytest.approx(reference_bound(hist, use, phase if seasonal else 0, 5.0, 1.3), rel=1e-9)
+
+
+def test_the_ratio_floor_holds_for_a_quiet_series_and_k_widens_a_noisy_one() -> None:
+    r = rule(baseline={"method": "learned", "factor": 1.5})
+    quiet = [100.0 + d for d in (0.5, -0.3, 0.2, -0.1, 0.4, 0.0, -0.2, 0.1)]
+    c = judge(r, 140.0, quiet)
+    assert c.bound == pytest.approx(1.5 * np.median(quiet)) and not c.breaching
+    assert judge(r, 151.0, quiet).breaching
+    noisy = [100.0, 160.0, 70.0, 130.0, 90.0, 150.0, 60.0, 120.0]
+    cn = judge(r, 160.0, noisy)
+    assert cn.bound > 1.5 * np.median(noisy) and not cn.breaching  # 1.5x alone would page
+    down = rule(op="<", baseline={"method": "learned", "percent": 10})
+    assert judge(down, 95.0, quiet).bound == pytest.approx(0.9 * np.median(quiet))
+
+
+def test_a_constant_history_does_not_make_the_bound_its_centre() -> None:
+    r = rule(baseline={"method": "learned"})
+    c = judge(r, 10.2, [10.0] * 28)
+    assert c.bound == pytest.approx(10.0 + 5 * 0.01 * 10.0) and not c.breaching  # min_spread_percent 1
+    assert judge(r, 10.6, [10.0] * 28).breaching
+    # Mostly zero with a few blips: the MAD is 0, so the blips are the spread (plain SD).
+    blips = [0.0] * 20 + [0.02, 0.0, 0.03, 0.0, 0.01, 0.0, 0.0, 0.02]
+    cb = judge(rule(baseline={"method": "learned"}), 0.05, blips)
+    assert cb.spread is not None and cb.spread > 0 and cb.bound is not None and cb.bound > 0.03
+    absolute = rule(baseline={"method": "learned", "min_spread": 0.5})
+    assert judge(absolute, 2.0, [0.0] * 28).bound == pytest.approx(2.5)
+
+
+def test_too_few_windows_to_learn_a_spread_judges_by_the_floor_alone() -> None:
+    r = rule(baseline={"method": "learned", "factor": 1.5})
+    c = judge(r, 16.0, [10.0, 11.0, 9.0])
+    assert c.note is None and c.bound == pytest.approx(15.0) and c.breaching
+    bare = rule(baseline={"method": "learned"})
+    assert judge(bare, 16.0, [10.0, 11.0, 9.0]).note == "3 of the 7 previous windows needed for a baseline"
+
+
+def daily_series(days: int, rng: np.random.Generator, noise: float = 0.08) -> list[float]:
+    """Daily spend: +50% a year, weekends 40% lower, lognormal day noise."""
+    t = np.arange(days)
+    weekday = np.array([(D0 + dt.timedelta(days=int(d))).weekday() for d in t])
+    return list(100.0 * 1.5 ** (t / 365) * np.where(weekday >= 5, 0.6, 1.0) * rng.lognormal(0, noise, days))
+
+
+def judge_days(r: AlertRule, values: list[float], first: int) -> list[bool]:
+    """Judge each day from `first` on against the days before it, as the pipeline does."""
+    out = []
+    windows = [daily_window(D0 + dt.timedelta(days=d)) for d in range(len(values))]
+    lj = labels_json({"model": "a"})
+    hist = {(lj, w.start): v for w, v in zip(windows, values, strict=True)}
+    span = r.baseline.span if r.baseline else 0
+    for d in range(first, len(values)):
+        prev = windows[d - 1 :: -1][:span]
+        [j] = evaluate_rule(r, windows[d], [({"model": "a"}, values[d])], hist, prev)
+        out.append(j.condition.breaching)
+    return out
+
+
+def test_growth_and_weekly_seasonality_do_not_page_and_a_spike_does() -> None:
+    rng = np.random.default_rng(20)
+    r = rule(baseline={"method": "learned"})  # no floor: the learned bound alone
+    values = daily_series(365 + 28, rng)
+    assert sum(judge_days(r, values, 28)) <= 1
+    # A doubled Tuesday pages, and so does a +60% Saturday, though that is only about a
+    # weekday's level: the centre is the same weekday's median, not the week's.
+    spiked = list(values)
+    assert (D0 + dt.timedelta(days=99)).weekday() == 1 and (D0 + dt.timedelta(days=208)).weekday() == 5
+    spiked[99] *= 2.0
+    spiked[208] *= 1.6
+    flags = judge_days(r, spiked, 28)
+    assert flags[99 - 28] and flags[208 - 28]
+    # Centred on the whole week instead, the weekend swing hides the Saturday.
+    flat = rule(baseline={"method": "learned", "seasonal": False})
+    assert not judge_days(flat, spiked, 28)[208 - 28]
+    # The shipped CostSpike (learned, 1.5x floor) stays quiet on the normal year too.
+    assert sum(judge_days(shipped("CostSpike").model_copy(update={"unless": ()}), values, 28)) == 0
+
+
+# -- minimum evidence and unless ---------------------------------------------------------------
+
+
+def test_min_sample_leaves_a_thin_series_not_judged_and_says_so() -> None:
+    r = shipped("ErrorRateHigh")
+    w = daily_window(D0)
+    cur = [({"model": "a", "endpoint": "__all__"}, 0.5), ({"model": "b", "endpoint": "__all__"}, 0.5)]
+    requests = [
+        ({"model": "a", "endpoint": "__all__"}, 40.0),
+        ({"model": "a", "endpoint": "chat"}, 4000.0),  # another series: not a's total
+        ({"model": "b", "endpoint": "__all__"}, 5000.0),
+    ]
+    a, b = evaluate_rule(r, w, cur, {}, [], context={"llm_requests": {w.start: requests}})
+    assert not a.condition.breaching and not a.judged and a.state == "ok"
+    assert a.condition.note == "not judged: llm_requests = 40, under min_sample 300"
+    assert b.judged and b.state == "firing" and b.condition.n == 5000
+    [c] = evaluate_rule(r, w, cur[:1], {}, [], context={})
+    assert c.condition.note == "not judged: no llm_requests figure for this series (min_sample 300)"
+
+
+def test_min_sample_reads_quality_sample_size_of_the_same_figure() -> None:
+    r = shipped("QualityDrop")
+    assert r.min_sample is not None and r.min_sample.metric == "quality_sample_size"
+    w = daily_window(D0)
+    labels = {"model": "a", "average": "macro"}
+    sizes = [
+        ({"metric": "model_f1", "model": "a", "average": "macro"}, 80.0),
+        ({"metric": "model_accuracy", "model": "a"}, 5000.0),  # another figure's n
+    ]
+    [j] = evaluate_rule(r, w, [(labels, 0.1)], {}, [], context={"quality_sample_size": {w.start: sizes}})
+    assert j.condition.note == "not judged: quality_sample_size = 80, under min_sample 100"
+
+
+def test_unless_skips_the_series_with_a_matching_figure_only() -> None:
+    r = rule(
+        metric="llm_cost_usd",
+        threshold=5.0,
+        labels={"model": "!=__all__"},
+        unless=[{"metric": "deployment_rollout_active", "equal": ["model"]}],
+    )
+    w = daily_window(D0)
+    cur = [({"model": "new", "endpoint": "chat"}, 50.0), ({"model": "old", "endpoint": "chat"}, 50.0)]
+    active = [({"model": "new"}, 1.0), ({"model": "old"}, 0.0)]
+    new, old = evaluate_rule(r, w, cur, {}, [], context={"deployment_rollout_active": {w.start: active}})
+    assert new.condition.note == "not judged: deployment_rollout_active{model=new} = 1 (unless)" and not new.judged
+    assert old.judged and old.state == "firing"  # its figure is 0: the rollout is not on
+    [plain] = evaluate_rule(r, w, cur[:1], {}, [], context={})
+    assert plain.state == "firing"
+
+
+# -- quality drops and their sampling error ----------------------------------------------------
+
+
+def test_binomial_uncertainty_matches_statsmodels_and_only_a_well_sampled_drop_fires() -> None:
+    r = rule(
+        metric="model_f1",
+        op="<",
+        baseline={"windows": 7, "percent": 10, "uncertainty": "binomial"},
+        min_sample={"metric": "quality_sample_size", "value": 30},
+    )
+    hist, p = [0.90] * 7, 0.90
+    alpha = 2 * norm.sf(3.5)  # a two-sided interval whose half-width is 3.5 SE
+    for n_window, n_base in [(60, 420), (200, 1400), (5000, 35000)]:
+        lo_w, _ = proportion_confint(p * n_window, n_window, alpha=alpha, method="normal")
+        lo_b, _ = proportion_confint(p * n_base, n_base, alpha=alpha, method="normal")
+        want = p - max(np.hypot(p - lo_w, p - lo_b), 0.10 * p)
+        c = judge(r, 0.80, hist, n=n_window, n_baseline=n_base)
+        assert c.bound == pytest.approx(want, rel=1e-9)
+    # 0.80 is 11% below 0.90: on 60 labelled rows that is sampling noise, on 5,000 a drop.
+    assert not judge(r, 0.80, hist, n=60, n_baseline=420).breaching
+    assert judge(r, 0.80, hist, n=5000, n_baseline=35000).breaching
+
+
+def test_the_baseline_n_is_the_sum_over_the_baseline_windows() -> None:
+    r = rule(
+        metric="model_f1",
+        op="<",
+        baseline={"windows": 3, "percent": 1, "uncertainty": "binomial"},
+        min_sample={"metric": "quality_sample_size", "value": 10},
+    )
+    w = daily_window(D0 + dt.timedelta(days=10))
+    prev = previous_windows(w, r.baseline.span if r.baseline else 0)
+    labels = {"model": "a"}
+    lj = labels_json(labels)
+    hist = {(lj, p.start): 0.9 for p in prev[:3]}
+    n = {p.start: [({"metric": "model_f1", "model": "a"}, 100.0)] for p in prev[:3]}
+    n[w.start] = [({"metric": "model_f1", "model": "a"}, 50.0)]
+    [j] = evaluate_rule(r, w, [(labels, 0.85)], hist, prev, context={"quality_sample_size": n})
+    se = np.sqrt(0.09 / 50 + 0.09 / 300)
+    assert j.condition.bound == pytest.approx(0.9 - 3.5 * se)
+
+
+# -- baselines an incident cannot poison -------------------------------------------------------
+
+
+def store_config(tmp_path: Path, **baseline: Any) -> Config:
+    quality = {
+        "name": "QualityDrop",
+        "metric": "model_f1",
+        "op": "<",
+        "baseline": {"windows": 7, "percent": 10, **baseline},
+        "min_sample": {"metric": "quality_sample_size", "value": 100},
+    }
+    return make_config(f"sqlite:///{tmp_path / 'store.sqlite'}", alerts={"rules": [quality]})
+
+
+def run_day(cfg: Config, d: int, f1: float, n: float = 500.0) -> AlertReport:
+    w = daily_window(D0 + dt.timedelta(days=d))
+    store = Store(cfg)
+    store.ensure()
+    recs = [
+        MetricRecord.of("model_f1", f1, model="a"),
+        MetricRecord.of("quality_sample_size", n, metric="model_f1", model="a"),
+    ]
+    store.replace_window(w, recs, f"run{d}")
+    return alert_window(cfg, store, w, f"run{d}", send=False, now=NOW)
+
+
+def statuses(cfg: Config) -> dict[int, str]:
+    return {(e.window_start.date() - D0).days: e.status for e in AlertStore(cfg).events_between()}
+
+
+def test_a_long_quality_drop_stays_firing_instead_of_resolving_by_catch_up(tmp_path: Path) -> None:
+    kept = store_config(tmp_path / "kept")
+    caught = store_config(tmp_path / "caught", exclude_alerting=False)
+    for cfg in (kept, caught):
+        for d in range(16):
+            run_day(cfg, d, 0.90 if d < 8 else 0.60)
+    # Left out of the baseline, the broken days never become "normal": firing to the end.
+    assert statuses(kept) == dict.fromkeys(range(8, 16), "firing")
+    # The old behaviour: after 4 broken days the 7-window median is the broken level.
+    old = statuses(caught)
+    assert old[8] == "firing" and "resolved" in old.values()
+    # The run summary says the baseline left windows out; a rerun judges the same way.
+    again = run_day(kept, 15, 0.60)
+    assert any("without the windows where their alert was pending or firing" in n for n in again.notes)
+    assert statuses(kept)[15] == "firing"
+    # And recovery still resolves it, against the healthy baseline.
+    for d in (16, 17):
+        run_day(kept, d, 0.90)
+    assert statuses(kept)[17] == "resolved"
+
+
+def test_thin_windows_are_reported_as_not_judged_in_the_run_summary(tmp_path: Path) -> None:
+    cfg = store_config(tmp_path)
+    for d in range(5):
+        run_day(cfg, d, 0.9)
+    report = run_day(cfg, 5, 0.3, n=40)
+    assert report.firing == ()
+    assert any(
+        "not judged (min_sample)" in n and "quality_sample_size = 40, under min_sample 100" in n for n in report.notes
+    )
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+def test_config_errors_name_the_key() -> None:
+    base = {"name": "R", "metric": "m", "op": ">"}
+    for bad, msg in [
+        ({"baseline": {"factor": 1.5, "k": 3}}, "k: only with method: learned"),
+        ({"baseline": {"method": "learned", "factor": 1.5, "percent": 5}}, "at most one of factor or percent"),
+        ({"baseline": {"percent": 10, "uncertainty": "binomial"}}, "baseline.uncertainty needs min_sample"),
+        ({"baseline": {"percent": 10, "z": 3}}, "z: only with uncertainty: binomial"),
+        ({"threshold": 1, "min_sample": {"metric": "llm_requests", "value": 0}}, "greater than 0"),
+        ({"threshold": 1, "unless": [{"metric": "x", "on": ["model"]}]}, "on"),
+    ]:
+        with pytest.raises((ValueError, ConfigError), match=msg):
+            AlertRule.model_validate({**base, **bad})
+    learned = rule(baseline={"method": "learned"})
+    assert learned.baseline is not None and (learned.baseline.windows, learned.baseline.span) == (28, 84)
