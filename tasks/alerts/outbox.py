@@ -17,7 +17,7 @@ import hashlib
 import logging
 import string
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aimon.config.alerts import SEVERITIES, AlertsConfig
@@ -82,7 +82,8 @@ def render_summary(j: Judgement, window: Window) -> str:
         return default
 
 
-def notification_item(j: Judgement, t: Transition, window: Window) -> dict[str, Any]:
+def notification_item(j: Judgement, t: Transition, window: Window, *, causes: Sequence[str] = ()) -> dict[str, Any]:
+    """`causes`: the likely-causes lines of the alert (causes.likely_causes), firing only."""
     rule, c = j.rule, j.condition
     return {
         "alert_id": t.state.alert_id,
@@ -100,6 +101,8 @@ def notification_item(j: Judgement, t: Transition, window: Window) -> dict[str, 
         "fired_window_start": t.state.fired_window_start.isoformat() if t.state.fired_window_start else None,
         "for_windows": rule.for_windows,
         "runbook": rule.runbook,
+        "causes": list(causes),  # likely causes: which model/endpoint/error type/hours carry the change
+        "hints": list(rule.hints),  # next steps for this kind of alert (the rule's hints: in the config)
         # A repeat says how long it has been firing: "day 4" (daily), "hour 5" (hourly).
         "firing_for": f"{'day' if window.granularity == 'daily' else 'hour'} {t.firing_windows}"
         if t.firing_windows

@@ -18,6 +18,7 @@ from typing import Any
 from aimon.config import Config
 from aimon.store.alerts import AlertState, AlertStore, utcnow
 from aimon.store.metrics import Store
+from aimon.tasks.alerts.causes import FigureCache, cause_lines
 from aimon.tasks.alerts.channels import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
 from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds
@@ -149,9 +150,11 @@ def alert_window(
     fold_map = folds(transitions, acfg.inhibit_rules, window.granularity)
     transitions = apply_folds(transitions, fold_map)
     items: dict[str, list[dict[str, Any]]] = {}
+    cause_cache = FigureCache(store, window)  # likely causes: one read per metric for the window's alerts
     for n, (j, t) in enumerate(transitions):
         if t.notify is not None and send:
-            item = notification_item(j, t, window)
+            why = cause_lines(cause_cache, j.rule, dict(j.labels), t.state.active_since) if t.notify == "firing" else []
+            item = notification_item(j, t, window, causes=why)
             if t.notify == "firing":
                 item["folded"] = folded_items(transitions, fold_map, n)
             items.setdefault(j.rule.route, []).append(item)

@@ -91,6 +91,15 @@ def folded_text(item: dict[str, Any], limit: int = 10) -> str | None:
     return f"folded ({len(folded)}): {'; '.join(parts)}{more}"
 
 
+def causes_and_steps(item: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The item's likely causes (causes.likely_causes) and its next steps: the rule's
+    hints, then its runbook. Payloads queued before causes/hints render without them."""
+    steps = [str(h) for h in item.get("hints") or []]
+    if item.get("runbook"):
+        steps.append(f"runbook: {item['runbook']}")
+    return [str(c) for c in item.get("causes") or []], steps
+
+
 def item_lines(item: dict[str, Any]) -> list[str]:
     state = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
     repeat = _repeat(item)
@@ -102,8 +111,11 @@ def item_lines(item: dict[str, Any]) -> list[str]:
     ]
     if folded_text(item):
         lines.append(f"    {folded_text(item)}")
-    if item.get("runbook"):
-        lines.append(f"    runbook: {item['runbook']}")
+    causes, steps = causes_and_steps(item)
+    if causes:
+        lines += ["    likely causes:", *(f"      - {c}" for c in causes)]
+    if steps:
+        lines += ["    next steps:", *(f"      - {h}" for h in steps)]
     return lines
 
 
@@ -130,7 +142,12 @@ def html_body(p: dict[str, Any]) -> str:
     for item in p["items"]:
         state = "RESOLVED" if item["status"] == "resolved" else item["severity"].upper()
         color = {"CRITICAL": "#b00020", "WARNING": "#b26a00", "INFO": "#1f5fa8"}.get(state, "#2e7d32")
-        runbook = f"<br>runbook: {e(item['runbook'])}" if item.get("runbook") else ""
+        causes, steps = causes_and_steps(item)
+        runbook = "".join(
+            f'<br><b>{head}</b><ul style="margin:2px 0">{"".join(f"<li>{e(x)}</li>" for x in xs)}</ul>'
+            for head, xs in (("Likely causes", causes), ("Next steps", steps))
+            if xs
+        )
         folded = f"<br>{e(folded_text(item) or '')}" if folded_text(item) else ""
         rows.append(
             "<tr>"
@@ -166,8 +183,11 @@ def slack_blocks(p: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         if folded_text(item):
             lines.append(str(folded_text(item)))
-        if item.get("runbook"):
-            lines.append(f"runbook: {item['runbook']}")
+        causes, steps = causes_and_steps(item)
+        if causes:
+            lines += ["*Likely causes*", *(f"• {c}" for c in causes)]
+        if steps:
+            lines += ["*Next steps*", *(f"• {h}" for h in steps)]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}})
     if len(items) > 45:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"... and {len(items) - 45} more alerts"}})
