@@ -10,6 +10,12 @@ same sketch as stored reference statistics), and prints per scenario and n:
 
     nice -n 10 .venv/bin/python bench/calibrate_drift.py              # the docs/benchmarks.md table
     nice -n 10 .venv/bin/python bench/calibrate_drift.py --reps 10 --n 1000 10000
+    nice -n 10 .venv/bin/python bench/calibrate_drift.py --year [--shapes A B]
+
+`--year` runs bench/drift_year.py instead: a simulated year of daily windows, window by
+window, with the stored history the learned bounds learn from and the poison-proof
+reference, before (fixed floors) and after (the defaults): false drifts per feature on
+normal days, and whether each injected incident is caught on its first day.
 """
 
 from __future__ import annotations
@@ -141,6 +147,28 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def year(shapes: list[str], seed: int) -> int:
+    """The year table; exit status 1 if the defaults drift more than once a year on
+    normal days or miss an incident's first day, for any shape."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import drift_year as y  # only --year needs it
+
+    t0 = time.perf_counter()
+    results = {}
+    for shape in shapes:
+        for verdict, cfg in (("before", y.old_config()), ("defaults", y.new_config())):
+            results[(shape, verdict)] = y.run_year(y.SHAPES[shape], cfg, seed)
+    print(y.year_table(results))
+    bad = [
+        shape
+        for (shape, verdict), r in results.items()
+        if verdict == "defaults"
+        and (sum(r.false_by_feature.values()) + r.false_embedding > 1 or not all(r.caught.values()))
+    ]
+    print(f"\n{time.perf_counter() - t0:.0f} s" + (f"; over the bound: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
@@ -148,7 +176,11 @@ def main() -> None:
         "--reps", type=int, nargs="+", default=None, help="repetitions per cell, one per n (default 100 50 20)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--year", action="store_true", help="a simulated year of daily windows (bench/drift_year.py)")
+    ap.add_argument("--shapes", nargs="+", default=["A", "B"], help="--year: the generators to run")
     args = ap.parse_args()
+    if args.year:
+        sys.exit(year(args.shapes, args.seed))
     default = {1000: 100, 10_000: 50, 100_000: 20}
     given = args.reps or []
     reps = {n: given[min(i, len(given) - 1)] if given else default.get(n, 20) for i, n in enumerate(args.n)}

@@ -27,7 +27,7 @@ import numpy as np
 from aimon.config.analyses import DriftConfig
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
-from aimon.tasks.drift.calculate import compare, judge_embeddings, stats_from_arrays
+from aimon.tasks.drift.calculate import DriftReport, compare, judge_embeddings, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import ReferenceLoad, merge_stats, pooled_reference, reference_embeddings
 from aimon.tasks.drift.history import EMBEDDING, History
@@ -207,8 +207,6 @@ def run_year(shape: Shape, cfg: DriftConfig, seed: int = 0, embeddings: bool = T
             e = cfg.embeddings
             ref_emb, _ = reference_embeddings(load.embedding_parts, EMB_DIM, e.cap, e.seed)
             results, emb_drift, bound, judged, _ = judge_embeddings(ref_emb, emb, cfg, history if learned else None)
-            from aimon.tasks.drift.calculate import DriftReport  # noqa: PLC0415  lazy: bench only
-
             report = DriftReport(
                 report.features, report.share, report.dataset_drift, report.dataset_share, results, emb_drift,
                 report.notes, bound, judged,

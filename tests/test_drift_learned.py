@@ -144,9 +144,7 @@ def test_a_spike_day_in_the_reference_does_not_make_the_next_days_drift() -> Non
     rng = np.random.default_rng(5)
     days = [_day(rng, 3000) for _ in range(20)] + [_day(rng, 3000, 3.0)] + [_day(rng, 3000) for _ in range(6)]
     new = _sequence(DriftConfig(), days, learned=True)
-    old = _sequence(
-        DriftConfig(thresholds={"mode": "fixed"}, reference_excludes_drifted=False), days, learned=False
-    )
+    old = _sequence(DriftConfig(thresholds={"mode": "fixed"}, reference_excludes_drifted=False), days, learned=False)
     spike = 19  # verdicts start at day 1
     assert new[spike] and old[spike]  # the spike itself is caught either way
     assert not any(new[spike + 1 :]) and not any(new[:spike])
@@ -160,7 +158,7 @@ def test_a_spike_day_in_the_reference_does_not_make_the_next_days_drift() -> Non
 def test_embeddings_min_sample_and_learned_auc_bound() -> None:
     rng = np.random.default_rng(3)
     ref = rng.standard_normal((150, 4)).astype(np.float32)
-    cur = (rng.standard_normal((150, 4)) + [0.6, 0, 0, 0]).astype(np.float32)
+    cur = (rng.standard_normal((150, 4)) + np.array([0.6, 0, 0, 0])).astype(np.float32)
     cfg = DriftConfig(embeddings={"methods": ("domain_classifier",)})
     results, drifted, bound, judged, note = judge_embeddings(ref, cur, cfg)
     assert results[0].statistic > 0.6 and results[0].drifted  # a clear shift, but 150 < 200 rows
@@ -238,7 +236,9 @@ def test_the_analyzer_learns_from_stored_figures_and_leaves_a_drifted_day_out(tm
     assert by["latency_seconds"].effect > want and _fig(res, "data_drift_detected", feature="latency_seconds") == 1
     # input_tokens: the spike day is left out of its reference, so a normal day is normal.
     assert by["input_tokens"].n_reference == by["latency_seconds"].n_reference * 2 // 3
-    assert any(f"reference of input_tokens: 1 window(s) where it drifted left out ({d[2]:%Y-%m-%d}" in n for n in res.notes)
+    assert any(
+        f"reference of input_tokens: 1 window(s) where it drifted left out ({d[2]:%Y-%m-%d}" in n for n in res.notes
+    )
     assert _fig(res, "data_drift_detected", feature="input_tokens") == 0
     # Without history (a new feature) the cold-start bound: twice the floor.
     assert _fig(res, "data_drift_threshold", feature="output_tokens", method="wasserstein") == 0.2
