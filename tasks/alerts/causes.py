@@ -531,13 +531,13 @@ def _latency_hours(ctx: _Ctx, me: Series, base: float, what: str) -> list[Cause]
 
 
 def _siblings(ctx: _Ctx, metric: str, name: str) -> list[Cause]:
-    """For a series of one model on one endpoint: did the model's other endpoints, and
-    the endpoint's other models, change too (the provider, the model) or not (this one)?"""
+    """For a series of one model (on one endpoint): did the model's other endpoints, and
+    the other models, change too (the provider, the inputs) or not (this one)?"""
     labels = ctx.labels
     now, past = ctx.now(metric), ctx.past(metric)
     out = []
     for g, other in (("endpoint", "model"), ("model", "endpoint")):
-        if labels.get(g) in (None, ALL) or labels.get(other) in (None, ALL):
+        if labels.get(g) in (None, ALL) or (labels.get(other) == ALL and g == "endpoint"):
             continue
         changes = []
         for s, v in now.items():
@@ -552,9 +552,12 @@ def _siblings(ctx: _Ctx, metric: str, name: str) -> list[Cause]:
         if not changes:
             continue
         mid = statistics.median(changes)
-        whose = (
-            f"other endpoints of {labels['model']}" if g == "endpoint" else f"other models on {_ep(labels['endpoint'])}"
-        )
+        if g == "endpoint":
+            whose = f"other endpoints of {labels['model']}"
+        elif labels.get("endpoint") not in (None, ALL):
+            whose = f"other models on {_ep(labels['endpoint'])}"
+        else:
+            whose = "other models"
         k = len(changes)
         out.append(Cause("sibling", f"{whose}: {name} {mid:+.0%}" + (f" (median of {k})" if k > 1 else "")))
     return out
@@ -597,6 +600,7 @@ def _quality(ctx: _Ctx) -> list[Cause]:
         return _with(dict(s), metric=m)
 
     out, _, _ = _level(ctx, "quality_sample_size", n_key, what)
+    out += _siblings(ctx, m, word)
     if labels.get("model") == ALL and "variant" not in labels:
         out += _variants(ctx, what)
     out += _drift_same_window(ctx)
