@@ -20,7 +20,7 @@ from aimon.catalogue import METRICS, PROMETHEUS_OWN
 from aimon.config import Config
 from aimon.warehouse import Interactions, Warehouse
 
-ANALYZER_ORDER = ("operational", "cost", "drift", "quality", "abtest", "slo")
+ANALYZER_ORDER = ("operational", "cost", "drift", "quality", "abtest", "deploy", "slo")
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens")  # aimon.tasks.cost.TOKEN_TYPES
 
 
@@ -125,6 +125,9 @@ PARTS: tuple[tuple[str, str, tuple[str, ...], PartCheck], ...] = (
     ("quality", "RAG retrieval", ("rag_",), lambda c, ix: _no(ix, "retrieved_ids", "relevant_ids")),
     ("quality", "feedback", ("feedback_",), _feedback),
     ("abtest", "experiments", ("ab_",), _experiments),
+    # aimon.tasks.deploy.analyze_deployments: nothing with deployments.enabled false
+    ("deploy", "deployments and post-deployment checks", ("deploy_", "deployment_"),
+     lambda c, ix: None if c.deployments.enabled else "deployments.enabled is false"),
     # aimon.tasks.slo.analyze_slo: nothing without slos; a latency SLO needs latency_seconds
     ("slo", "SLO burn rates", ("slo_",), _slos),
 )  # fmt: skip

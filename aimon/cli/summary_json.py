@@ -40,6 +40,8 @@ def event_doc(ev: AlertEvent, *, window: bool = False) -> dict[str, Any]:
         "active_since": ev.active_since,
         "route": ev.route,
         "silenced_by": ev.silenced_by,
+        "folded_into": ev.folded_into,
+        "note": ev.note,
         "run_id": ev.run_id,
     }
 
@@ -107,6 +109,8 @@ def state_doc(s: AlertState, muted: str | None) -> dict[str, Any]:
         "resolved_window_start": s.resolved_window_start,
         "notified_status": s.notified_status,
         "silenced_by": muted,
+        "folded_into": s.folded_into,
+        "ok_windows": s.ok_windows,
         "alert_id": s.alert_id,
         "run_id": s.run_id,
     }
