@@ -23,11 +23,18 @@ def _events(data: ReportData) -> str:
     windows = {w.start: w for w in data.windows}
     cols = ["window", "status", "severity", "rule", "series", "value", "bound", "active since (UTC)", "silenced by"]
     rows, csv_rows = [], []
+    links: dict[object, tuple[str, str]] = {}  # window start -> (label, link): ~3 events a window
+    named: dict[tuple[str, str], str] = {}
     for e in reversed(data.events):
-        w = windows.get(e.window_start)
-        label = data.x(e.window_start)
-        link = Raw(f'<a href="{window_page(w)}">{esc(label)}</a>') if w else label
-        series = f"{e.metric}{{{label_text(json.loads(e.labels))}}}"
+        if e.window_start not in links:
+            w = windows.get(e.window_start)
+            label = data.x(e.window_start)
+            links[e.window_start] = (label, Raw(f'<a href="{window_page(w)}">{esc(label)}</a>') if w else label)
+        label, link = links[e.window_start]
+        key = (e.metric, e.labels)
+        if key not in named:
+            named[key] = f"{e.metric}{{{label_text(json.loads(e.labels))}}}"
+        series = named[key]
         since = "" if e.active_since is None else f"{e.active_since:%Y-%m-%d %H:%M}"
         status = e.status + (" (silenced)" if e.silenced_by else "")
         rows.append([link, status, e.severity, e.rule, series, e.value, e.bound, since, e.silenced_by or ""])

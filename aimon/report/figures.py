@@ -20,7 +20,9 @@ def label_text(labels: dict[str, str], drop: Sequence[str] = ()) -> str:
 
 def trace_of(data: ReportData, name: str, points: Points, style: str = "data") -> Trace:
     starts = sorted(points)
-    return Trace(name, [data.x(s) for s in starts], [points[s] for s in starts], style)  # type: ignore[arg-type]
+    known, x = data.xlabels, data.x
+    xs = [known[s] if s in known else x(s) for s in starts]
+    return Trace(name, xs, [points[s] for s in starts], style)  # type: ignore[arg-type]
 
 
 def series_chart(
