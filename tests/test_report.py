@@ -21,14 +21,18 @@ from typer.testing import CliRunner
 from aimon.cli import app
 from aimon.config import load_config
 from aimon.demo import seed_duckdb
+from aimon.records import ALL, MetricRecord, labels_json
 from aimon.report import build_report, window_page
 from aimon.report.ab import DECISIONS
 from aimon.report.bands import baseline
 from aimon.report.data import load
 from aimon.report.paths import CONCERNS, INDEX
+from aimon.store.alerts import AlertEvent, AlertState, AlertStore
+from aimon.store.metrics import Store
 from aimon.tasks.abtest.results import STATUS_CODES, STATUS_TEXT
+from aimon.tasks.alerts.state import alert_id
 from aimon.tasks.report import rebuild_pages
-from aimon.windows import daily_window
+from aimon.windows import Window, daily_window
 
 REPO = Path(__file__).resolve().parent.parent
 END = dt.date(2026, 11, 10)
@@ -196,3 +200,84 @@ def test_after_run_rebuilds_the_windows_page_and_never_fails_the_run(
     broken = load_config(write_config(tmp_path, Path(db), after_run=True, output=str(tmp_path / "blocked")))
     note = rebuild_pages(broken, daily_window(END))
     assert note and note.startswith("report: not rebuilt")
+
+
+def _event(window: Window, rule: str, metric: str, labels: dict[str, str], status: str, **kw: object) -> AlertEvent:
+    fields: dict[str, object] = dict(
+        window_start=window.start,
+        window_end=window.end,
+        granularity="daily",
+        rule=rule,
+        labels=labels_json(labels),
+        metric=metric,
+        severity="warning",
+        route="default",
+        status=status,
+        value=200.0,
+        bound=150.0,
+        active_since=window.start,
+        silenced_by=None,
+        run_id="r1",
+    )
+    return AlertEvent(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_the_alerts_page_shows_folded_and_recovering_alerts(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, tmp_path / "store.duckdb"))
+    day1, day2 = daily_window(END - dt.timedelta(days=1)), daily_window(END)
+    store = Store(cfg)
+    store.ensure()
+    for w in (day1, day2):
+        store.replace_window(w, [MetricRecord.of("llm_cost_usd", 200.0, model="a", endpoint=ALL)], "r1")
+    parent_labels = {"model": "a", "endpoint": ALL}
+    parent = alert_id("CostSpike", "daily", labels_json(parent_labels))
+    gone = alert_id("CostSpike", "daily", labels_json({"model": "b", "endpoint": ALL}))  # no state left
+    astore = AlertStore(cfg)
+    astore.ensure()
+    firing = _event(day2, "CostSpike", "llm_cost_usd", parent_labels, "firing")
+    state = AlertState(
+        parent, "CostSpike", "daily", firing.labels, "llm_cost_usd", "warning", "default", "firing", 200.0, 150.0,
+        day2.start, day2.start,
+    )  # fmt: skip
+    events = [
+        firing,
+        _event(day2, "CostSpike", "llm_cost_usd", {"model": "a", "endpoint": "chat"}, "folded", folded_into=parent),
+        _event(day2, "CostSpike", "llm_cost_usd", {"model": "a", "endpoint": "rag"}, "folded", folded_into=gone),
+        _event(
+            day2, "ErrorRateHigh", "llm_error_rate", parent_labels, "recovering", note="recovering: 1 of 2 windows back"
+        ),
+    ]
+    astore.commit_evaluation(
+        window_start=day2.start,
+        granularity="daily",
+        rules=["CostSpike", "ErrorRateHigh"],
+        states=[state],
+        events=events,
+        outbox=[],
+    )
+    build_report(cfg, output=tmp_path / "site")
+    text = (tmp_path / "site" / "alerts.html").read_text()
+    table_html = text[text.index('id="alert-events"') :].split("</table>")[0]
+    cells = re.compile(r"<t[hd]>(.*?)</t[hd]>")
+    header, *body = [
+        [re.sub("<[^>]+>", "", c) for c in cells.findall(r)] for r in re.findall(r"<tr>(.*?)</tr>", table_html)
+    ]
+    rows = [dict(zip(header, r, strict=True)) for r in body]
+    by_series = {r["series"]: r for r in rows}
+    assert by_series["llm_cost_usd{endpoint=chat, model=a}"]["status"] == "folded"
+    assert by_series["llm_cost_usd{endpoint=chat, model=a}"]["folded into"] == "CostSpike{endpoint=all, model=a}"
+    assert by_series["llm_cost_usd{endpoint=rag, model=a}"]["folded into"] == f"alert {gone[:12]}"
+    recovering = by_series["llm_error_rate{endpoint=all, model=a}"]
+    assert recovering["status"] == "recovering" and recovering["note"] == "recovering: 1 of 2 windows back"
+    assert by_series["llm_cost_usd{endpoint=all, model=a}"]["folded into"] == ""
+    # The filters: a select on the status column and one on "folded into" (options from the rows).
+    box = re.search(r'<div class="aimon-filters" data-filter-for="alert-events">(.*?)</div>', text)
+    assert box
+    selects = dict(re.findall(r"<label>([^<]+) <select data-col=\"(\d+)\"", box.group(1)))
+    assert header[int(selects["status"])] == "status" and header[int(selects["folded into"])] == "folded into"
+    # The CSV says the same.
+    csv_rows = csv_of(text, "alert-events")
+    folded = [r for r in csv_rows if r["status"] == "folded"]
+    assert sorted(r["folded into"] for r in folded) == sorted(
+        ["CostSpike{endpoint=all, model=a}", f"alert {gone[:12]}"]
+    )

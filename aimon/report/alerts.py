@@ -1,6 +1,7 @@
 """The alerts page: what `aimon alerts history` prints — every window's alert events
-(pending, firing, resolved, silenced) and the notifications sent — as tables with
-filters, the silences, and a chart per series that fired with its rule drawn."""
+(pending, firing, recovering, folded, resolved, silenced) and the notifications sent —
+as tables with filters, the silences, and a chart per series that fired with its rule
+drawn."""
 
 from __future__ import annotations
 
@@ -21,7 +22,19 @@ def _events(data: ReportData) -> str:
     if not data.events:
         return "<p>no alert events recorded in these windows: no rule was breached (or no rules are configured)</p>"
     windows = {w.start: w for w in data.windows}
-    cols = ["window", "status", "severity", "rule", "series", "value", "bound", "active since (UTC)", "silenced by"]
+    cols = [
+        "window",
+        "status",
+        "severity",
+        "rule",
+        "series",
+        "value",
+        "bound",
+        "active since (UTC)",
+        "folded into",
+        "silenced by",
+        "note",
+    ]
     rows, csv_rows = [], []
     links: dict[object, tuple[str, str]] = {}  # window start -> (label, link): ~3 events a window
     named: dict[tuple[str, str], str] = {}
@@ -37,13 +50,26 @@ def _events(data: ReportData) -> str:
         series = named[key]
         since = "" if e.active_since is None else f"{e.active_since:%Y-%m-%d %H:%M}"
         status = e.status + (" (silenced)" if e.silenced_by else "")
-        rows.append([link, status, e.severity, e.rule, series, e.value, e.bound, since, e.silenced_by or ""])
-        csv_rows.append([label, status, e.severity, e.rule, series, e.value, e.bound, since, e.silenced_by or ""])
+        into = _into(data, e.folded_into) if e.folded_into else ""
+        rest = [e.severity, e.rule, series, e.value, e.bound, since, into, e.silenced_by or "", e.note or ""]
+        rows.append([link, status, *rest])
+        csv_rows.append([label, status, *rest])
     return (
-        filter_box("alert-events", {1: "status", 2: "severity", 3: "rule"})
+        '<p class="aimon-caption">Statuses: pending (breaching, not for long enough yet), firing, recovering '
+        "(firing, back within bounds for fewer windows than the rule's resolve_after), folded (firing, but "
+        "folded into the alert named, which is sent for both), resolved.</p>"
+        + filter_box("alert-events", {1: "status", 2: "severity", 3: "rule", 8: "folded into"})
         + table(cols, rows, table_id="alert-events")
         + csv_link("alert-events", cols, csv_rows, "download CSV")
     )
+
+
+def _into(data: ReportData, alert_id: str) -> str:
+    """The alert a folded one went into, as rule{labels} (its id when its state is gone)."""
+    parent = data.folded_into.get(alert_id)
+    if parent is None:
+        return f"alert {alert_id[:12]}"
+    return f"{parent.rule}{{{label_text(parent.labels_dict)}}}"
 
 
 def _notifications(data: ReportData) -> str:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.engines import database_path, redact
-from aimon.store.alerts import AlertEvent, AlertStore, OutboxEntry, Silence
+from aimon.store.alerts import AlertEvent, AlertState, AlertStore, OutboxEntry, Silence
 from aimon.store.schema import as_datetime, schema, store_engine
 from aimon.windows import GRANULARITIES, Window, daily_window
 
@@ -56,6 +56,7 @@ class ReportData:
     by_window: dict[dt.datetime, list[tuple[str, str, float]]] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # labels JSON -> parsed
     events: list[AlertEvent] = field(default_factory=list)
+    folded_into: dict[str, AlertState] = field(default_factory=dict)  # alert id -> the alert folded ones went into
     outbox: list[OutboxEntry] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
     range_text: str = "all stored windows"
@@ -190,6 +191,9 @@ def load(
         )
     astore = AlertStore(cfg)
     data.events = [e for e in astore.events_between(lo, hi, granularity)]
+    parents = {e.folded_into for e in data.events if e.folded_into}
+    if parents:  # what a folded event names is an alert id: the alerts page shows rule{labels}
+        data.folded_into = astore.states(sorted(parents))
     data.outbox = [
         o
         for o in astore.outbox_entries()
