@@ -69,12 +69,14 @@ def tables(results: list[dict[str, Any]], config: Path) -> str:
     out += [
         "",
         "Per incident (its own copy of the normal history; 'alerts': distinct alerts firing, folded ones "
-        "included / not folded; 'notifications per day': first firings, repeats and resolved notices, from "
-        "its first day):",
+        "included / not folded; 'also in the normal history': alerts the normal run fires on the same days, "
+        "noise rather than the incident; 'notifications per day': first firings, repeats and resolved notices, "
+        "from its first day):",
         "",
         "| generator | incident | starts on day | paged in first window | rules paged then | alerts | "
-        "alerts after folding | pages | notifications per day | first resolved notice |",
-        "|---|---|---:|---|---|---:|---:|---:|---|---|",
+        "alerts after folding | of them also in the normal history | pages | notifications per day | "
+        "first resolved notice |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         for i in r["incidents"]:
@@ -82,7 +84,8 @@ def tables(results: list[dict[str, Any]], config: Path) -> str:
             out.append(
                 f"| {r['generator']} | {i['kind']} ({i['days']} d) | {i['start'] + 1} | "
                 f"{'yes' if i['paged_first_window'] else '**no**'} | {', '.join(i['first_window_pages']) or '—'} | "
-                f"{i['alerts']} | {i['alerts_after_folding']} | {i['pages']} | "
+                f"{i['alerts']} | {i['alerts_after_folding']} | "
+                f"{'—' if i.get('alerts_also_in_normal') is None else i['alerts_also_in_normal']} | {i['pages']} | "
                 f"{' '.join(map(str, i['notifications_per_day']))} | {resolved} |"
             )
     errors = sorted({e for r in results for e in r["normal"]["errors"]})

@@ -255,13 +255,17 @@ class IncidentResult:
     alerts: int  # distinct alerts firing (folded ones included) from its start to the end
     alerts_after_folding: int  # of which not folded into another
     alert_names: list[str]
+    # Of `alerts`, those the normal history also fires on the same days (noise, not the
+    # incident); None when the normal run did not reach those days.
+    alerts_also_in_normal: int | None
     pages: int
     notifications_per_day: list[int]  # notified alerts (first firing, repeats, resolved) per day
     resolved_day: int | None  # day (from the incident's start) of the first resolved notice
     degraded_windows: int
 
 
-def incident_result(inc: Incident, records: list[DayRecord]) -> IncidentResult:
+def _firing(records: list[DayRecord]) -> tuple[set[str], set[str]]:
+    """Alerts firing in `records` (folded ones included), and those not folded."""
     firing: set[str] = set()
     unfolded: set[str] = set()
     for r in records:
@@ -270,6 +274,14 @@ def incident_result(inc: Incident, records: list[DayRecord]) -> IncidentResult:
                 firing.add(_alert_key(e))
                 if e["status"] != "folded":
                     unfolded.add(_alert_key(e))
+    return firing, unfolded
+
+
+def incident_result(inc: Incident, records: list[DayRecord], normal: list[DayRecord]) -> IncidentResult:
+    firing, unfolded = _firing(records)
+    days = {r.day for r in records}
+    same_days = [r for r in normal if r.day in days]
+    background = _firing(same_days)[0] & firing if len(same_days) == len(days) else None
     first = records[0]
     resolved = [r.day - inc.start for r in records if any(i["status"] == "resolved" for i in r.items)]
     return IncidentResult(
@@ -281,6 +293,7 @@ def incident_result(inc: Incident, records: list[DayRecord]) -> IncidentResult:
         alerts=len(firing),
         alerts_after_folding=len(unfolded),
         alert_names=sorted(firing),
+        alerts_also_in_normal=None if background is None else len(background),
         pages=sum(len(r.pages) for r in records),
         notifications_per_day=[len(r.items) for r in records],
         resolved_day=resolved[0] if resolved else None,
@@ -353,7 +366,7 @@ def simulate(
                 r = records[-1]
                 log(f"{generator} {inc.kind} day {day} {r.status}" + "".join(f" PAGE {p['rule']}" for p in r.pages))
         isim.close()
-        results.append(asdict(incident_result(inc, records)))
+        results.append(asdict(incident_result(inc, records, normal)))
 
     pages = Counter(p["rule"] for r in normal for p in r.pages)
     return {
