@@ -68,12 +68,14 @@ def tables(results: list[dict[str, Any]], config: Path) -> str:
     out.append("| degraded runs | " + " | ".join(str(r["normal"]["degraded_windows"]) for r in results) + " |")
     out += [
         "",
-        "Per incident (its own copy of the normal history; 'alerts': distinct alerts firing, folded ones "
+        "Per incident (its own copy of the normal history; 'paged in first window': by a page the normal "
+        "history does not also send that day (+ noise: rules that page then in the normal history too); "
+        "'alerts': distinct alerts firing, folded ones "
         "included / not folded; 'also in the normal history': alerts the normal run fires on the same days, "
         "noise rather than the incident; 'notifications per day': first firings, repeats and resolved notices, "
         "from its first day):",
         "",
-        "| generator | incident | starts on day | paged in first window | rules paged then | alerts | "
+        "| generator | incident | starts on day | paged in first window | rules paged then (+ noise) | alerts | "
         "alerts after folding | of them also in the normal history | pages | notifications per day | "
         "first resolved notice |",
         "|---|---|---:|---|---|---:|---:|---:|---:|---|---|",
@@ -83,7 +85,8 @@ def tables(results: list[dict[str, Any]], config: Path) -> str:
             resolved = "—" if i["resolved_day"] is None else f"day {i['resolved_day'] + 1}"
             out.append(
                 f"| {r['generator']} | {i['kind']} ({i['days']} d) | {i['start'] + 1} | "
-                f"{'yes' if i['paged_first_window'] else '**no**'} | {', '.join(i['first_window_pages']) or '—'} | "
+                f"{'yes' if i['paged_first_window'] else '**no**'} | {', '.join(i['first_window_pages']) or '—'}"
+                f"{''.join(f' (+ {n})' for n in i.get('first_window_noise', ()))} | "
                 f"{i['alerts']} | {i['alerts_after_folding']} | "
                 f"{'—' if i.get('alerts_also_in_normal') is None else i['alerts_also_in_normal']} | {i['pages']} | "
                 f"{' '.join(map(str, i['notifications_per_day']))} | {resolved} |"

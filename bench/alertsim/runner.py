@@ -250,8 +250,11 @@ class IncidentResult:
     kind: str
     start: int
     days: int
+    # A page in the incident's first window that the normal history does not also send
+    # that day (when the normal run reached it): the incident's, not the noise's.
     paged_first_window: bool
-    first_window_pages: list[str]  # rules paged in the incident's first window
+    first_window_pages: list[str]  # the rules of those pages
+    first_window_noise: list[str]  # rules paged then that the normal history pages that day too
     alerts: int  # distinct alerts firing (folded ones included) from its start to the end
     alerts_after_folding: int  # of which not folded into another
     alert_names: list[str]
@@ -283,13 +286,17 @@ def incident_result(inc: Incident, records: list[DayRecord], normal: list[DayRec
     same_days = [r for r in normal if r.day in days]
     background = _firing(same_days)[0] & firing if len(same_days) == len(days) else None
     first = records[0]
+    normal_first = [r for r in normal if r.day == first.day]
+    noise = {(p["rule"], str(sorted(p["labels"].items()))) for r in normal_first for p in r.pages}
+    own = [p for p in first.pages if (p["rule"], str(sorted(p["labels"].items()))) not in noise]
     resolved = [r.day - inc.start for r in records if any(i["status"] == "resolved" for i in r.items)]
     return IncidentResult(
         kind=inc.kind,
         start=inc.start,
         days=inc.days,
-        paged_first_window=bool(first.pages),
-        first_window_pages=sorted({p["rule"] for p in first.pages}),
+        paged_first_window=bool(own),
+        first_window_pages=sorted({p["rule"] for p in own}),
+        first_window_noise=sorted({p["rule"] for p in first.pages} - {p["rule"] for p in own}),
         alerts=len(firing),
         alerts_after_folding=len(unfolded),
         alert_names=sorted(firing),
