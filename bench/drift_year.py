@@ -27,7 +27,7 @@ import numpy as np
 from aimon.config.analyses import DriftConfig
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
-from aimon.tasks.drift.calculate import DriftReport, compare, judge_embeddings, stats_from_arrays
+from aimon.tasks.drift.calculate import DriftReport, compare_thinned, judge_embeddings, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import ReferenceLoad, merge_stats, pooled_reference, reference_embeddings
 from aimon.tasks.drift.history import EMBEDDING, History
@@ -125,7 +125,7 @@ def simulate(shape: Shape, seed: int, embeddings: bool = True):  # type: ignore[
         emb = None
         if embeddings:
             m = min(n, 5000)
-            topic = rng.normal(0, 0.03, EMB_DIM)  # the day's topic mix wobbles the mean a little
+            topic = rng.normal(0, 0.015, EMB_DIM)  # the day's topic mix wobbles the mean a little
             emb = emb_mean + topic + emb_scale * rng.standard_normal((m, EMB_DIM))
             if kind == "embedding shift":
                 a = np.deg2rad(15)
@@ -146,6 +146,7 @@ class YearResult:
     caught: dict[str, bool] = field(default_factory=dict)  # incident -> flagged on its first day
     not_judged: dict[str, int] = field(default_factory=dict)  # feature -> days not judged
     after_spike: int = 0  # drifted features on the 3 normal days after the cost spike
+    false_days: list[tuple[int, str]] = field(default_factory=list)  # (day, feature) of each false drift
 
 
 def old_config() -> DriftConfig:
@@ -199,9 +200,10 @@ def run_year(shape: Shape, cfg: DriftConfig, seed: int = 0, embeddings: bool = T
         )
         emb_parts = tuple((p.embedding_rows, p.embeddings) for _, p in parts if p.embeddings is not None)
         load = ReferenceLoad(merge_stats([p for _, p in parts]), emb_parts, len(parts), 0, 0, tuple(parts))
+        full, thinned = load.stats, set[str]()
         if cfg.reference_excludes_drifted:
-            load, _ = pooled_reference(load, SPECS, history.drifted, EMBEDDING)
-        report = compare(load.stats, cur, SPECS, cfg, history if learned else None)
+            load, _, thinned = pooled_reference(load, SPECS, history.drifted, EMBEDDING)
+        report = compare_thinned(full, load.stats, thinned, cur, SPECS, cfg, history if learned else None)
         emb_drift = False
         if emb is not None and cfg.embeddings is not None and load.embedding_parts:
             e = cfg.embeddings
@@ -233,7 +235,10 @@ def run_year(shape: Shape, cfg: DriftConfig, seed: int = 0, embeddings: bool = T
         res.normal_days += 1
         for f in flagged:
             res.false_by_feature[f] = res.false_by_feature.get(f, 0) + 1
+            res.false_days.append((d, f))
         res.false_embedding += bool(emb_drift)
+        if emb_drift:
+            res.false_days.append((d, "embeddings"))
         if spike < d <= spike + 3:
             res.after_spike += len(flagged)
     return res

@@ -223,12 +223,14 @@ class DriftThresholds(Strict):
     # Fewer usable past scores than this: not enough history to learn from; the bound
     # is the floor times `cold_start_factor` (stricter than the floor, as the wobble is
     # unknown yet).
-    min_windows: int = Field(default=7, ge=3)
-    # The learned bound: median + k x 1.4826 x MAD of the past scores (a robust mean +
-    # k sigma: one odd window moves neither), never below the floor. k = 5 holds one
-    # feature's false rate under ~1 in 1,000 windows on skewed day-to-day wobble
-    # (bench/calibrate_drift.py --year).
-    k: float = Field(default=5.0, gt=0)
+    min_windows: int = Field(default=14, ge=3)
+    # The learned bound: median + k x (q - median) of the past scores, q their `quantile`,
+    # never below the floor. Order statistics: one odd window moves them by a rank at
+    # most, and the 90th percentile follows a weekly cycle that a MAD would not. k = 3
+    # puts it at 3.6 sigma of half-normal scores (bench/calibrate_drift.py --year).
+    k: float = Field(default=3.5, gt=0)
+    quantile: float = Field(default=0.9, gt=0.5, lt=1.0)
+    # Cold start: the bound is the floor times this (not for the embeddings' AUC).
     cold_start_factor: float = Field(default=2.0, ge=1.0)
 
     @model_validator(mode="after")
@@ -278,8 +280,9 @@ class EmbeddingDriftConfig(Strict):
     # the domain classifier's AUC of two samples of one distribution wobbles by
     # ~0.03 at 200 rows a side, so 0.55 would be crossed by chance below it.
     min_sample: int = Field(default=200, ge=10)
-    # The AUC's bound is learned like the features' (drift.thresholds: median + k x MAD of
-    # its own stored past AUCs, never below auc_threshold), when thresholds.mode is learned.
+    # The AUC's bound is learned like the features' (drift.thresholds: median + k x
+    # (q - median) of its own stored past AUCs, never below auc_threshold; auc_threshold
+    # itself before min_windows), when thresholds.mode is learned.
     learned: bool = True
 
     @field_validator("column")

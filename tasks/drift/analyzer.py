@@ -15,7 +15,7 @@ from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats import embedding as ed
 from aimon.stats import embedding_rows as er
 from aimon.store.reference import ReferenceCache, entry_key
-from aimon.tasks.drift.calculate import DriftReport, compare, embedding_bound, judge_embeddings
+from aimon.tasks.drift.calculate import DriftReport, compare_thinned, embedding_bound, judge_embeddings
 from aimon.tasks.drift.features import _drift_ix, feature_specs
 from aimon.tasks.drift.fit import (
     load_reference,
@@ -60,8 +60,9 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     history = read_history(
         ctx.store, ctx.window, dcfg, [] if cfg.reference.baseline else reference_windows(cfg, ctx.window)
     )
+    full, thinned = ref.stats, set[str]()
     if dcfg.reference_excludes_drifted and cfg.reference.baseline is None:
-        ref, left_out_notes = pooled_reference(ref, specs, history.drifted, EMBEDDING)
+        ref, left_out_notes, thinned = pooled_reference(ref, specs, history.drifted, EMBEDDING)
         notes += left_out_notes
     learned: History | None = history if dcfg.thresholds.mode == "learned" else None
     notes.append(
@@ -71,7 +72,7 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     if current.rows == 0 or ref.stats.rows == 0:
         notes.append(f"drift: skipped, no accepted rows in the {'current window' if not current.rows else 'reference'}")
         return AnalyzerResult("drift", tuple(rejected), tuple(notes), {"reference_windows_read": ref.read})
-    report = compare(ref.stats, current, specs, dcfg, learned)
+    report = compare_thinned(full, ref.stats, thinned, current, specs, dcfg, learned)
     notes += report.notes
     emb_results: tuple[ed.EmbeddingTestResult, ...] = ()
     emb_drift: bool | None = None

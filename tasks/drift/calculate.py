@@ -25,6 +25,7 @@ not judged: its figures are kept, its verdict is "no" with judged False.
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,7 @@ def compare(
         bound = None
         if history is not None:
             past = history.past_scores(spec.name, effect_r.method)
-            bound = learned_bound(past, floor, t.k, t.min_windows, t.cold_start_factor)
+            bound = learned_bound(past, floor, t.k, t.min_windows, floor * t.cold_start_factor, t.quantile)
         need = dcfg.min_sample.of(spec.name)
         judged = min(primary.n_reference, primary.n_current) >= need
         limit = floor if bound is None else bound.value
@@ -209,6 +210,35 @@ def compare(
     share = sum(f.detected for f in out) / len(out) if out else 0.0
     return DriftReport(
         tuple(out), share, bool(out) and share >= dcfg.dataset_share, dcfg.dataset_share, notes=tuple(notes)
+    )
+
+
+def compare_thinned(
+    full: WindowStats,
+    thinned: WindowStats,
+    names: set[str],
+    current: WindowStats,
+    specs: list[FeatureSpec],
+    dcfg: DriftConfig,
+    history: History | None = None,
+) -> DriftReport:
+    """compare() against the reference with drifted windows left out (`thinned`; the
+    features `names` were thinned), where such a feature drifts only if it drifts
+    against the full reference too. The thinned reference keeps a spike day from
+    poisoning the days after it; the full one keeps a slow walk from turning one false
+    drift into a run of them (leaving the latest window out makes the reference older
+    just when the feature has moved on). The figures are the thinned comparison's."""
+    report = compare(thinned, current, specs, dcfg, history)
+    if not names:
+        return report
+    full_verdict = {f.feature: f.detected for f in compare(full, current, specs, dcfg, history).features}
+    features = tuple(
+        dataclasses.replace(f, detected=f.detected and full_verdict.get(f.feature, False)) if f.feature in names else f
+        for f in report.features
+    )
+    share = sum(f.detected for f in features) / len(features) if features else 0.0
+    return dataclasses.replace(
+        report, features=features, share=share, dataset_drift=bool(features) and share >= dcfg.dataset_share
     )
 
 
@@ -261,7 +291,9 @@ def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
     if e is None or history is None or not e.learned or t.mode != "learned":
         return None
     past = history.past_scores(EMBEDDING, "domain_classifier")
-    return learned_bound(past, e.auc_threshold, t.k, t.min_windows, 1.0)
+    # Cold start: auc_threshold itself (already a calibrated bound: 0.5 is no drift, and
+    # at the default cap the AUC of two samples of one distribution wobbles by ~0.006).
+    return learned_bound(past, e.auc_threshold, t.k, t.min_windows, e.auc_threshold, t.quantile)
 
 
 def judge_embeddings(

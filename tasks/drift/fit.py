@@ -86,15 +86,17 @@ class ReferenceLoad:
 
 def pooled_reference(
     load: ReferenceLoad, specs: list[FeatureSpec], drifted: dict[str, set[dt.datetime]], embedding_key: str
-) -> tuple[ReferenceLoad, list[str]]:
+) -> tuple[ReferenceLoad, list[str], set[str]]:
     """The reference with, per feature, the windows where that feature drifted left out
     (`drifted`: feature -> window starts; `embedding_key` names the embeddings' entry),
     and a note per feature saying which. A feature that drifted in every reference
     window keeps them all: a change that lasted the whole reference span is the new
-    normal, and the reference follows it."""
+    normal, and the reference follows it. Also returns the features whose reference
+    was thinned."""
     if not load.parts or (not any(drifted.get(s.name) for s in specs) and not drifted.get(embedding_key)):
-        return load, []
+        return load, [], set()
     notes: list[str] = []
+    thinned: set[str] = set()
 
     def kept(name: str) -> list[tuple[dt.datetime, WindowStats]]:
         bad = drifted.get(name, set())
@@ -103,6 +105,7 @@ def pooled_reference(
         if left and good:
             days = ", ".join(f"{start:%Y-%m-%d %H:%M}" for start, _ in load.parts if start in bad)
             notes.append(f"drift reference of {name}: {left} window(s) where it drifted left out ({days})")
+            thinned.add(name)
             return good
         if left:
             notes.append(f"drift reference of {name}: it drifted in every reference window; all of them are used")
@@ -124,7 +127,7 @@ def pooled_reference(
     if drifted.get(embedding_key):
         emb_parts = tuple((p.embedding_rows, p.embeddings) for _, p in kept(embedding_key) if p.embeddings is not None)
     stats = WindowStats(load.stats.rows, numeric, categorical, None, sum(n for n, _ in emb_parts))
-    return ReferenceLoad(stats, emb_parts, load.windows, load.from_cache, load.read, load.parts), notes
+    return ReferenceLoad(stats, emb_parts, load.windows, load.from_cache, load.read, load.parts), notes, thinned
 
 
 def window_counts(ctx: AnalysisContext, ix: Interactions, windows: list[Window]) -> list[int]:

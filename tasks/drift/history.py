@@ -6,12 +6,18 @@ floor that is right for one feature pages every few weeks on another, so in
 `drift.thresholds.mode: learned` each feature is judged against a bound learned from
 its own stored past scores (NannyML's idea):
 
-    bound = max(floor, median + k x 1.4826 x MAD)    of the previous `windows` scores
+    bound = max(floor, median + k x (q - median))    of the previous `windows` scores,
+                                                     q their `quantile` (0.9)
 
 where a score is the feature's effect (normalised Wasserstein, Jensen-Shannon; the
 `data_drift_score` figure of its effect method) against the reference of its window.
-Median and MAD, not mean and standard deviation: one spike day among 28 moves neither,
-so the bound is not raised by the incident it should catch. Windows where the feature
+Order statistics, not mean and standard deviation: one spike day among 28 moves the
+median and the 90th percentile by one rank at most, so the bound is not raised by the
+incident it should catch. Not median + k MAD either: weekly seasonality makes the
+scores bimodal (weekend windows differ more from a weekday-heavy reference), and a MAD
+taken from the weekday majority puts every odd weekend in the tail; the 90th
+percentile sits inside the weekend mode. For half-normal scores (the distance of a
+random walk's step) k = 3 puts the bound at 3.6 sigma. Windows where the feature
 drifted are left out of the history too. With fewer than `min_windows` past scores the
 bound is the floor times `cold_start_factor` ("cold start": stricter than the floor,
 since the wobble is not known yet).
@@ -33,7 +39,6 @@ from aimon.config.analyses import DriftConfig
 from aimon.store.metrics import Store
 from aimon.windows import Window, window_containing
 
-MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(0.75): the MAD of a normal distribution is 0.6745 sigma
 EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
 
 
@@ -45,7 +50,7 @@ class Bound:
     basis: str  # "learned", "floor" (the learned value was below it), "cold start", "fixed"
     history: int  # past scores it was learned from
     median: float | None = None
-    mad: float | None = None
+    spread: float | None = None  # q - median
 
     def describe(self) -> str:
         if self.basis in ("learned", "floor"):
@@ -55,16 +60,22 @@ class Bound:
         return f"floor {self.value:g}"
 
 
-def learned_bound(scores: Sequence[float], floor: float, k: float, min_windows: int, cold_start_factor: float) -> Bound:
-    """max(floor, median + k x 1.4826 x MAD) of `scores`, or the cold-start bound
-    (floor x cold_start_factor) with fewer than `min_windows` finite scores."""
+def learned_bound(
+    scores: Sequence[float],
+    floor: float,
+    k: float,
+    min_windows: int,
+    cold_start: float,
+    quantile: float = 0.9,
+) -> Bound:
+    """max(floor, median + k x (q - median)) of `scores` (q: their `quantile`, numpy's
+    linear interpolation), or `cold_start` with fewer than `min_windows` finite scores."""
     x = np.asarray([s for s in scores if np.isfinite(s)], dtype=np.float64)
     if len(x) < min_windows:
-        return Bound(floor * cold_start_factor, "cold start", len(x))
-    med = float(np.median(x))
-    mad = float(np.median(np.abs(x - med)))
-    learned = med + k * MAD_TO_SIGMA * mad
-    return Bound(max(floor, learned), "learned" if learned >= floor else "floor", len(x), med, mad)
+        return Bound(cold_start, "cold start", len(x))
+    med, q = (float(v) for v in np.quantile(x, [0.5, quantile]))
+    learned = med + k * (q - med)
+    return Bound(max(floor, learned), "learned" if learned >= floor else "floor", len(x), med, q - med)
 
 
 def previous_windows(window: Window, n: int) -> list[Window]:
@@ -124,13 +135,3 @@ def read_history(store: Store, window: Window, dcfg: DriftConfig, reference: Seq
             if f.value >= 1:
                 drifted.setdefault(EMBEDDING, set()).add(f.window_start)
     return History(scores, drifted)
-
-
-def feature_bounds(history: History, dcfg: DriftConfig, effects: dict[str, tuple[str, float]]) -> dict[str, Bound]:
-    """Each feature's bound from its history: `effects` maps a feature to (its effect
-    method, its floor)."""
-    t = dcfg.thresholds
-    return {
-        name: learned_bound(history.past_scores(name, method), floor, t.k, t.min_windows, t.cold_start_factor)
-        for name, (method, floor) in effects.items()
-    }
