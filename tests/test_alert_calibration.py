@@ -71,6 +71,7 @@ def test_incidents_change_their_days_only() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~20 windows: about a minute on an idle machine, several on a loaded one
 def test_default_rules_meet_the_targets_on_a_small_run(tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
     code = calibrate_alerts.main(
@@ -78,13 +79,13 @@ def test_default_rules_meet_the_targets_on_a_small_run(tmp_path: Path) -> None:
             "--generator",
             "saas",
             "--days",
-            "24",
+            "16",
             "--rows",
-            "1500",
+            "6000",  # the generator's own volume: the quality drop's model has ~230 labelled rows a day
             "--incidents",
-            "latency_spike,error_burst,quality_drop",
+            "latency_spike,quality_drop",
             "--start",
-            "20",
+            "12",
             "--after",
             "0",
             "--workdir",
@@ -96,9 +97,9 @@ def test_default_rules_meet_the_targets_on_a_small_run(tmp_path: Path) -> None:
     assert code == 0
     (result,) = json.loads(out.read_text())["results"]
     normal = result["normal"]
-    assert normal["windows"] == 24 and normal["degraded_windows"] == 0, normal["errors"]
+    assert normal["windows"] == 16 and normal["degraded_windows"] == 0, normal["errors"]
     assert normal["pages_total"] == 0, normal["page_list"]
-    assert [i["kind"] for i in result["incidents"]] == ["latency_spike", "error_burst", "quality_drop"]
+    assert [i["kind"] for i in result["incidents"]] == ["latency_spike", "quality_drop"]
     for inc in result["incidents"]:
         assert inc["degraded_windows"] == 0, inc
         assert inc["paged_first_window"], inc
