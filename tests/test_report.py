@@ -149,7 +149,8 @@ def test_the_drawn_bound_is_the_alert_rules(demo: tuple[Path, Path, str]) -> Non
     rules = {r.name: r for r in cfg.alerts.rules}
     for e in judged:
         points = data.figures[e.metric][e.labels]
-        assert baseline(rules[e.rule], data, points)[e.window_start][1] == pytest.approx(e.bound)
+        drawn = baseline(rules[e.rule], data, points, data.labels[e.labels])
+        assert drawn[e.window_start][1] == pytest.approx(e.bound), e
     assert "LatencyP95High bound" in (site / "alerts.html").read_text()
 
 
@@ -180,7 +181,7 @@ def test_after_run_rebuilds_the_windows_page_and_never_fails_the_run(
     out = tmp_path / "after"
     cfg = write_config(tmp_path, Path(db), after_run=True, output=str(out))
     summary = monitor_window(window_start=END.isoformat(), config_path=str(cfg), notify=False)
-    assert summary.status == "success"
+    assert summary is not None and summary.status == "success"
     assert any(n.startswith("report: ") and "pages rebuilt" in n for n in summary.notes), summary.notes
     written = set(pages(out))
     assert {

@@ -11,8 +11,8 @@ drawn bound equals the stored alert event's.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from aimon.config.alerts import AlertRule
 from aimon.matchers import Matcher, matches_all
@@ -36,38 +36,132 @@ def rules_for(data: ReportData, metric: str, labels: dict[str, str]) -> list[Ale
 def _previous(
     data: ReportData, start: dt.datetime, n: int, cache: dict[dt.datetime, list[dt.datetime]]
 ) -> list[dt.datetime]:
+    """The n calendar windows before `start`, most recent first."""
     prev = cache.get(start)
     if prev is None or len(prev) < n:
-        prev, s = [], start
-        for _ in range(n):
-            s = window_containing(s - dt.timedelta(microseconds=1), data.granularity, data.cfg.windows.timezone).start
-            prev.append(s)
+        g, tz = data.granularity, data.cfg.windows.timezone
+        last = window_containing(start - dt.timedelta(microseconds=1), g, tz).start
+        before = cache.get(last)  # the series' windows are read oldest first: usually known
+        if before is not None and len(before) >= n - 1:
+            prev = [last, *before[: n - 1]]
+        else:
+            prev, s = [last], last
+            for _ in range(n - 1):
+                s = window_containing(s - dt.timedelta(microseconds=1), g, tz).start
+                prev.append(s)
         cache[start] = prev
     return prev[:n]
 
 
-def baseline(rule: AlertRule, data: ReportData, points: Points) -> dict[dt.datetime, tuple[float, float]]:
-    """Window start -> (median of the previous windows, the rule's bound), where the rule
-    had enough history to judge."""
+# Event statuses where the series breached: not a baseline window (as
+# aimon.tasks.alerts.inputs.ALERTING; the report sits below aimon.tasks).
+ALERTING = ("pending", "firing", "folded")
+
+
+def baseline(
+    rule: AlertRule, data: ReportData, points: Points, labels: dict[str, str] | None = None
+) -> dict[dt.datetime, tuple[float, float]]:
+    """Window start -> (the baseline's centre, the rule's bound), where the rule had
+    enough history to judge, as aimon.tasks.alerts.rules.evaluate_rule judges: the
+    previous `baseline.windows` windows, those where this series' alert was pending,
+    firing or folded left out and older ones taken instead (up to `baseline.span`
+    back), through the rule's own `bound_of` (learned, seasonal, binomial). `labels`:
+    the series' (without them, no window is left out and min_sample is not read).
+    Not drawn: windows an `unless` figure kept from being judged."""
     b = rule.baseline
     if b is None:
         return {}
+    key = (rule.name, labels_json(labels)) if labels is not None else None
+    if key is not None and key in data.bands:  # a series on a concern page and the alerts page
+        return data.bands[key]
     cache = data.previous  # shared by every chart of the build
+    skip: set[dt.datetime] = set()
+    evidence: list[tuple[int, Points]] = []
+    if labels is not None:
+        lj = labels_json(labels)
+        if b.exclude_alerting:
+            skip = {
+                e.window_start for e in data.events if e.rule == rule.name and e.labels == lj and e.status in ALERTING
+            }
+        if rule.min_sample is not None:
+            evidence = _evidence(data, rule.min_sample.metric, rule.metric, labels)
+    seasonal = b.method == "learned" and b.seasonal
+    tz = ZoneInfo(data.cfg.windows.timezone)
+    daily = data.granularity == "daily"
+    phases_of = data.phases  # shared by every chart of the build
+
+    def phase(start: dt.datetime) -> int:  # as aimon.tasks.alerts.rules.phase_of
+        got = phases_of.get(start)
+        if got is None:
+            local = start.replace(tzinfo=dt.UTC).astimezone(tz)
+            got = phases_of[start] = local.weekday() if daily else local.hour
+        return got
+
+    n_at: dict[dt.datetime, float | None] = {}
+
+    def n_of(start: dt.datetime) -> float | None:
+        if start not in n_at:
+            n_at[start] = _n(evidence, start)
+        return n_at[start]
+
     out = {}
     for start in points:
-        history = [points[p] for p in _previous(data, start, b.windows, cache) if p in points]
-        if len(history) >= b.min_windows:
-            median = float(statistics.median(history))
-            out[start] = (median, rule.baseline_bound(median))
+        prev = _previous(data, start, b.span, cache)
+        # The first `windows` calendar windows back that the alert was not on (absent ones count).
+        chosen = prev[: b.windows] if not skip else [p for p in prev if p not in skip][: b.windows]
+        there = [p for p in chosen if p in points]
+        if len(there) < b.needed:
+            continue
+        n = None
+        if rule.min_sample is not None and labels is not None:
+            n = n_of(start)
+            if n is None or n < rule.min_sample.value:  # not judged: no bound
+                continue
+        n_base = sum((n_of(p) or 0.0) for p in there) if evidence else 0.0
+        bound = rule.bound_of(
+            [points[p] for p in there],
+            phases=[phase(p) for p in there] if seasonal else None,
+            phase=phase(start) if seasonal else None,
+            n=n,
+            n_baseline=n_base or None,
+        )
+        out[start] = (bound.centre, bound.bound)
+    if key is not None:
+        data.bands[key] = out
     return out
 
 
-def rule_traces(rule: AlertRule, data: ReportData, points: Points, xs: list[str], who: str = "") -> list[Trace]:
+def _evidence(data: ReportData, n_metric: str, metric: str, labels: dict[str, str]) -> list[tuple[int, Points]]:
+    """The series of `n_metric` that can be the n behind the series (as
+    aimon.tasks.alerts.rules.evidence picks it: every label of the figure carried by the
+    series with the same value, a `metric` label naming `metric`), with how many labels
+    they have."""
+    out = []
+    for flj, pts in data.figures.get(n_metric, {}).items():
+        fl = data.labels[flj]
+        if all(labels[k] == x if k in labels else (k == "metric" and x == metric) for k, x in fl.items()):
+            out.append((len(fl), pts))
+    return out
+
+
+def _n(evidence: list[tuple[int, Points]], start: dt.datetime) -> float | None:
+    """The most specific of those figures in the window."""
+    best: tuple[int, float] | None = None
+    for size, pts in evidence:
+        v = pts.get(start)
+        if v is not None and v == v and (best is None or size > best[0]):
+            best = (size, v)
+    return None if best is None else best[1]
+
+
+def rule_traces(
+    rule: AlertRule, data: ReportData, points: Points, labels: dict[str, str], xs: list[str], who: str = ""
+) -> list[Trace]:
     """The rule's lines for one series (`who` names the series when a chart has several)."""
     suffix = f" ({who})" if who else ""
     out = []
     if rule.baseline is not None:
-        band = baseline(rule, data, points)
+        band = baseline(rule, data, points, labels)
         starts = sorted(band)
         x = [data.x(s) for s in starts]
         out.append(Trace(f"{rule.name} baseline{suffix}", x, [band[s][0] for s in starts], "baseline"))

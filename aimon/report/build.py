@@ -49,8 +49,11 @@ CHARTED = (
 
 
 def charted_metrics(cfg: Config) -> tuple[str, ...]:
-    """CHARTED, the key figures' metrics and the alert rules' (the alerts page charts them)."""
-    return tuple(dict.fromkeys((*CHARTED, *(k[1] for k in KEY_FIGURES), *(r.metric for r in cfg.alerts.rules))))
+    """CHARTED, the key figures' metrics, the alert rules' (the alerts page charts them)
+    and their min_sample metrics (the n behind a drawn bound)."""
+    rules = cfg.alerts.rules
+    samples = (r.min_sample.metric for r in rules if r.min_sample is not None)
+    return tuple(dict.fromkeys((*CHARTED, *(k[1] for k in KEY_FIGURES), *(r.metric for r in rules), *samples)))
 
 
 @dataclass(frozen=True)

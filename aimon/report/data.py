@@ -62,6 +62,9 @@ class ReportData:
     range_text: str = "all stored windows"
     xlabels: dict[dt.datetime, str] = field(default_factory=dict)  # window start -> local "YYYY-MM-DD HH:MM"
     previous: dict[dt.datetime, list[dt.datetime]] = field(default_factory=dict)  # calendar windows before a start
+    phases: dict[dt.datetime, int] = field(default_factory=dict)  # window start -> local weekday (daily) or hour
+    # (rule, labels JSON) -> window start -> (centre, bound): aimon.report.bands.baseline, once per build
+    bands: dict[tuple[str, str], dict[dt.datetime, tuple[float, float]]] = field(default_factory=dict)
 
     def x(self, start: dt.datetime) -> str:
         label = self.xlabels.get(start)

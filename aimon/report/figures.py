@@ -56,7 +56,7 @@ def series_chart(
             continue
         applied = rules_for(data, metric, labels)
         for rule in applied:
-            lines = rule_traces(rule, data, points, all_x, name if len(series) > 1 else "")
+            lines = rule_traces(rule, data, points, labels, all_x, name if len(series) > 1 else "")
             for line in lines:
                 if line.style == "threshold":  # one threshold line per rule, not one per series
                     key = (rule.name, rule.threshold or 0.0)
