@@ -61,3 +61,11 @@ class Matcher:
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
+
+
+def evidence_matches(metric: str, labels: Mapping[str, str], figure_labels: Mapping[str, str]) -> bool:
+    """Whether a figure of another metric (a rule's min_sample n) stands behind the series
+    of `metric` with `labels`: the series carries every label of the figure with the same
+    value, and a `metric` label the series lacks names `metric` (as
+    quality_sample_size{metric=...} does). Used by the alert rules and the report."""
+    return all(labels[k] == x if k in labels else (k == "metric" and x == metric) for k, x in figure_labels.items())

@@ -76,6 +76,14 @@ def window_containing(ts: dt.datetime, granularity: str, timezone: str = "UTC") 
     return Window(start, start + dt.timedelta(hours=1), "hourly", timezone)
 
 
+def phase_of(start: dt.datetime, granularity: str, timezone: str = "UTC") -> int:
+    """The seasonal phase of the window starting at `start` (naive UTC): its local
+    weekday (daily) or hour (hourly). A seasonal learned baseline compares a window with
+    the earlier ones of the same phase (the alert rules, and the report drawing them)."""
+    local = start.replace(tzinfo=UTC).astimezone(ZoneInfo(timezone))
+    return local.weekday() if granularity == "daily" else local.hour
+
+
 def last_complete_window(granularity: str, timezone: str = "UTC", now: dt.datetime | None = None) -> Window:
     now = now or dt.datetime.now(UTC)
     current = window_containing(now, granularity, timezone)

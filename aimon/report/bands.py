@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo
 
 from aimon.config.alerts import AlertRule
-from aimon.matchers import Matcher, matches_all
+from aimon.matchers import Matcher, evidence_matches, matches_all
 from aimon.records import labels_json
 from aimon.report.charts import Mark, Trace
 from aimon.report.data import Points, ReportData
-from aimon.windows import window_containing
+from aimon.windows import phase_of, window_containing
 
 
 def rules_for(data: ReportData, metric: str, labels: dict[str, str]) -> list[AlertRule]:
@@ -86,15 +85,13 @@ def baseline(
         if rule.min_sample is not None:
             evidence = _evidence(data, rule.min_sample.metric, rule.metric, labels)
     seasonal = b.method == "learned" and b.seasonal
-    tz = ZoneInfo(data.cfg.windows.timezone)
-    daily = data.granularity == "daily"
+    g, tz = data.granularity, data.cfg.windows.timezone
     phases_of = data.phases  # shared by every chart of the build
 
-    def phase(start: dt.datetime) -> int:  # as aimon.tasks.alerts.rules.phase_of
+    def phase(start: dt.datetime) -> int:
         got = phases_of.get(start)
         if got is None:
-            local = start.replace(tzinfo=dt.UTC).astimezone(tz)
-            got = phases_of[start] = local.weekday() if daily else local.hour
+            got = phases_of[start] = phase_of(start, g, tz)
         return got
 
     n_at: dict[dt.datetime, float | None] = {}
@@ -132,14 +129,13 @@ def baseline(
 
 
 def _evidence(data: ReportData, n_metric: str, metric: str, labels: dict[str, str]) -> list[tuple[int, Points]]:
-    """The series of `n_metric` that can be the n behind the series (as
-    aimon.tasks.alerts.rules.evidence picks it: every label of the figure carried by the
-    series with the same value, a `metric` label naming `metric`), with how many labels
-    they have."""
+    """The series of `n_metric` that can be the n behind the series (aimon.matchers.
+    evidence_matches, as aimon.tasks.alerts.rules.evidence picks them), with how many
+    labels they have."""
     out = []
     for flj, pts in data.figures.get(n_metric, {}).items():
         fl = data.labels[flj]
-        if all(labels[k] == x if k in labels else (k == "metric" and x == metric) for k, x in fl.items()):
+        if evidence_matches(metric, labels, fl):
             out.append((len(fl), pts))
     return out
 

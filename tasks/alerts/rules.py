@@ -17,12 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from zoneinfo import ZoneInfo
 
 from aimon.config.alerts import AlertRule
-from aimon.matchers import Matcher, matches_all
+from aimon.matchers import Matcher, evidence_matches, matches_all
 from aimon.records import labels_json
-from aimon.windows import Window, window_containing
+from aimon.windows import Window, phase_of, window_containing
 
 _CMP: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
@@ -132,20 +131,13 @@ def history_span(rule: AlertRule) -> int:
     return (rule.baseline.span if rule.baseline else 0) + rule.for_windows - 1
 
 
-def phase_of(start: dt.datetime, granularity: str, timezone: str) -> int:
-    """The seasonal phase of a window: its local weekday (daily) or hour (hourly)."""
-    local = start.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(timezone))
-    return local.weekday() if granularity == "daily" else local.hour
-
-
 def evidence(metric: str, labels: Mapping[str, str], figures: Sequence[tuple[dict[str, str], float]]) -> float | None:
     """The n behind a series of `metric`: the figure whose every label the series carries
     with the same value (a `metric` label the series lacks must name `metric`, as
     quality_sample_size{metric=...} does); the most specific one when several match."""
     best: tuple[int, float] | None = None
     for fl, v in figures:
-        ok = all(labels[k] == x if k in labels else (k == "metric" and x == metric) for k, x in fl.items())
-        if ok and v == v and (best is None or len(fl) > best[0]):
+        if evidence_matches(metric, labels, fl) and v == v and (best is None or len(fl) > best[0]):
             best = (len(fl), v)
     return None if best is None else best[1]
 
