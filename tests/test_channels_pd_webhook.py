@@ -18,44 +18,19 @@ import pytest
 
 from aimon.config import Config
 from aimon.errors import ConfigError, SendError
-from aimon.records import MetricRecord
 from aimon.store.alerts import AlertStore
-from aimon.store.metrics import Store
 from aimon.tasks.alerts.channels import PagerDutyChannel, WebhookChannel, retry_after_seconds
-from aimon.tasks.alerts.pipeline import AlertReport, alert_window
-from aimon.windows import daily_window
 from tests import promstack
+from tests.alert_days import ERROR_RATE_HIGH, LATENCY_P95_HIGH, run_day
+from tests.alert_days import gpt4o_figures as figures
 from tests.conftest import make_config
 from tests.pd_servers import PagerDutyServer, WebhookServer
 
 ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"  # an Events API v2 integration key is 32 characters
 HOOK_TOKEN = "Bearer hook-token-5b1e"
-D0 = dt.date(2026, 11, 1)
-NOW = dt.datetime(2026, 11, 20, 12, 0)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
-RULES = [
-    {
-        "name": "ErrorRateHigh",
-        "metric": "llm_error_rate",
-        "labels": {"endpoint": "__all__", "model": "!=__all__"},
-        "op": ">",
-        "threshold": 0.05,
-        "severity": "critical",
-        "route": "oncall",
-        "summary": "{model} fails {value:.1%} of requests",
-        "runbook": "https://runbooks.example.com/llm-errors",
-    },
-    {
-        "name": "LatencyP95High",
-        "metric": "llm_latency_seconds",
-        "labels": {"quantile": "0.95"},
-        "op": ">",
-        "baseline": {"windows": 3, "min_windows": 2, "factor": 1.5},
-        "severity": "warning",
-        "route": "oncall",
-    },
-]
+RULES = [ERROR_RATE_HIGH, LATENCY_P95_HIGH]
 
 
 @pytest.fixture
@@ -110,22 +85,6 @@ def config(tmp_path: Path, pd: PagerDutyServer, **kw: Any) -> Config:
     }
     # SQLite: the same store code as DuckDB, three times faster to set up per window here.
     return make_config(f"sqlite:///{tmp_path / 'store.sqlite'}", alerts=alerts)
-
-
-def figures(error_rate: float, p95: float) -> list[MetricRecord]:
-    return [
-        MetricRecord.of("llm_error_rate", error_rate, model="gpt-4o", endpoint="__all__"),
-        MetricRecord.of("llm_error_rate", 0.01, model="claude-3-5-sonnet", endpoint="__all__"),
-        MetricRecord.of("llm_latency_seconds", p95, model="gpt-4o", endpoint="chat", quantile="0.95"),
-    ]
-
-
-def run_day(cfg: Config, day: int, recs: list[MetricRecord]) -> AlertReport:
-    store = Store(cfg)
-    store.ensure()
-    window = daily_window(D0 + dt.timedelta(days=day))
-    store.replace_window(window, recs, f"run{day:02d}")
-    return alert_window(cfg, store, window, f"run{day:02d}", send=True, now=NOW)
 
 
 def alert_ids(cfg: Config) -> dict[str, str]:

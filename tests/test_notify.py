@@ -20,12 +20,11 @@ from aimon.store.metrics import Store
 from aimon.tasks.alerts.channels import EmailChannel, SlackChannel
 from aimon.tasks.alerts.pipeline import alert_window
 from aimon.windows import daily_window
+from tests.alert_days import D0, ERROR_RATE_HIGH, LATENCY_P95_HIGH, NOW, gpt4o_figures, run_day
 from tests.conftest import make_config
 from tests.servers import SlackServer, SmtpServer, free_port, self_signed_cert
 
 PASSWORD = "s3cret-pw"
-D0 = dt.date(2026, 11, 1)
-NOW = dt.datetime(2026, 11, 20, 12, 0)  # wall clock for silences and expiry
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +74,8 @@ def email_channel(port: int, cert: Path, **kw: Any) -> dict[str, Any]:
 
 
 RULES = [
-    {
-        "name": "ErrorRateHigh",
-        "metric": "llm_error_rate",
-        "labels": {"endpoint": "__all__", "model": "!=__all__"},
-        "op": ">",
-        "threshold": 0.05,
-        "severity": "critical",
-        "route": "oncall",
-        "summary": "{model} fails {value:.1%} of requests",
-        "runbook": "https://runbooks.example.com/llm-errors",
-    },
-    {
-        "name": "LatencyP95High",
-        "metric": "llm_latency_seconds",
-        "labels": {"quantile": "0.95"},
-        "op": ">",
-        "baseline": {"windows": 3, "min_windows": 2, "factor": 1.5},
-        "severity": "warning",
-        "route": "oncall",
-    },
+    ERROR_RATE_HIGH,
+    LATENCY_P95_HIGH,
     {
         "name": "CostSpike",
         "metric": "llm_cost_usd",
@@ -136,21 +117,10 @@ def alerts_cfg(tmp_path: Path, smtp_port: int, cert: Path, slack: SlackServer, *
 
 def figures(error_rate: float, p95: float, cost: float = 10.0) -> list[MetricRecord]:
     return [
-        MetricRecord.of("llm_error_rate", error_rate, model="gpt-4o", endpoint="__all__"),
-        MetricRecord.of("llm_error_rate", 0.01, model="claude-3-5-sonnet", endpoint="__all__"),
-        MetricRecord.of("llm_latency_seconds", p95, model="gpt-4o", endpoint="chat", quantile="0.95"),
+        *gpt4o_figures(error_rate, p95),
         MetricRecord.of("llm_latency_seconds", 1.0, model="gpt-4o", endpoint="chat", quantile="0.5"),
         MetricRecord.of("llm_cost_usd", cost, model="gpt-4o", endpoint="chat"),
     ]
-
-
-def run_day(cfg: Config, day_index: int, recs: list[MetricRecord], *, send: bool = True, now: dt.datetime = NOW):
-    store = Store(cfg)
-    store.ensure()
-    window = daily_window(D0 + dt.timedelta(days=day_index))
-    run_id = f"run{day_index:02d}"
-    store.replace_window(window, recs, run_id)
-    return alert_window(cfg, store, window, run_id, send=send, now=now)
 
 
 def baseline_days(cfg: Config, n: int = 3) -> None:
