@@ -199,19 +199,26 @@ def _shares(extras: Mapping[str, float], upward: bool) -> list[Part]:
     return sorted(parts, key=lambda p: (-p.share, p.name))
 
 
+def _largest(parts: list[Part], most: int) -> list[Part]:
+    """The largest parts (sorted largest first) until they carry COVER of the change: at
+    most `most`, none under MIN_SHARE."""
+    kept: list[Part] = []
+    for p in parts:
+        if p.share < MIN_SHARE or len(kept) == most:
+            break
+        kept.append(p)
+        if sum(k.share for k in kept) >= COVER:
+            break
+    return kept
+
+
 def _line(
     kind: str, parts: list[Part], what: str, name: Callable[[str], str] = str, rest: Callable[[str], str] | None = None
 ) -> Cause | None:
     """'gpt-4o on /chat: 82% of the extra errors; claude on /chat: 12%': the largest parts
     until they carry COVER of the change (at most 3, none under MIN_SHARE). `rest` names
     the parts after the first (default: like the first)."""
-    kept: list[Part] = []
-    for p in parts:
-        if p.share < MIN_SHARE or len(kept) == 3:
-            break
-        kept.append(p)
-        if sum(k.share for k in kept) >= COVER:
-            break
+    kept = _largest(parts, 3)
     if not kept:
         return None
     first, *others = kept
@@ -279,13 +286,7 @@ def _hour_line(extras: Mapping[dt.datetime, float], upward: bool, what: str) -> 
     """Hours carrying the change, grouped into runs of consecutive hours:
     'hours 14:00-16:00 UTC: 85% of the extra errors'."""
     parts = _shares({h.isoformat(): v for h, v in extras.items()}, upward)
-    kept: list[Part] = []
-    for p in parts:
-        if p.share < MIN_SHARE or len(kept) == 6:
-            break
-        kept.append(p)
-        if sum(k.share for k in kept) >= COVER:
-            break
+    kept = _largest(parts, 6)
     if not kept:
         return None
     starts = sorted(dt.datetime.fromisoformat(p.name) for p in kept)
