@@ -190,8 +190,41 @@ def _srm(exp: ExperimentConfig, looks: Sequence[Mapping[Key, Moments]]) -> tuple
     )
 
 
-def _srm_fields(spans: tuple[SrmSpan, ...]) -> dict[str, Any]:
-    return {"srm_recent": spans[1:], "srm_mismatch": any(s.result.mismatch for s in spans)}
+def _srm_mismatch(spans: tuple[SrmSpan, ...]) -> bool:
+    """Whether the split is off over any span, the cumulative one included."""
+    return any(s.result.mismatch for s in spans)
+
+
+def _result(
+    exp: ExperimentConfig,
+    looks: Sequence[Mapping[Key, Moments]],
+    spans: tuple[SrmSpan, ...],
+    status: str,
+    units: dict[str, int],
+    other_units: int,
+    comparisons: tuple[Comparison, ...],
+    needed_units: float | None,
+    granularity: str,
+) -> ExperimentResult:
+    """The experiment's result: what the config says, the looks counted, the cumulative
+    split (the first span) and the recent ones (the rest)."""
+    return ExperimentResult(
+        exp.name,
+        status,
+        exp.sequential,
+        exp.correction,
+        exp.alpha,
+        len(looks),
+        None,
+        units,
+        other_units,
+        spans[0].result,
+        comparisons,
+        needed_units,
+        granularity=granularity,
+        srm_recent=spans[1:],
+        srm_mismatch=_srm_mismatch(spans),
+    )
 
 
 def analyze_looks(
@@ -206,8 +239,7 @@ def analyze_looks(
     other = total.get((OTHER_VARIANT, ASSIGNMENTS), Moments()).n
     weights = exp.weights
     spans = _srm(exp, looks)
-    srm = spans[0].result
-    srm_mismatch = any(s.result.mismatch for s in spans)
+    srm_mismatch = _srm_mismatch(spans)
 
     comps = [compare(exp, m, v, looks) for m in exp.metrics for v in exp.variants if v != exp.control]
     tested = [i for i, c in enumerate(comps) if c.p_value is not None]
@@ -252,21 +284,8 @@ def analyze_looks(
     undecided = [
         c.needed_units for c in final if c.status in ("collecting", "no_difference") and c.needed_units is not None
     ]
-    return ExperimentResult(
-        exp.name,
-        status,
-        exp.sequential,
-        exp.correction,
-        exp.alpha,
-        len(looks),
-        None,
-        units,
-        other,
-        srm,
-        tuple(final),
-        max(undecided) if undecided else None,
-        granularity=granularity,
-        **_srm_fields(spans),
+    return _result(
+        exp, looks, spans, status, units, other, tuple(final), max(undecided) if undecided else None, granularity
     )
 
 
@@ -275,21 +294,5 @@ def srm_only(
 ) -> ExperimentResult:
     units = {v: sum(look.get((v, ASSIGNMENTS), Moments()).n for look in looks) for v in exp.variants}
     spans = _srm(exp, looks)
-    fields = _srm_fields(spans)
-    status = "invalid" if fields["srm_mismatch"] else "collecting"
-    return ExperimentResult(
-        exp.name,
-        status,
-        exp.sequential,
-        exp.correction,
-        exp.alpha,
-        len(looks),
-        None,
-        units,
-        0,
-        spans[0].result,
-        (),
-        None,
-        granularity=granularity,
-        **fields,
-    )
+    status = "invalid" if _srm_mismatch(spans) else "collecting"
+    return _result(exp, looks, spans, status, units, 0, (), None, granularity)
