@@ -4,17 +4,15 @@ history and silences, read from the store."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, output
+from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, login, output, to_utc
 from aimon.cli.summary_json import event_doc, outbox_doc, silence_doc, state_doc
 from aimon.config.alerts import SEVERITIES, parse_duration
 from aimon.matchers import Matcher
@@ -59,9 +57,7 @@ def parse_until(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
         ts = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is neither a timestamp (2026-12-01T09:00) nor a duration (2h, 3d)") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=ZoneInfo(timezone))
-    return ts.astimezone(dt.UTC).replace(tzinfo=None)
+    return to_utc(ts, timezone)
 
 
 @alerts_app.command("list")
@@ -257,7 +253,7 @@ def silence(
         now,
         ends,
         comment,
-        author or _login(),
+        author or login(),
         now,
     )
     AlertStore(cfg).add_silence(s)
@@ -291,10 +287,3 @@ def _state(si: Silence, now: dt.datetime) -> str:
     if si.removed_at:
         return "removed"
     return "active" if si.active(now) else ("scheduled" if si.starts_at > now else "ended")
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

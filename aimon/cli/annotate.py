@@ -8,14 +8,12 @@ for `deployments.rollout_windows`, so spike rules hold off during a planned roll
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, fail, load, output
+from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, fail, load, login, output, to_utc
 from aimon.store.deployments import Deployment, DeploymentStore
 from aimon.store.schema import utcnow
 
@@ -31,9 +29,7 @@ def parse_at(text: str | None, timezone: str, now: dt.datetime) -> dt.datetime:
         ts = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO date or timestamp (e.g. 2026-12-01 or 2026-12-01T09:30)") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=ZoneInfo(timezone))
-    return ts.astimezone(dt.UTC).replace(tzinfo=None)
+    return to_utc(ts, timezone)
 
 
 def _doc(d: Deployment) -> dict[str, object]:
@@ -48,13 +44,6 @@ def _doc(d: Deployment) -> dict[str, object]:
         "created_by": d.created_by,
         "created_at": d.created_at,
     }
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @annotate_app.command("deploy")
@@ -86,7 +75,7 @@ def deploy(
         except ValueError as err:
             fail("bad --at", str(err), 2)
         d = DeploymentStore(cfg).add(
-            model, when, endpoint=endpoint, replaces=replaces, note=note, created_by=author or _login()
+            model, when, endpoint=endpoint, replaces=replaces, note=note, created_by=author or login()
         )
         if out.json:
             out.emit({"status": "recorded", "deployment": _doc(d)})

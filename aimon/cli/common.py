@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import getpass
 import json
 import math
 import re
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -163,6 +165,22 @@ def start_prefect() -> None:
     import prefect.main  # noqa: F401, PLC0415
 
     quiet_prefect_console(debug=debug_enabled())
+
+
+def to_utc(ts: dt.datetime, timezone: str) -> dt.datetime:
+    """A timestamp given on the command line, as naive UTC: without an offset it is local
+    time in `timezone` (windows.timezone)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=ZoneInfo(timezone))
+    return ts.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def login() -> str:
+    """Who runs the command (the default author of a silence or a deployment)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def load(path: Path | None) -> Config:
