@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from aimon.config import Config
 from aimon.engines import redact
 from aimon.errors import StoreError
-from aimon.store.schema import create_tables, schema, store_engine, utcnow
+from aimon.store.schema import create_tables, schema, store_engine, utcnow, within
 
 OUTBOX_STATUSES = ("pending", "sent", "expired")
 
@@ -254,11 +254,7 @@ class AlertStore:
         if not self._has(self.events):
             return []
         e = self.events
-        q = self._select(e).order_by(e.c.window_start, e.c.rule, e.c.labels)
-        if start is not None:
-            q = q.where(e.c.window_start >= start)
-        if end is not None:
-            q = q.where(e.c.window_start < end)
+        q = within(self._select(e).order_by(e.c.window_start, e.c.rule, e.c.labels), e.c.window_start, start, end)
         if granularity is not None:
             q = q.where(e.c.granularity == granularity)
         with self.engine.connect() as conn:

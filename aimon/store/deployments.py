@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from aimon.config import Config
 from aimon.engines import redact
-from aimon.store.schema import as_datetime, create_tables, deployments_table, store_engine, utcnow
+from aimon.store.schema import as_datetime, create_tables, deployments_table, store_engine, utcnow, within
 
 SOURCES = ("annotation", "detected")
 
@@ -93,11 +93,7 @@ class DeploymentStore:
         if not self._exists():
             return []
         t = self.table
-        q = sa.select(t).order_by(t.c.deployed_at, t.c.created_at)
-        if since is not None:
-            q = q.where(t.c.deployed_at >= since)
-        if until is not None:
-            q = q.where(t.c.deployed_at < until)
+        q = within(sa.select(t).order_by(t.c.deployed_at, t.c.created_at), t.c.deployed_at, since, until)
         if model is not None:
             q = q.where(t.c.model == model)
         with self.engine.connect() as conn:

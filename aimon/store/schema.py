@@ -37,6 +37,17 @@ def as_datetime(v: Any) -> dt.datetime:
     return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
 
 
+def within(
+    q: sa.Select[Any], column: sa.ColumnElement[Any], start: dt.datetime | None, end: dt.datetime | None
+) -> sa.Select[Any]:
+    """`q` kept to the rows whose `column` lies in [start, end); None leaves that side open."""
+    if start is not None:
+        q = q.where(column >= start)
+    if end is not None:
+        q = q.where(column < end)
+    return q
+
+
 def store_engine(cfg: Config) -> sa.Engine:
     """The store's engine, shared by every store class (and by the warehouse when they
     are one embedded file: DuckDB opens a file in one mode per process)."""
