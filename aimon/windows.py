@@ -84,6 +84,16 @@ def phase_of(start: dt.datetime, granularity: str, timezone: str = "UTC") -> int
     return local.weekday() if granularity == "daily" else local.hour
 
 
+def previous_windows(window: Window, n: int) -> list[Window]:
+    """The n windows before `window`, most recent first."""
+    out: list[Window] = []
+    w = window
+    for _ in range(n):
+        w = window_containing(w.start - dt.timedelta(microseconds=1), w.granularity, w.timezone)
+        out.append(w)
+    return out
+
+
 def last_complete_window(granularity: str, timezone: str = "UTC", now: dt.datetime | None = None) -> Window:
     now = now or dt.datetime.now(UTC)
     current = window_containing(now, granularity, timezone)

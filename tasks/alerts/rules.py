@@ -21,7 +21,10 @@ from dataclasses import dataclass, replace
 from aimon.config.alerts import AlertRule
 from aimon.matchers import Matcher, evidence_matches, matches_all
 from aimon.records import labels_json
-from aimon.windows import Window, phase_of, window_containing
+from aimon.windows import Window, phase_of
+
+# Re-exported: the alert tasks and their tests take the previous windows from here.
+from aimon.windows import previous_windows as previous_windows
 
 _CMP: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
@@ -112,16 +115,6 @@ class Judgement:
         if not self.condition.breaching:
             return "ok"
         return "firing" if self.streak >= self.rule.for_windows else "pending"
-
-
-def previous_windows(window: Window, n: int) -> list[Window]:
-    """The n windows before `window`, most recent first."""
-    out: list[Window] = []
-    w = window
-    for _ in range(n):
-        w = window_containing(w.start - dt.timedelta(microseconds=1), w.granularity, w.timezone)
-        out.append(w)
-    return out
 
 
 def history_span(rule: AlertRule) -> int:

@@ -37,7 +37,7 @@ import numpy as np
 
 from aimon.config.analyses import DriftConfig
 from aimon.store.metrics import Store
-from aimon.windows import Window, window_containing
+from aimon.windows import Window, previous_windows
 
 EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
 
@@ -78,16 +78,6 @@ def learned_bound(
     return Bound(max(floor, learned), "learned" if learned >= floor else "floor", len(x), med, q - med)
 
 
-def previous_windows(window: Window, n: int) -> list[Window]:
-    """The `n` windows before `window`, oldest first."""
-    out: list[Window] = []
-    w = window
-    for _ in range(n):
-        w = window_containing(w.start - dt.timedelta(microseconds=1), w.granularity, w.timezone)
-        out.append(w)
-    return out[::-1]
-
-
 @dataclass(frozen=True)
 class History:
     """Per feature (and EMBEDDING): past scores by window start, and the window starts
@@ -106,7 +96,8 @@ def read_history(store: Store, window: Window, dcfg: DriftConfig, reference: Seq
     """The stored drift figures the learned bounds and the reference exclusions need:
     scores over the previous thresholds.windows windows, verdicts over those and the
     reference windows. Figures of the window itself (a rerun) are never read."""
-    span = previous_windows(window, dcfg.thresholds.windows) if dcfg.thresholds.mode == "learned" else []
+    # The learned bound's windows, oldest first.
+    span = previous_windows(window, dcfg.thresholds.windows)[::-1] if dcfg.thresholds.mode == "learned" else []
     starts = [w.start for w in [*span, *reference] if w.start < window.start]
     if not starts:
         return History()
