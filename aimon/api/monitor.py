@@ -31,6 +31,7 @@ from aimon.errors import NotFound, StoreError
 from aimon.records import labels_json
 from aimon.store.alerts import AlertEvent, AlertState, AlertStore
 from aimon.store.metrics import RUN_STATUSES, Store
+from aimon.store.schema import within
 from aimon.windows import GRANULARITIES, Window, daily_window, window_containing, windows_between
 
 Instant = dt.date | dt.datetime | str | None
@@ -217,12 +218,12 @@ class Monitor:
         choice(status, RUN_STATUSES, "run status")
         choice(granularity, GRANULARITIES, "granularity")
         r = self._store.runs
-        q = sa.select(r).order_by(r.c.window_start, r.c.started_at)
-        lo, hi = self._instant(start), self._instant(end)
-        if lo is not None:
-            q = q.where(r.c.window_start >= lo)
-        if hi is not None:
-            q = q.where(r.c.window_start < hi)
+        q = within(
+            sa.select(r).order_by(r.c.window_start, r.c.started_at),
+            r.c.window_start,
+            self._instant(start),
+            self._instant(end),
+        )
         if status is not None:
             q = q.where(r.c.status == status)
         if granularity is not None:
