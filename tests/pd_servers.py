@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from tests.servers import serve, shut
+
 PD_SEVERITIES = ("critical", "error", "warning", "info")
 
 
@@ -91,20 +93,14 @@ class _Recording:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
         # A short poll: stop() (shutdown) waits up to one poll interval, 0.5 s by default.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve(Handler, 0, poll_interval=0.02)
+        self.port = self._httpd.server_address[1]
         return self
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            if self._thread is not None:
-                self._thread.join(5)
+            shut(self._httpd, self._thread)
             self._httpd = None
 
 

@@ -25,6 +25,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve(
+    handler: type[BaseHTTPRequestHandler], port: int = 0, poll_interval: float = 0.5
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A ThreadingHTTPServer on 127.0.0.1:`port` (0: a free one) serving in a daemon
+    thread; `poll_interval` is how long `shut` may wait for it."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
+def shut(httpd: ThreadingHTTPServer, thread: threading.Thread | None) -> None:
+    """Stop what `serve` started and free its port."""
+    httpd.shutdown()
+    httpd.server_close()
+    if thread is not None:
+        thread.join(5)
+
+
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (openssl), trusted by the client through ca_file."""
     cert, key = directory / "cert.pem", directory / "key.pem"
@@ -187,16 +207,11 @@ class SlackServer:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd, self._thread = serve(Handler, self.port)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
+            shut(self._httpd, self._thread)
             self._httpd = None
