@@ -209,6 +209,28 @@ def test_unless_skips_the_series_with_a_matching_figure_only() -> None:
     assert plain.state == "firing"
 
 
+def test_unless_with_series_matchers_holds_off_only_the_series_it_selects() -> None:
+    """The shipped DataDriftDetected: during a rollout the model-mix drift is held off, a
+    drifting language is still judged; a drift the analyzer could not judge is not judged."""
+    r = rule(
+        metric="data_drift_detected",
+        op=">=",
+        threshold=1.0,
+        min_sample={"metric": "data_drift_judged", "value": 1},
+        unless=[{"metric": "deployment_rollout_active", "series": {"feature": "model"}}],
+    )
+    w = daily_window(D0)
+    cur = [({"feature": "model"}, 1.0), ({"feature": "language"}, 1.0), ({"feature": "error_type"}, 0.0)]
+    judged = [({"feature": "model"}, 1.0), ({"feature": "language"}, 1.0), ({"feature": "error_type"}, 0.0)]
+    ctx = {"deployment_rollout_active": {w.start: [({"model": "new"}, 1.0)]}, "data_drift_judged": {w.start: judged}}
+    model, language, error_type = evaluate_rule(r, w, cur, {}, [], context=ctx)
+    assert model.condition.note == "not judged: deployment_rollout_active{model=new} = 1 (unless)"
+    assert language.judged and language.state == "firing"
+    assert not error_type.judged and "data_drift_judged = 0, under min_sample 1" in (error_type.condition.note or "")
+    with pytest.raises(ValueError, match=r"unless\.0\.series"):
+        rule(metric="m", threshold=1.0, unless=[{"metric": "x", "series": {"feature": "=~("}}])
+
+
 # -- quality drops and their sampling error ----------------------------------------------------
 
 

@@ -152,3 +152,26 @@ def test_a_window_read_in_parts_is_parsed_like_one_read() -> None:
 
 def json_row(rng: np.random.Generator, dim: int) -> str:
     return "[" + ", ".join(f"{v:.6f}" for v in rng.standard_normal(dim)) + "]"
+
+
+def test_the_auc_noise_bound_is_the_null_spread_of_the_auc_at_the_sample_sizes() -> None:
+    """At 500 current rows a day, two samples of one distribution reach a domain-classifier
+    AUC of 0.55 by chance (a false page every few weeks): the bound grows as the samples
+    shrink. Its spread is the Mann-Whitney AUC's null spread (checked against scipy's U on
+    null data) times a factor that covers the fitted classifier's (checked on null data)."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(11)
+    n1, n2 = 1500, 300
+    u = [mannwhitneyu(rng.standard_normal(n1), rng.standard_normal(n2)).statistic / (n1 * n2) for _ in range(400)]
+    sd_mw = np.sqrt((n1 + n2 + 1) / (12 * n1 * n2))
+    assert np.std(u) == pytest.approx(sd_mw, rel=0.12)
+    assert ed.auc_noise_bound(n1, n2, 4.5) == pytest.approx(0.5 + 4.5 * ed.AUC_SPREAD_FACTOR * sd_mw)
+    aucs = [
+        ed.domain_classifier_auc(rng.standard_normal((n1, 8)), rng.standard_normal((n2, 8))).statistic
+        for _ in range(24)
+    ]
+    assert np.std(aucs) < ed.AUC_SPREAD_FACTOR * sd_mw * 1.2
+    # Small windows: well above 0.55; at the default cap (5,000 a side) 0.55 itself holds.
+    assert ed.auc_noise_bound(3500, 500, 4.5) > 0.58
+    assert ed.auc_noise_bound(5000, 5000, 4.5) < 0.55

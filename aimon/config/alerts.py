@@ -333,6 +333,16 @@ class Unless(Strict):
 
     metric: str  # e.g. deployment_rollout_active
     equal: tuple[str, ...] = ()  # e.g. [model]; empty: any such figure > 0
+    # Only for the rule's series these label matchers select (e.g. {feature: model}: the
+    # model-mix drift is held off during a rollout, the other features are not); empty: all.
+    series: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("series")
+    @classmethod
+    def _matchers(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            Matcher.from_config(key, str(value))  # raises on a bad regex
+        return v
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,8 @@ def _not_judged(
     """Why the series is not judged in the window starting at `start` (unless, min_sample),
     and the n behind it."""
     for u in rule.unless:
+        if u.series and not matches_all([Matcher.from_config(k, x) for k, x in u.series.items()], labels):
+            continue
         for fl, v in ctx.get(u.metric, {}).get(start, ()):
             if v > 0 and all(fl.get(k, "") == labels.get(k, "") for k in u.equal):
                 shown = ", ".join(f"{k}={x}" for k, x in sorted(fl.items()))

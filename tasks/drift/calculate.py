@@ -325,7 +325,9 @@ def compare_embeddings(
     ref = ed.subsample(reference, e.cap, e.seed)
     cur = ed.subsample(current, e.cap, e.seed)
     out: list[ed.EmbeddingTestResult] = []
-    auc_threshold = e.auc_threshold if bound is None else bound.value
+    auc_threshold = max(
+        e.auc_threshold if bound is None else bound.value, ed.auc_noise_bound(len(ref), len(cur), e.auc_noise_z)
+    )
     for m in e.methods:
         if m == "centroid":
             out.append(ed.centroid_distance(ref, cur))
