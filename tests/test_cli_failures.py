@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from aimon import __version__
 from aimon.cli import app
+from aimon.tasks.plan import ANALYZER_ORDER
 from tests.conftest import DAY, PRICING, write_duckdb
 
 runner = CliRunner()
@@ -184,9 +185,7 @@ def check_lines(output: str) -> dict[str, str]:
     out = {}
     for ln in output.splitlines():
         parts = ln.split(None, 2)
-        if len(parts) == 3 and parts[0] in ("run", "skipped", "fails") and parts[1] in (
-            "operational", "cost", "drift", "quality", "abtest"
-        ):  # fmt: skip
+        if len(parts) == 3 and parts[0] in ("run", "skipped", "fails") and parts[1] in ANALYZER_ORDER:
             out[parts[1]] = f"{parts[0]} {parts[2]}"
     return out
 

@@ -16,6 +16,7 @@ import pytest
 
 from aimon.config.analyses import DriftConfig
 from aimon.records import AnalyzerResult, MetricRecord
+from aimon.stats import embedding as ed
 from aimon.store.metrics import Store
 from aimon.store.reference import WindowStats
 from aimon.tasks.drift.analyzer import analyze_drift
@@ -185,7 +186,9 @@ def test_embeddings_min_sample_and_learned_auc_bound() -> None:
     hist = History({(EMBEDDING, "domain_classifier"): {T0 + dt.timedelta(days=i): v for i, v in enumerate(past)}})
     results, drifted, bound, judged, _ = judge_embeddings(ref, cur, cfg, hist)
     assert judged and bound is not None and bound.value == pytest.approx(robust_bound(past, 0.55))
-    assert results[0].threshold == bound.value and drifted == (results[0].statistic > bound.value)
+    # Judged against the larger of the learned bound and the AUC's null spread at 400 a side.
+    limit = max(bound.value, ed.auc_noise_bound(400, 400, cfg.embeddings.auc_noise_z))
+    assert results[0].threshold == limit and drifted == (results[0].statistic > limit)
     # Short history: auc_threshold itself.
     _, _, cold, _, _ = judge_embeddings(ref, cur, cfg, History())
     assert cold is not None and (cold.value, cold.basis) == (0.55, "cold start")
