@@ -259,7 +259,11 @@ def analyze_deployments(ctx: AnalysisContext) -> AnalyzerResult:
     if dc.detect:
         found, more = detect_deployments(ctx, store)
         notes += more
-        records += [MetricRecord.of("deployment_detected", 1, model=d.model) for d in found]
+        # Also on a rerun of the window that found it (it is recorded by then, not found again).
+        seen = {d.model for d in found} | {
+            d.model for d in store.find(since=w.start, until=w.end) if d.source == "detected"
+        }
+        records += [MetricRecord.of("deployment_detected", 1, model=m) for m in sorted(seen)]
     horizon = max(dc.check_windows, dc.rollout_windows)
     deps = _current(store.find(since=shift(w, -(horizon - 1)).start, until=w.end))
     active: set[str] = set()

@@ -116,7 +116,8 @@ def test_a_new_model_is_detected_once_and_a_fine_rollout_passes(tmp_path: Path) 
     (dep,) = DeploymentStore(cfg).find()
     assert (dep.model, dep.source, dep.replaces) == ("m-new", "detected", None)
     assert dt.datetime.combine(START + dt.timedelta(days=8), dt.time()) <= dep.deployed_at
-    assert analyze(cfg, 8).get(key("deployment_detected", model="m-new")) is None  # a rerun adds none
+    # A rerun records no second deployment, and its figures are the first run's.
+    assert analyze(cfg, 8).get(key("deployment_detected", model="m-new")) == 1
     assert len(DeploymentStore(cfg).find()) == 1
     labels = {"model": "m-new", "endpoint": "__all__", "baseline": "others"}
     for check in ("latency", "errors", "quality"):

@@ -49,6 +49,7 @@ def write_config(tmp_path: Path, url: str, **extra: Any) -> str:
         "pricing": PRICING,
         "alerts": {
             "rules": [RULE],
+            "resolve_after": 1,  # the window back within bounds resolves (the default waits 2)
             "routes": [{"name": "oncall", "channels": ["oncall-slack"]}],
             "channels": {"oncall-slack": {"type": "slack", "webhook_url_env": "AIMON_TEST_SLACK_WEBHOOK"}},
         },

@@ -276,7 +276,7 @@ class EmbeddingDriftConfig(Strict):
     # And never below 0.5 + auc_noise_z x the AUC's null spread at the window's sample
     # sizes (aimon.stats.embedding.auc_noise_bound): ~0.59 at 500 current vs 3,500
     # reference rows, auc_threshold itself at the default cap.
-    auc_noise_z: float = Field(default=4.5, ge=0)
+    auc_noise_z: float = Field(default=0.0, ge=0)  # 0: off (4.5 tried: it also hid real small-sample shifts)
     # The embeddings' length; a row of another length is rejected (embedding_rows_rejected).
     # None: the most common length among the window's rows read.
     dimension: int | None = Field(default=None, ge=1)
