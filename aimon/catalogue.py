@@ -34,6 +34,10 @@ METRICS: dict[str, str] = {
     "data_drift_dataset_detected": "1 if the share of drifted features reached drift.dataset_share, else 0.",
     "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD.",
     "embedding_drift_score": "Embedding drift score against the reference.",
+    "embedding_drift_auc_z": (
+        "Domain-classifier AUC above 0.5 in units of its null spread at the window's sample sizes "
+        "(what the learned AUC bound is learned from)."
+    ),
     "embedding_drift_detected": "1 if the embeddings drifted against the reference, else 0.",
     "data_drift_judged": "1 if the feature had drift.min_sample rows on both sides, else 0 (not judged: detected 0).",
     "data_drift_threshold": "Bound a feature's effect was judged against (learned from its past scores, >= the floor).",
@@ -81,7 +85,7 @@ METRICS: dict[str, str] = {
     "ab_lift_ci_low": "Lower bound of the lift's confidence interval.",
     "ab_lift_ci_high": "Upper bound of the lift's confidence interval.",
     "ab_p_value": "p-value of the variant against control.",
-    "ab_srm_p_value": "SRM chi-square p-value of the split since the start (no span) or over the last span=1d|1w.",
+    "ab_srm_p_value": "SRM chi-square p-value of the split since the start (no span) or over the last span=1d|3d|1w.",
     "ab_srm_detected": "1 if the traffic split is off (SRM p < srm_threshold / spans); no span: any span is off.",
     "ab_diff": "Absolute difference of the variant's metric from control.",
     "ab_diff_ci_low": "Lower bound of the absolute difference's confidence interval.",

@@ -44,6 +44,14 @@ def rules_of(config: Path) -> list[str]:
     return [r["name"] for r in (data.get("alerts") or {}).get("rules") or []]
 
 
+def first_window(incident: dict[str, Any]) -> str:
+    """yes, or no with the day it was paged on (if it was)."""
+    if incident["paged_first_window"]:
+        return "yes"
+    day = incident.get("first_page_day")
+    return "**no**" if day is None else f"**no** (paged on its day {day + 1})"
+
+
 def tables(results: list[dict[str, Any]], config: Path) -> str:
     gens = [r["generator"] for r in results]
     out = [
@@ -85,7 +93,7 @@ def tables(results: list[dict[str, Any]], config: Path) -> str:
             resolved = "—" if i["resolved_day"] is None else f"day {i['resolved_day'] + 1}"
             out.append(
                 f"| {r['generator']} | {i['kind']} ({i['days']} d) | {i['start'] + 1} | "
-                f"{'yes' if i['paged_first_window'] else '**no**'} | {', '.join(i['first_window_pages']) or '—'}"
+                f"{first_window(i)} | {', '.join(i['first_window_pages']) or '—'}"
                 f"{''.join(f' (+ {n})' for n in i.get('first_window_noise', ()))} | "
                 f"{i['alerts']} | {i['alerts_after_folding']} | "
                 f"{'—' if i.get('alerts_also_in_normal') is None else i['alerts_also_in_normal']} | {i['pages']} | "

@@ -121,7 +121,7 @@ def run(ns: list[int], reps: dict[int, int], seed: int = 0, scenarios: tuple[str
                         t.feature_tests += 1
                         t.feature_fp += f.detected
                 if re is not None and ce is not None:
-                    res, drifted = compare_embeddings(re, ce, cfg)
+                    res, drifted, _ = compare_embeddings(re, ce, cfg)
                     t.emb_reps += 1
                     t.emb += drifted
                     t.emb_mmd += any(r.method == "mmd" and r.drifted for r in res)

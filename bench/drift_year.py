@@ -30,7 +30,7 @@ from aimon.store.reference import WindowStats
 from aimon.tasks.drift.calculate import DriftReport, compare_thinned, judge_embeddings, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import ReferenceLoad, merge_stats, pooled_reference, reference_embeddings
-from aimon.tasks.drift.history import EMBEDDING, History
+from aimon.tasks.drift.history import AUC_Z, EMBEDDING, History
 from aimon.tasks.drift.records import drift_records
 
 SPECS = [
@@ -219,8 +219,8 @@ def run_year(shape: Shape, cfg: DriftConfig, seed: int = 0, embeddings: bool = T
                 scores.setdefault((labels["feature"], labels["method"]), {})[start] = r.value
             elif r.metric == "data_drift_detected" and r.value >= 1:
                 drifted.setdefault(labels["feature"], set()).add(start)
-            elif r.metric == "embedding_drift_score" and labels["method"] == "domain_classifier":
-                scores.setdefault((EMBEDDING, "domain_classifier"), {})[start] = r.value
+            elif r.metric == "embedding_drift_auc_z":
+                scores.setdefault((EMBEDDING, AUC_Z), {})[start] = r.value
             elif r.metric == "embedding_drift_detected" and r.value >= 1:
                 drifted.setdefault(EMBEDDING, set()).add(start)
         flagged = {f.feature for f in report.drifted}

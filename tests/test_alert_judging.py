@@ -254,6 +254,23 @@ def test_binomial_uncertainty_matches_statsmodels_and_only_a_well_sampled_drop_f
     assert judge(r, 0.80, hist, n=5000, n_baseline=35000).breaching
 
 
+def test_feedback_drop_pages_a_model_users_stopped_finding_helpful_not_a_thin_or_noisy_share() -> None:
+    """The shipped FeedbackDrop: a model's helpful share falling from ~0.80 to 0.40 on
+    45 feedback rows pages; the same fall on 20 rows is not judged, and an ordinary
+    day's share (binomial noise of 45 rows around 0.80) does not page."""
+    r = shipped("FeedbackDrop")
+    rng = np.random.default_rng(3)
+    hist = list(rng.binomial(45, 0.8, size=28) / 45)
+    assert judge(r, 0.40, hist, n=45, n_baseline=45 * 28).breaching
+    normal = rng.binomial(45, 0.8, size=2000) / 45
+    false = sum(judge(r, float(v), hist, n=45, n_baseline=45 * 28).breaching for v in normal)
+    assert false <= 2  # 3.5 SE one-sided: ~1 in 4,000 windows
+    w = daily_window(D0)
+    sizes = [({"metric": "feedback_helpful_ratio", "model": "a"}, 20.0)]
+    [j] = evaluate_rule(r, w, [({"model": "a"}, 0.4)], {}, [], context={"quality_sample_size": {w.start: sizes}})
+    assert j.condition.note == "not judged: quality_sample_size = 20, under min_sample 30"
+
+
 def test_the_baseline_n_is_the_sum_over_the_baseline_windows() -> None:
     r = rule(
         metric="model_f1",

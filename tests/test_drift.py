@@ -337,7 +337,7 @@ def test_a_big_window_reads_a_hashed_presample_of_embeddings(
             cur.adbc_ingest("interactions", plain, mode="create", db_schema_name=schema)
             con.commit()
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    emb = {"column": "embedding", "cap": 300, "mmd_cap": 100, "permutations": 50}  # 3000 rows/day > 4 x 300
+    emb = {"column": "embedding", "cap": 600, "mmd_cap": 100, "permutations": 50}  # 3000 rows/day > 4 x 600
     cfg = drift_config(url, embeddings=emb)
     first, again = run(cfg), run(cfg)
     for metric in ("embedding_drift_score", "embedding_drift_detected"):
@@ -345,6 +345,6 @@ def test_a_big_window_reads_a_hashed_presample_of_embeddings(
         assert a and a == {r.labels: r.value for r in again.records if r.metric == metric}
     assert fig(first, "embedding_drift_detected") == 1.0
     centroid = first.details["report"].embeddings[0]
-    assert (centroid.method, centroid.n_reference, centroid.n_current) == ("centroid", 300, 300)
+    assert (centroid.method, centroid.n_reference, centroid.n_current) == ("centroid", 600, 600)
     quiet = run(cfg, DAY - dt.timedelta(days=1))
     assert fig(quiet, "embedding_drift_detected") == 0.0

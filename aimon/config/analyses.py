@@ -106,7 +106,7 @@ class ExperimentConfig(Strict):
     # last N windows for each N in srm_spans (a break late in a long experiment is
     # diluted in the cumulative counts); each span at srm_threshold / spans (Bonferroni).
     srm_threshold: float = Field(default=0.001, gt=0, lt=0.5)
-    srm_spans: tuple[int, ...] = (1, 7)  # windows; [] tests the cumulative split only
+    srm_spans: tuple[int, ...] = (1, 3, 7)  # windows; [] tests the cumulative split only
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -277,6 +277,11 @@ class EmbeddingDriftConfig(Strict):
     # sizes (aimon.stats.embedding.auc_noise_bound): ~0.59 at 500 current vs 3,500
     # reference rows, auc_threshold itself at the default cap.
     auc_noise_z: float = Field(default=0.0, ge=0)  # 0: off (4.5 tried: it also hid real small-sample shifts)
+    # The learned bound (learned: true) is learned in these null-spread units (the
+    # embedding_drift_auc_z figure) and never below learned_z_floor of them: 28 past
+    # windows estimate a spread roughly, and a bound under 3 sigma would page a small
+    # window by chance.
+    learned_z_floor: float = Field(default=3.0, ge=0)
     # The embeddings' length; a row of another length is rejected (embedding_rows_rejected).
     # None: the most common length among the window's rows read.
     dimension: int | None = Field(default=None, ge=1)

@@ -330,7 +330,7 @@ def srm_spans(
     window_counts: Sequence[Sequence[int]] | np.ndarray,
     weights: Sequence[float],
     threshold: float = 0.001,
-    recent: Sequence[int] = (1, 7),
+    recent: Sequence[int] = (1, 3, 7),
 ) -> tuple[SrmSpan, ...]:
     """The SRM chi-square test of the cumulative counts and of the last n windows for
     each n in `recent` (a span is left out while the experiment has no more than n

@@ -68,13 +68,26 @@ def domain_classifier_auc(
 AUC_SPREAD_FACTOR = 1.5
 
 
-def auc_noise_bound(n_reference: int, n_current: int, z: float) -> float:
-    """0.5 + z x the null spread of the domain classifier's AUC at these sample sizes:
-    sqrt((n1 + n2 + 1) / (12 n1 n2)), the Mann-Whitney AUC's, times AUC_SPREAD_FACTOR."""
+def auc_null_spread(n_reference: int, n_current: int) -> float:
+    """The spread of the domain classifier's AUC on two samples of one distribution at
+    these sample sizes: sqrt((n1 + n2 + 1) / (12 n1 n2)), the Mann-Whitney AUC's, times
+    AUC_SPREAD_FACTOR (inf without rows)."""
     if n_reference < 1 or n_current < 1:
-        return 1.0
-    sd = math.sqrt((n_reference + n_current + 1) / (12.0 * n_reference * n_current))
-    return min(1.0, 0.5 + z * AUC_SPREAD_FACTOR * sd)
+        return math.inf
+    return AUC_SPREAD_FACTOR * math.sqrt((n_reference + n_current + 1) / (12.0 * n_reference * n_current))
+
+
+def auc_z(auc: float, n_reference: int, n_current: int) -> float:
+    """The AUC above 0.5 in units of its null spread: comparable across windows of any
+    size (a weekend's 150 rows and a weekday's 1,500), so a bound can be learned from them."""
+    spread = auc_null_spread(n_reference, n_current)
+    return 0.0 if math.isinf(spread) else (auc - 0.5) / spread
+
+
+def auc_noise_bound(n_reference: int, n_current: int, z: float) -> float:
+    """0.5 + z x the null spread of the domain classifier's AUC at these sample sizes."""
+    spread = auc_null_spread(n_reference, n_current)
+    return 1.0 if math.isinf(spread) else min(1.0, 0.5 + z * spread)
 
 
 def rbf_kernel(z: np.ndarray, bandwidth: float) -> np.ndarray:

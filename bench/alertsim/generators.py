@@ -15,7 +15,7 @@ model, rate-limit blips) is drawn once per generator and seed.
   Contract column names.
 - "enterprise": other models and endpoints, business-hours traffic with deep weekend
   and holiday dips and a step change in volume (a customer onboarded), heavy-tailed
-  latency, timeouts and upstream disconnects rather than rate limits, fewer labels, no
+  latency (capped, in both shapes, by a 600 s client timeout), timeouts and upstream disconnects rather than rate limits, fewer labels, no
   logged cost (priced from the pricing table), its own drift features, and its own
   column names, mapped through warehouse.columns in the generated config.
 """
@@ -33,6 +33,7 @@ from aimon.demo import _dict, _masked, _prefixed
 
 START = dt.date(2025, 1, 6)  # a Monday
 HORIZON = 800  # days of slow state drawn per generator (a year plus incidents' tails)
+TIMEOUT_SECONDS = 600.0  # the clients' timeout (the OpenAI and Anthropic SDKs' default)
 
 # One incident of each kind; each goes into its own copy of the normal history.
 INCIDENT_KINDS = (
@@ -43,6 +44,7 @@ INCIDENT_KINDS = (
     "embedding_drift",
     "quality_drop",
     "srm",
+    "srm_late",
     "unpriced_model",
 )
 # How many days each lasts (then normal again, to see it resolve).
@@ -54,6 +56,7 @@ INCIDENT_DAYS = {
     "embedding_drift": 2,
     "quality_drop": 3,
     "srm": 3,
+    "srm_late": 14,  # it does not heal: two weeks, to see the day the evidence suffices
     "unpriced_model": 2,
 }
 
@@ -446,13 +449,20 @@ def generate_day(
         right2 = g.random(n) < acc - 0.2
         pred = np.where(worse, np.where(right2, truth, (truth + g.integers(1, k, n)) % k), pred)
         rating_ok = np.where(worse, np.maximum(1, rating_ok - 1), rating_ok)
-    elif kind == "srm":  # the assignment breaks: 52/48 from here on
+    elif kind == "srm":  # the assignment breaks (a redirect loses treatment units): 55/45
+        arm = np.where(in_exp, (g.random(n) < 0.45).astype(np.int64), arm)
+    elif kind == "srm_late":  # late in a long experiment, a subtle break: 52/48 from here on
         arm = np.where(in_exp, (g.random(n) < 0.48).astype(np.int64), arm)
     elif kind == "unpriced_model":  # a new model, with no price configured, takes 3% of traffic
         models_out.append(shape.unpriced_model)
         new = g.random(n) < 0.03
         model = np.where(new, len(models_out) - 1, model)
 
+    # No client waits for ever: a call still running at the timeout (the Pareto tail's
+    # rare hour-long draw) ends as a timeout error at TIMEOUT_SECONDS.
+    hung = latency > TIMEOUT_SECONDS
+    latency[hung] = TIMEOUT_SECONDS
+    status[hung & (status == 0)] = statuses.index("timeout")
     ok = status == 0
     cost = None
     if shape.log_cost:

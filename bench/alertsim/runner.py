@@ -262,6 +262,7 @@ class IncidentResult:
     # incident); None when the normal run did not reach those days.
     alerts_also_in_normal: int | None
     pages: int
+    first_page_day: int | None  # day (from its start) of its first page the normal history does not send
     notifications_per_day: list[int]  # notified alerts (first firing, repeats, resolved) per day
     resolved_day: int | None  # day (from the incident's start) of the first resolved notice
     degraded_windows: int
@@ -289,6 +290,12 @@ def incident_result(inc: Incident, records: list[DayRecord], normal: list[DayRec
     normal_first = [r for r in normal if r.day == first.day]
     noise = {(p["rule"], str(sorted(p["labels"].items()))) for r in normal_first for p in r.pages}
     own = [p for p in first.pages if (p["rule"], str(sorted(p["labels"].items()))) not in noise]
+    first_page = None
+    for r in records:  # the first day with a page that the normal history does not send that day
+        quiet = {(p["rule"], str(sorted(p["labels"].items()))) for n in normal if n.day == r.day for p in n.pages}
+        if any((p["rule"], str(sorted(p["labels"].items()))) not in quiet for p in r.pages):
+            first_page = r.day - inc.start
+            break
     resolved = [r.day - inc.start for r in records if any(i["status"] == "resolved" for i in r.items)]
     return IncidentResult(
         kind=inc.kind,
@@ -302,6 +309,7 @@ def incident_result(inc: Incident, records: list[DayRecord], normal: list[DayRec
         alert_names=sorted(firing),
         alerts_also_in_normal=None if background is None else len(background),
         pages=sum(len(r.pages) for r in records),
+        first_page_day=first_page,
         notifications_per_day=[len(r.items) for r in records],
         resolved_day=resolved[0] if resolved else None,
         degraded_windows=sum(r.status != "success" for r in records),
@@ -309,8 +317,8 @@ def incident_result(inc: Incident, records: list[DayRecord], normal: list[DayRec
 
 
 def incident_start(kind: str, days: int, start: int) -> int:
-    """The SRM break starts late in the long experiment; the others at `start`."""
-    return max(start, int(days * 0.6)) if kind == "srm" else start
+    """The subtle SRM break starts late in the long experiment; the others at `start`."""
+    return max(start, int(days * 0.6)) if kind == "srm_late" else start
 
 
 def simulate(

@@ -15,7 +15,7 @@ from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats import embedding as ed
 from aimon.stats import embedding_rows as er
 from aimon.store.reference import ReferenceCache, entry_key
-from aimon.tasks.drift.calculate import DriftReport, compare_thinned, embedding_bound, judge_embeddings
+from aimon.tasks.drift.calculate import DriftReport, compare_thinned, judge_embeddings
 from aimon.tasks.drift.features import _drift_ix, feature_specs
 from aimon.tasks.drift.fit import (
     load_reference,
@@ -24,7 +24,7 @@ from aimon.tasks.drift.fit import (
     reference_windows,
     stats_hash,
 )
-from aimon.tasks.drift.history import EMBEDDING, History, read_history
+from aimon.tasks.drift.history import EMBEDDING, Bound, History, read_history
 from aimon.tasks.drift.reads import read_window
 from aimon.tasks.drift.records import drift_records, summary_line
 from aimon.tasks.drift.report import save_html_report
@@ -76,7 +76,8 @@ def analyze_drift(ctx: AnalysisContext) -> AnalyzerResult:
     notes += report.notes
     emb_results: tuple[ed.EmbeddingTestResult, ...] = ()
     emb_drift: bool | None = None
-    emb_bound, emb_judged = embedding_bound(dcfg, learned), True
+    emb_bound: Bound | None = None
+    emb_judged = True
     if dcfg.embeddings is not None:
         e = dcfg.embeddings
         ref_emb, left_out = None, None

@@ -26,6 +26,7 @@ not judged: its figures are kept, its verdict is "no" with judged False.
 from __future__ import annotations
 
 import dataclasses
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from aimon.stats import embedding as ed
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
 from aimon.tasks.drift.features import THREADS, FeatureSpec
-from aimon.tasks.drift.history import EMBEDDING, Bound, History, learned_bound
+from aimon.tasks.drift.history import AUC_Z, EMBEDDING, Bound, History, learned_bound
 
 
 @dataclass(frozen=True)
@@ -285,15 +286,46 @@ def stats_from_arrays(
 
 
 def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
-    """The domain classifier AUC's learned bound (never below auc_threshold; the
-    threshold itself while the history is short), or None where it is fixed."""
+    """The domain classifier AUC's learned bound *in null-spread units* (AUC_Z: the AUC
+    above 0.5 over its spread on two samples of one distribution at the window's
+    sample sizes), from the past windows' z, never below learned_z_floor (and
+    auc_noise_z); None where the
+    bound is fixed. compare_embeddings turns it into an AUC at the window's sizes.
+
+    Learned in z, not in AUC: a day's AUC wobbles by chance in proportion to
+    1/sqrt(rows), so a bound learned from raw AUCs of 150-row weekends and 1,500-row
+    weekdays sits in the weekends' noise and misses a real weekday shift (an AUC of
+    0.62 against a learned 0.66); in z both wobble alike."""
     e, t = dcfg.embeddings, dcfg.thresholds
     if e is None or history is None or not e.learned or t.mode != "learned":
         return None
-    past = history.past_scores(EMBEDDING, "domain_classifier")
+    past = history.past_scores(EMBEDDING, AUC_Z)
     # Cold start: auc_threshold itself (already a calibrated bound: 0.5 is no drift, and
     # at the default cap the AUC of two samples of one distribution wobbles by ~0.006).
-    return learned_bound(past, e.auc_threshold, t.k, t.min_windows, e.auc_threshold, t.quantile)
+    floor = max(e.auc_noise_z, e.learned_z_floor)
+    return learned_bound(past, floor, t.k, t.min_windows, math.nan, t.quantile)
+
+
+def auc_bound(dcfg: DriftConfig, z_bound: Bound | None, n_reference: int, n_current: int) -> Bound | None:
+    """The AUC the window is judged against: max(auc_threshold, 0.5 + z x the null
+    spread at these sizes) with a learned z, else max(auc_threshold, the auc_noise_z
+    bound); None where the bound is fixed (no history used)."""
+    e = dcfg.embeddings
+    assert e is not None
+    spread = ed.auc_null_spread(n_reference, n_current)
+    noise = ed.auc_noise_bound(n_reference, n_current, e.auc_noise_z)
+    if z_bound is None:
+        return None
+    if z_bound.basis == "cold start" or z_bound.median is None or z_bound.spread is None:
+        # Not learned yet: auc_threshold, but never within learned_z_floor of chance (at
+        # 200 vs 4,000 rows 0.55 is 1.6 sigma: one window in 20 would cross it).
+        floor = ed.auc_noise_bound(n_reference, n_current, e.learned_z_floor)
+        return Bound(max(e.auc_threshold, noise, floor), "cold start", z_bound.history)
+    learned = min(1.0, 0.5 + z_bound.value * spread)
+    basis = "learned" if learned >= e.auc_threshold else "floor"
+    return Bound(
+        max(e.auc_threshold, learned), basis, z_bound.history, 0.5 + z_bound.median * spread, z_bound.spread * spread
+    )
 
 
 def judge_embeddings(
@@ -303,8 +335,7 @@ def judge_embeddings(
     learned bound, and not judged (verdict False) below embeddings.min_sample rows a side."""
     e = dcfg.embeddings
     assert e is not None
-    bound = embedding_bound(dcfg, history)
-    results, drifted = compare_embeddings(reference, current, dcfg, bound)
+    results, drifted, bound = compare_embeddings(reference, current, dcfg, embedding_bound(dcfg, history))
     n_ref, n_cur = results[0].n_reference, results[0].n_current
     if min(n_ref, n_cur) >= e.min_sample:
         return results, drifted, bound, True, None
@@ -316,17 +347,20 @@ def judge_embeddings(
 
 
 def compare_embeddings(
-    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig, bound: Bound | None = None
-) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool]:
-    """The embedding tests and verdict (any `detect_with` method drifted); with a
-    `bound`, the domain classifier's AUC is judged against it instead of auc_threshold."""
+    reference: np.ndarray, current: np.ndarray, dcfg: DriftConfig, z_bound: Bound | None = None
+) -> tuple[tuple[ed.EmbeddingTestResult, ...], bool, Bound | None]:
+    """The embedding tests, the verdict (any `detect_with` method drifted) and the AUC
+    bound used; with a learned `z_bound` (embedding_bound) the domain classifier's AUC
+    is judged against it at the sampled sizes (auc_bound), else against auc_threshold
+    (and the auc_noise_z bound)."""
     e = dcfg.embeddings
     assert e is not None
     ref = ed.subsample(reference, e.cap, e.seed)
     cur = ed.subsample(current, e.cap, e.seed)
     out: list[ed.EmbeddingTestResult] = []
-    auc_threshold = max(
-        e.auc_threshold if bound is None else bound.value, ed.auc_noise_bound(len(ref), len(cur), e.auc_noise_z)
+    bound = auc_bound(dcfg, z_bound, len(ref), len(cur))
+    auc_threshold = (
+        max(e.auc_threshold, ed.auc_noise_bound(len(ref), len(cur), e.auc_noise_z)) if bound is None else bound.value
     )
     for m in e.methods:
         if m == "centroid":
@@ -344,4 +378,4 @@ def compare_embeddings(
                 )
             )
     drifted = any(r.drifted for r in out if r.method in e.detect_with)
-    return tuple(out), drifted
+    return tuple(out), drifted, bound

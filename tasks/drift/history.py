@@ -40,6 +40,7 @@ from aimon.store.metrics import Store
 from aimon.windows import Window, previous_windows
 
 EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
+AUC_Z = "auc_z"  # its learned bound's scores: embedding_drift_auc_z (the AUC in null-spread units)
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,9 @@ def read_history(store: Store, window: Window, dcfg: DriftConfig, reference: Seq
             if f.window_start >= first and "feature" in f.labels and "method" in f.labels:
                 scores.setdefault((f.labels["feature"], f.labels["method"]), {})[f.window_start] = f.value
         if dcfg.embeddings is not None:
-            for f in figs("embedding_drift_score"):
-                if f.window_start >= first and f.labels.get("method") == "domain_classifier":
-                    scores.setdefault((EMBEDDING, "domain_classifier"), {})[f.window_start] = f.value
+            for f in figs("embedding_drift_auc_z"):
+                if f.window_start >= first:
+                    scores.setdefault((EMBEDDING, AUC_Z), {})[f.window_start] = f.value
     for f in figs("data_drift_detected"):
         if f.value >= 1 and "feature" in f.labels:
             drifted.setdefault(f.labels["feature"], set()).add(f.window_start)

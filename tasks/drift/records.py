@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from aimon.records import MetricRecord
+from aimon.stats import embedding as ed
 from aimon.tasks.drift.calculate import DriftReport
 
 
@@ -48,6 +49,9 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
     recs.append(MetricRecord.of("data_drift_dataset_detected", float(report.dataset_drift)))
     for r in report.embeddings:
         recs.append(MetricRecord.of("embedding_drift_score", r.statistic, method=r.method))
+        if r.method == "domain_classifier":
+            z = ed.auc_z(r.statistic, r.n_reference, r.n_current)
+            recs.append(MetricRecord.of("embedding_drift_auc_z", z, method=r.method))
         if r.p_value is not None:
             recs.append(MetricRecord.of("embedding_drift_p_value", r.p_value, method=r.method))
     if report.embedding_drift is not None:
