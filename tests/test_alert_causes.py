@@ -282,3 +282,64 @@ def test_no_causes_line_without_a_breakdown(
     plain = smtp[0].messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "BudgetExceeded" in plain and "next steps:" in plain and "*Next steps*" in slack_text
     assert "likely causes" not in plain and "Likely causes" not in slack_text
+
+
+def quality(f1: dict[str, tuple[float, int]], drifted: tuple[str, ...] = ()) -> list[MetricRecord]:
+    """model_f1 (macro) and its labelled rows per model, the all-models figure from them,
+    and the drift verdicts of the window."""
+    n_all = sum(n for _, n in f1.values())
+    f_all = sum(v * n for v, n in f1.values()) / n_all
+    recs = []
+    for model, (v, n) in [*f1.items(), (ALL, (f_all, n_all))]:
+        recs.append(MetricRecord.of("model_f1", v, model=model, average="macro"))
+        recs.append(MetricRecord.of("quality_sample_size", n, metric="model_f1", model=model, average="macro"))
+    recs += [MetricRecord.of("data_drift_detected", float(f in drifted), feature=f) for f in ("language", "user_tier")]
+    return recs
+
+
+def test_quality_drop_is_attributed_to_the_model_that_carries_it_and_names_the_input_drift(tmp_path: Path) -> None:
+    cfg = parse_config(default_data(tmp_path))
+    normal = quality({"a": (0.90, 300), "b": (0.85, 100)})
+    store = seed(cfg, [normal] * 7 + [quality({"a": (0.60, 300), "b": (0.81, 100)}, drifted=("language",))])
+    window = daily_window(D0 + dt.timedelta(days=7))
+    causes = {
+        c.kind: c for c in likely_causes(store, window, rule(cfg, "QualityDrop"), {"model": ALL, "average": "macro"})
+    }
+    # By hand: a's share of the labelled rows x its change, 0.75 x -0.30 = -0.225; b's
+    # 0.25 x -0.04 = -0.01: a carries 0.225 / 0.235 of the drop.
+    top = causes["model"].parts[0]
+    assert top.name == "a" and top.share == pytest.approx(0.225 / 0.235)
+    assert causes["drift"].text == "input drift in the same window: language"
+    # A window without drift says that it checked.
+    store2 = seed(
+        parse_config(default_data(tmp_path / "two")), [normal] * 7 + [quality({"a": (0.6, 300), "b": (0.85, 100)})]
+    )
+    quiet = {
+        c.kind: c for c in likely_causes(store2, window, rule(cfg, "QualityDrop"), {"model": ALL, "average": "macro"})
+    }
+    assert quiet["drift"].text == "no input drift in the same window (2 features checked)"
+
+
+def latency(p95: dict[tuple[str, str], float]) -> list[MetricRecord]:
+    counts = pd.DataFrame(
+        [(m, e, "ok", n) for (m, e), (n, _) in NORMAL.items()], columns=["model", "endpoint", "status", "n"]
+    )
+    quantiles = pd.DataFrame(
+        [(m, e, "0.95", v, NORMAL[(m, e)][0]) for (m, e), v in p95.items()],
+        columns=["model", "endpoint", "quantile", "value", "n"],
+    )
+    return operational_records(counts, quantiles, 1440.0)
+
+
+def test_a_latency_spike_of_one_model_on_one_endpoint_says_its_siblings_did_not_move(tmp_path: Path) -> None:
+    """A p95 spike of gpt-4o on /chat: its other endpoint and the other models on /chat
+    are as before, so it is this model here, not the provider or the inputs."""
+    cfg = parse_config(default_data(tmp_path))
+    base = {("gpt-4o", "chat"): 2.0, ("gpt-4o", "search"): 1.0, ("claude-3-5-sonnet", "chat"): 3.0}
+    spike = {**base, ("gpt-4o", "chat"): 6.0, ("gpt-4o", "search"): 1.1}
+    store = seed(cfg, [latency(base)] * 7 + [latency(spike)])
+    window = daily_window(D0 + dt.timedelta(days=7))
+    labels = {"model": "gpt-4o", "endpoint": "chat", "quantile": "0.95"}
+    lines = [c.text for c in likely_causes(store, window, rule(cfg, "LatencyP95High"), labels)]
+    assert "other endpoints of gpt-4o: p95 +10%" in lines
+    assert "other models on /chat: p95 +0%" in lines
