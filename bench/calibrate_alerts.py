@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generator", choices=[*GENERATORS, "all"], default="all")
     p.add_argument("--days", type=int, default=365, help="normal days (windows) of the normal history")
-    p.add_argument("--rows", type=int, default=None, help="rows on day 1 (default: saas 6000, enterprise 4000)")
+    p.add_argument("--rows", type=int, default=None, help="rows on day 1 (default: runner.DEFAULT_ROWS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the config under test")
     p.add_argument("--incidents", default=",".join(INCIDENT_KINDS), help="comma-separated kinds, or 'none'")

@@ -15,9 +15,16 @@ model, rate-limit blips) is drawn once per generator and seed.
   Contract column names.
 - "enterprise": other models and endpoints, business-hours traffic with deep weekend
   and holiday dips and a step change in volume (a customer onboarded), heavy-tailed
-  latency (capped, in both shapes, by a 600 s client timeout), timeouts and upstream disconnects rather than rate limits, fewer labels, no
-  logged cost (priced from the pricing table), its own drift features, and its own
-  column names, mapped through warehouse.columns in the generated config.
+  latency (capped, in every shape, by a 600 s client timeout), timeouts and upstream
+  disconnects rather than rate limits, fewer labels, no logged cost (priced from the
+  pricing table), its own drift features, and its own column names, mapped through
+  warehouse.columns in the generated config.
+- "consumer": a B2C chat app, a third shape to check that the defaults are not tuned
+  to the first two: weekend and evening peaks, fast early growth that slows, payday
+  bumps, noisier days, a fast rollout of a new model to half its traffic, content
+  filters and rate limits as most errors, a slow drift of the country mix (a new market
+  grows over five months), moderation labels, sparse 32-dimensional embeddings, and
+  other column names again.
 """
 
 from __future__ import annotations
@@ -113,6 +120,10 @@ class Shape:
     incident_model: str = ""
     incident_endpoint: int = 0
     unpriced_model: str = "mistral-large"
+    rollout_to: float = 0.4  # the new model's share of traffic once rolled out
+    volume_sd: float = 0.08  # day-to-day noise of the volume (log scale)
+    # A slow drift of one feature's mix: (feature, its mix at the end, first day, days).
+    feature_trend: tuple[str, tuple[float, ...], int, int] | None = None
 
     # -- volume -----------------------------------------------------------------------
 
@@ -292,7 +303,93 @@ ENTERPRISE = EnterpriseShape(
     unpriced_model="qwen-2.5-72b",
 )
 
-GENERATORS = {"saas": SAAS, "enterprise": ENTERPRISE}
+
+class ConsumerShape(Shape):
+    def volume(self, day: int, rows: int, slow: Slow) -> int:
+        weekday = (START + dt.timedelta(days=day)).weekday()
+        weekly = 1.3 if weekday >= 5 else (0.9 if weekday == 0 else 1.0)  # people chat on weekends
+        growth = 1.0 + 1.5 * (1.0 - np.exp(-min(day, 364) / 120.0))  # fast early growth, then slower
+        payday = 1.1 if (START + dt.timedelta(days=day)).day <= 2 else 1.0
+        return max(50, int(rows * weekly * growth * payday * slow.volume_noise[day]))
+
+    def hour_weights(self) -> np.ndarray:
+        h = np.arange(24)
+        return 0.2 + np.exp(-0.5 * ((h - 20.5) / 2.5) ** 2) + 0.5 * np.exp(-0.5 * ((h - 12.5) / 1.5) ** 2)
+
+    def latency(self, rng: np.random.Generator, median: np.ndarray, hour: np.ndarray, n: int) -> np.ndarray:
+        # The evening peak loads the providers: 25% slower from 19:00 to 23:00.
+        lat = median * np.exp(0.5 * rng.standard_normal(n)) * np.where((hour >= 19) & (hour < 23), 1.25, 1.0)
+        tail = rng.random(n) < 0.02
+        lat[tail] += rng.pareto(2.2, int(tail.sum())) * 3
+        return lat
+
+
+CONSUMER = ConsumerShape(
+    name="consumer",
+    ident=3,
+    models=("gpt-4o", "claude-3-5-sonnet", "llama-3.1-70b"),
+    model_p=(0.5, 0.3, 0.2),
+    latency_median=(0.9, 1.1, 0.5),
+    accuracy=(0.93, 0.91, 0.86),
+    prices={
+        "gpt-4o": (2.50, 10.00),
+        "claude-3-5-sonnet": (3.00, 15.00),
+        "llama-3.1-70b": (0.60, 0.80),
+        "gpt-4.1": (2.00, 8.00),
+    },
+    rollout_model="gpt-4.1",
+    rollout_from=("gpt-4o",),
+    rollout_start=200,
+    rollout_days=10,
+    rollout_to=0.5,
+    endpoints=("chat", "caption", "moderate"),
+    endpoint_p=(0.7, 0.1, 0.2),
+    input_median=(400.0, 1100.0, 150.0),
+    output_median=180.0,
+    error_rate=0.025,
+    error_mix={
+        "content_filter": 0.35,
+        "rate_limit_exceeded": 0.3,
+        "server_error": 0.2,
+        "timeout": 0.15,
+    },
+    blip_every=10.0,
+    features={
+        "platform": (("ios", "android", "web"), (0.45, 0.4, 0.15)),
+        "country": (("us", "gb", "in", "br", "de"), (0.45, 0.15, 0.1, 0.15, 0.15)),
+    },
+    drift_feature="platform",
+    drift_p=(0.2, 0.3, 0.5),
+    experiment="onboarding-v2",
+    variants=("a", "b"),
+    experiment_endpoint=0,
+    label_endpoint=2,
+    label_share=0.1,
+    intents=("safe", "spam", "abuse", "adult", "other"),
+    embedding_endpoint=0,
+    embedding_share=0.1,
+    embedding_dim=32,
+    feedback_share=0.05,
+    columns={
+        "timestamp": "ts",
+        "model": "llm",
+        "status": "result",
+        "latency_seconds": "latency_s",
+        "input_tokens": "tokens_in",
+        "output_tokens": "tokens_out",
+        "experiment": "ab_test",
+        "variant": "ab_arm",
+    },
+    feedback_table="ratings",
+    incident_model="claude-3-5-sonnet",
+    incident_endpoint=0,
+    unpriced_model="gemini-1.5-flash",
+    volume_sd=0.12,
+    # India grows from 10% to 25% of users over five months: a slow drift, not an incident.
+    feature_trend=("country", (0.38, 0.12, 0.25, 0.12, 0.13), 100, 150),
+)
+
+GENERATORS = {"saas": SAAS, "enterprise": ENTERPRISE, "consumer": CONSUMER}
 
 
 @dataclass(frozen=True)
@@ -318,7 +415,7 @@ def slow_state(shape: Shape, seed: int) -> Slow:
     return Slow(
         latency_walk=walk(0.012) * np.exp(g.normal(0, 0.03, HORIZON)),
         token_walk=walk(0.01) * np.exp(g.normal(0, 0.02, HORIZON)),
-        volume_noise=np.exp(g.normal(0, 0.08, HORIZON)),
+        volume_noise=np.exp(g.normal(0, shape.volume_sd, HORIZON)),
         error_noise=np.clip(np.exp(g.normal(0, 0.15, HORIZON)), 0.67, 1.33),
         accuracy_walk=np.clip(np.cumsum(g.normal(0, 0.002, HORIZON)), -0.02, 0.02),
         blip_day=g.random(HORIZON) < 1.0 / shape.blip_every,
@@ -327,8 +424,8 @@ def slow_state(shape: Shape, seed: int) -> Slow:
 
 
 def rollout_share(shape: Shape, day: int) -> float:
-    """The new model's share of traffic: 0 before the rollout, ~40% after it."""
-    return 0.4 * float(np.clip((day - shape.rollout_start) / shape.rollout_days, 0.0, 1.0))
+    """The new model's share of traffic: 0 before the rollout, rollout_to after it."""
+    return shape.rollout_to * float(np.clip((day - shape.rollout_start) / shape.rollout_days, 0.0, 1.0))
 
 
 def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
@@ -401,6 +498,10 @@ def generate_day(
     feature_codes = {}
     for fname, (_values, base_p) in shape.features.items():
         bp = np.array(base_p)
+        if shape.feature_trend is not None and shape.feature_trend[0] == fname:  # a new market grows slowly
+            _, end_p, first, span = shape.feature_trend
+            t = float(np.clip((day - first) / span, 0.0, 1.0))
+            bp = (1 - t) * bp + t * np.array(end_p)
         if weekend:
             bp = bp * np.linspace(1.1, 0.9, len(bp))
         mix = rng.dirichlet(bp / bp.sum() * slow.feature_alpha)

@@ -49,6 +49,9 @@ class Recorder:
         self.payloads.append(payload)
 
 
+DEFAULT_ROWS = {"saas": 6000, "enterprise": 4000, "consumer": 5000}  # rows on day 1
+
+
 def config_data(shape: Shape, config: Path, warehouse: Path) -> dict[str, Any]:
     """The config under test, with the simulated data's own settings. The store is the
     warehouse's own DuckDB file (the default setup)."""
@@ -336,7 +339,7 @@ def simulate(
 ) -> dict[str, Any]:
     """The normal history of `days` windows, then each incident on its own copy."""
     shape = GENERATORS[generator]
-    rows = rows or (6000 if generator == "saas" else 4000)
+    rows = rows or DEFAULT_ROWS[generator]
     work = workdir / generator
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
