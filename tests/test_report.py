@@ -282,3 +282,33 @@ def test_the_alerts_page_shows_folded_and_recovering_alerts(tmp_path: Path) -> N
     assert sorted(r["folded into"] for r in folded) == sorted(
         ["CostSpike{endpoint=all, model=a}", f"alert {gone[:12]}"]
     )
+
+
+def test_charts_shade_recovering_and_folded_windows_as_firing() -> None:
+    """An alert still open (recovering) or sent inside another's notification (folded)
+    was firing in that window: the chart shades it red like a firing one; pending is
+    orange; resolved is not shaded."""
+    from types import SimpleNamespace
+
+    from aimon.report.bands import alert_marks
+
+    days = [daily_window(dt.date(2026, 3, d)) for d in range(1, 7)]
+    labels = labels_json({"model": "a"})
+
+    def event(w: Window, status: str) -> AlertEvent:
+        return AlertEvent(
+            w.start, w.end, "daily", "R", labels, "m", "warning", "default", status, 1.0, 0.5, None, None, "r"
+        )
+
+    statuses = ["pending", "firing", "recovering", "folded", "resolved", "firing"]
+    events = [event(w, st) for w, st in zip(days, statuses, strict=True)]
+    events.append(event(days[1], "pending"))  # a firing window stays red whatever else is there
+    data = SimpleNamespace(events=events, windows=days, x=lambda t: t)
+    marks = alert_marks(data, "m", [{"model": "a"}])  # type: ignore[arg-type]
+    assert [(m.x0, m.status) for m in marks] == [
+        (days[0].start, "pending"),
+        (days[1].start, "firing"),
+        (days[2].start, "firing"),
+        (days[3].start, "firing"),
+        (days[5].start, "firing"),
+    ]

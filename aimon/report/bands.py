@@ -55,6 +55,8 @@ def _previous(
 # Event statuses where the series breached: not a baseline window (as
 # aimon.tasks.alerts.inputs.ALERTING; the report sits below aimon.tasks).
 ALERTING = ("pending", "firing", "folded")
+# Event status -> how a chart shades its window.
+MARKED = {"firing": "firing", "recovering": "firing", "folded": "firing", "pending": "pending"}
 
 
 def baseline(
@@ -170,16 +172,16 @@ def rule_traces(
 
 
 def alert_marks(data: ReportData, metric: str, series: Iterable[dict[str, str]]) -> list[Mark]:
-    """The windows where an alert on one of these series was firing or pending."""
+    """The windows where an alert on one of these series was firing (recovering and
+    folded alerts are firing too: still open, or sent within another's notification)
+    or pending."""
     wanted = {labels_json(s) for s in series}
     status: dict[dt.datetime, str] = {}
     for e in data.events:
-        if (
-            e.metric == metric
-            and e.labels in wanted
-            and e.status in ("firing", "pending")
-            and status.get(e.window_start) != "firing"
-        ):
-            status[e.window_start] = e.status
+        if e.metric != metric or e.labels not in wanted or e.status not in MARKED:
+            continue
+        shown = MARKED[e.status]
+        if status.get(e.window_start) != "firing":
+            status[e.window_start] = shown
     ends = {w.start: w.end for w in data.windows}
     return [Mark(data.x(s), data.x(ends.get(s, s)), st) for s, st in sorted(status.items())]

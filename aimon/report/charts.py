@@ -269,7 +269,10 @@ def render(chart: Chart) -> str:
     shown = rows[-TABLE_ROWS:]
     more = f" (the last {len(shown)} of {len(rows)} windows; the CSV has all)" if len(rows) > len(shown) else ""
     marks = (
-        " Shaded: windows where an alert on these series was firing (red) or pending (orange)." if chart.marks else ""
+        " Shaded: windows where an alert on these series was firing (red; recovering or folded into another"
+        " alert included) or pending (orange)."
+        if chart.marks
+        else ""
     )
     caption = f'<p class="aimon-caption">{esc(chart.caption + marks)}</p>' if chart.caption or marks else ""
     return (
