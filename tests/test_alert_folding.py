@@ -332,6 +332,28 @@ def test_the_shipped_inhibit_rules_fold_built_in_drift_under_the_operational_ale
     ]
 
 
+def test_the_shipped_inhibit_rules_send_one_srm_page_for_the_spans_of_one_split(
+    tmp_path: Path, slack: SlackServer
+) -> None:
+    """A break flagged over the last 1, 3 and 7 windows (the cumulative split still
+    fine) is one page: the week's span, with the shorter ones folded into it; another
+    experiment's split pages on its own."""
+    shipped = yaml.safe_load((REPO / "configs" / "monitoring.yaml").read_text())["alerts"]
+    cfg = config(tmp_path, shipped["rules"], inhibit_rules=shipped["inhibit_rules"])
+    recs = [MetricRecord.of("ab_srm_p_value", 0.2, experiment="e")]
+    recs += [MetricRecord.of("ab_srm_p_value", 1e-6, experiment="e", span=s) for s in ("1d", "3d", "1w")]
+    recs += [MetricRecord.of("ab_srm_p_value", 1e-6, experiment="f", span="1d")]
+    report = run(cfg, 1, recs)
+    assert len(report.folded) == 2
+    assert all("into SampleRatioMismatch{experiment=e, span=1w}" in f for f in report.folded)
+    assert [a.split(" ")[1] for a in report.firing] == [
+        "ab_srm_p_value{experiment=e,",
+        "ab_srm_p_value{experiment=f,",
+    ]
+    text = sections(slack.requests[0])
+    assert "folded (2)" in text and "experiment f" in text
+
+
 def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: Path, slack: SlackServer) -> None:
     cfg = config(tmp_path, [COST])  # resolve_after 2
     run(cfg, 1, [cost("a", "__all__", 300.0), cost("a", "chat", 250.0)])
