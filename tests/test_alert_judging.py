@@ -290,6 +290,31 @@ def test_the_baseline_n_is_the_sum_over_the_baseline_windows() -> None:
     assert j.condition.bound == pytest.approx(0.9 - 3.5 * se)
 
 
+def test_thin_baseline_windows_are_left_out_so_weekend_noise_does_not_hide_a_weekday_drop() -> None:
+    """The shipped FeedbackDrop: weekdays of 40 feedback rows at a helpful share of ~0.8,
+    weekends of 6 rows (binomial: 0.5 to 1.0 by chance). Those weekends are not judged (under
+    min_sample 30), and they are not the series' normal spread either: a weekday at 0.45
+    pages. Counted in, they would have widened the learned bound below 0.45."""
+    r = shipped("FeedbackDrop")
+    w = daily_window(D0 + dt.timedelta(days=35))  # a Monday
+    prev = previous_windows(w, r.baseline.span if r.baseline else 0)
+    labels = {"model": "a"}
+    lj = labels_json(labels)
+    rng = np.random.default_rng(4)
+    hist, n = {}, {}
+    for p in prev[:28]:
+        weekend = p.start.weekday() >= 5
+        hist[(lj, p.start)] = float(rng.binomial(6, 0.8) / 6 if weekend else rng.binomial(40, 0.8) / 40)
+        n[p.start] = [({"metric": "feedback_helpful_ratio", "model": "a"}, 6.0 if weekend else 40.0)]
+    n[w.start] = [({"metric": "feedback_helpful_ratio", "model": "a"}, 40.0)]
+    [j] = evaluate_rule(r, w, [(labels, 0.45)], hist, prev, context={"quality_sample_size": n})
+    assert j.condition.breaching and j.condition.baseline == pytest.approx(0.8, abs=0.03)
+    # The same history, every window counted (min_sample met everywhere): no page.
+    n_all = {start: [(lab, 40.0) for lab, _ in sizes] for start, sizes in n.items()}
+    [k] = evaluate_rule(r, w, [(labels, 0.45)], hist, prev, context={"quality_sample_size": n_all})
+    assert not k.condition.breaching
+
+
 # -- baselines an incident cannot poison -------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ password, so the YAML can be committed.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import statistics
 import string
@@ -451,7 +452,9 @@ class AlertRule(Strict):
         hour, `phase` the judged window's) and, for `uncertainty: binomial`, the window's
         n and the baseline windows' total n. The farthest from the centre, in the op's
         direction, of: the ratio bound (when factor/percent), centre -/+ k x spread
-        (learned), centre -/+ z x SE (binomial). The alert rules judge with it."""
+        (learned), centre -/+ z x SE (binomial); learned and binomial together: centre
+        -/+ sqrt((k x excess)^2 + (z x SE)^2), the excess being the learned spread beyond
+        the baseline windows' own sampling noise. The alert rules judge with it."""
         b = self.baseline
         assert b is not None and history
         pick = max if self.upward else min
@@ -478,7 +481,17 @@ class AlertRule(Strict):
             candidates = [self.baseline_bound(centre)]
         if b.uncertainty == "binomial" and n is not None and n > 0:
             se = proportion_se(centre, n, n_baseline)
-            candidates.append(centre + sign * b.z * se)
+            if spread is not None and n_baseline:
+                # The learned spread of a proportion holds its windows' own sampling noise,
+                # which z x SE already covers: what remains is the real day-to-day change
+                # (over-dispersion). Both add up: centre -/+ sqrt((k x excess)^2 + (z x SE)^2).
+                # (k x the whole spread would count the sampling noise twice, at k.)
+                q = min(max(centre, 0.0), 1.0)
+                sampling = q * (1 - q) / (n_baseline / len(history))
+                excess = math.sqrt(max(spread * spread - sampling, 0.0))
+                candidates[0] = centre + sign * math.hypot(b.k * excess, b.z * se)
+            else:
+                candidates.append(centre + sign * b.z * se)
         return BaselineBound(centre, pick(candidates), spread, seasonal, se)
 
     def baseline_how(self) -> str:

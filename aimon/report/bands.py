@@ -109,6 +109,8 @@ def baseline(
         # The first `windows` calendar windows back that the alert was not on (absent ones count).
         chosen = prev[: b.windows] if not skip else [p for p in prev if p not in skip][: b.windows]
         there = [p for p in chosen if p in points]
+        if rule.min_sample is not None and labels is not None:  # thin windows count as absent
+            there = [p for p in there if (n_of(p) or 0.0) >= rule.min_sample.value]
         if len(there) < b.needed:
             continue
         n = None

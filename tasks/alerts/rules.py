@@ -180,7 +180,9 @@ def evaluate_rule(
     metrics, in this window and the earlier ones. `alerting`: the (labels_json,
     window_start) of earlier windows where this rule's alert on that series was pending
     or firing; with `baseline.exclude_alerting` they are left out of its baseline and
-    older windows taken instead (up to `baseline.span` back)."""
+    older windows taken instead (up to `baseline.span` back). With `min_sample`, a
+    baseline window under it counts as absent: a weekend's six feedback rows would
+    otherwise set the series' learned spread and hide a real weekday drop."""
     matchers = [Matcher.from_config(k, v) for k, v in rule.labels.items()]
     b = rule.baseline
     nb = b.windows if b else 0
@@ -208,11 +210,14 @@ def evaluate_rule(
                     continue
                 slots += 1
                 if (lj, w.start) in history:
-                    vals.append(history[(lj, w.start)])
-                    phases.append(phase_of(w.start, w.granularity, w.timezone))
+                    nw = None
                     if rule.min_sample is not None:
                         nw = evidence(rule.metric, labels, ctx.get(rule.min_sample.metric, {}).get(w.start, ()))
-                        n_base += nw or 0.0
+                        if nw is None or nw < rule.min_sample.value:
+                            continue  # a thin window (not judged itself) says nothing of the normal spread
+                    vals.append(history[(lj, w.start)])
+                    phases.append(phase_of(w.start, w.granularity, w.timezone))
+                    n_base += nw or 0.0
             cond = judge(
                 rule,
                 v,
