@@ -332,26 +332,32 @@ def test_the_shipped_inhibit_rules_fold_built_in_drift_under_the_operational_ale
     ]
 
 
-def test_the_shipped_inhibit_rules_send_one_srm_page_for_the_spans_of_one_split(
+def test_the_shipped_srm_rule_sends_one_page_per_split_whichever_spans_are_off(
     tmp_path: Path, slack: SlackServer
 ) -> None:
     """A break flagged over the last 1, 3 and 7 windows (the cumulative split still
-    fine) is one page: the week's span, with the shorter ones folded into it; another
-    experiment's split pages on its own."""
+    fine) is one alert of the experiment, on the span-less ab_srm_detected; the next
+    window, the 1-day span back to normal and the week's still off, it is the same alert
+    (no new page); another experiment's split pages on its own."""
     shipped = yaml.safe_load((REPO / "configs" / "monitoring.yaml").read_text())["alerts"]
     cfg = config(tmp_path, shipped["rules"], inhibit_rules=shipped["inhibit_rules"])
-    recs = [MetricRecord.of("ab_srm_p_value", 0.2, experiment="e")]
-    recs += [MetricRecord.of("ab_srm_p_value", 1e-6, experiment="e", span=s) for s in ("1d", "3d", "1w")]
-    recs += [MetricRecord.of("ab_srm_p_value", 1e-6, experiment="f", span="1d")]
-    report = run(cfg, 1, recs)
-    assert len(report.folded) == 2
-    assert all("into SampleRatioMismatch{experiment=e, span=1w}" in f for f in report.folded)
-    assert [a.split(" ")[1] for a in report.firing] == [
-        "ab_srm_p_value{experiment=e,",
-        "ab_srm_p_value{experiment=f,",
+
+    def srm(experiment: str, off: tuple[str, ...]) -> list[MetricRecord]:
+        recs = [MetricRecord.of("ab_srm_detected", float(bool(off)), experiment=experiment)]
+        recs += [
+            MetricRecord.of("ab_srm_detected", float(s in off), experiment=experiment, span=s)
+            for s in ("1d", "3d", "1w")
+        ]
+        return recs
+
+    day1 = run(cfg, 1, srm("e", ("1d", "3d", "1w")) + srm("f", ("1d",)))
+    assert sorted(a.split(" ")[1] for a in day1.firing) == [
+        "ab_srm_detected{experiment=e}",
+        "ab_srm_detected{experiment=f}",
     ]
-    text = sections(slack.requests[0])
-    assert "folded (2)" in text and "experiment f" in text
+    day2 = run(cfg, 2, srm("e", ("1w",)) + srm("f", ()))
+    assert [a.split(" ")[1] for a in day2.firing] == ["ab_srm_detected{experiment=e}"]
+    assert len(slack.requests) == 1  # day 2: still firing (no repeat yet), f resolving: nothing to send
 
 
 def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: Path, slack: SlackServer) -> None:
