@@ -290,6 +290,24 @@ def test_the_baseline_n_is_the_sum_over_the_baseline_windows() -> None:
     assert j.condition.bound == pytest.approx(0.9 - 3.5 * se)
 
 
+def test_a_binomial_baseline_is_the_pooled_share_of_its_rows() -> None:
+    """The centre of a proportion's baseline is the share pooled over the baseline
+    windows' rows (successes / rows), not the median window: 0.9 on four windows of 40
+    rows and 0.7 on three of 400 pool to (4 x 36 + 3 x 280) / 1,360."""
+    r = rule(
+        metric="feedback_helpful_ratio",
+        op="<",
+        baseline={"windows": 7, "percent": 10, "uncertainty": "binomial"},
+        min_sample={"metric": "quality_sample_size", "value": 30},
+    )
+    hist, ns = [0.9] * 4 + [0.7] * 3, [40.0] * 4 + [400.0] * 3
+    c = judge(r, 0.5, hist, n=400, n_baseline=sum(ns), n_history=ns)
+    pooled = (4 * 36 + 3 * 280) / 1360
+    assert c.baseline == pytest.approx(pooled)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / 400 + 1 / 1360))
+    assert c.bound == pytest.approx(pooled - max(3.5 * se, 0.1 * pooled))
+
+
 def test_thin_baseline_windows_are_left_out_so_weekend_noise_does_not_hide_a_weekday_drop() -> None:
     """The shipped FeedbackDrop: weekdays of 40 feedback rows at a helpful share of ~0.8,
     weekends of 6 rows (binomial: 0.5 to 1.0 by chance). Those weekends are not judged (under

@@ -446,11 +446,13 @@ class AlertRule(Strict):
         phase: int | None = None,
         n: float | None = None,
         n_baseline: float | None = None,
+        n_history: list[float] | None = None,
     ) -> BaselineBound:
         """The bound a baseline rule compares a window's value with, from the series'
         previous windows (`history`, at least one value; `phases`: each one's weekday or
         hour, `phase` the judged window's) and, for `uncertainty: binomial`, the window's
-        n and the baseline windows' total n. The farthest from the centre, in the op's
+        n and the baseline windows' total n (`n_history`: each history value's n). The
+        farthest from the centre, in the op's
         direction, of: the ratio bound (when factor/percent), centre -/+ k x spread
         (learned), centre -/+ z x SE (binomial); learned and binomial together: centre
         -/+ sqrt((k x excess)^2 + (z x SE)^2), the excess being the learned spread beyond
@@ -480,7 +482,15 @@ class AlertRule(Strict):
             centre = float(statistics.median(history))
             candidates = [self.baseline_bound(centre)]
         if b.uncertainty == "binomial" and n is not None and n > 0:
+            ratio = b.factor is not None or b.percent is not None
+            if n_history is not None and len(n_history) == len(history) and sum(n_history) > 0:
+                # A proportion's baseline is the pooled share of the baseline windows' rows,
+                # not the median of a few windows' shares: with 11 windows of ~40 rows the
+                # median wanders 2-3 points, and the bound with it (seen: a centre of 0.87
+                # for a true 0.80 put the bound at 2.8 sampling SE).
+                centre = math.fsum(v * w for v, w in zip(history, n_history, strict=True)) / math.fsum(n_history)
             se = proportion_se(centre, n, n_baseline)
+            candidates = [self.baseline_bound(centre)] if ratio or spread is None else []
             if spread is not None and n_baseline:
                 # The learned spread of a proportion holds its windows' own sampling noise,
                 # which z x SE already covers: what remains is the real day-to-day change
@@ -489,8 +499,10 @@ class AlertRule(Strict):
                 q = min(max(centre, 0.0), 1.0)
                 sampling = q * (1 - q) / (n_baseline / len(history))
                 excess = math.sqrt(max(spread * spread - sampling, 0.0))
-                candidates[0] = centre + sign * math.hypot(b.k * excess, b.z * se)
+                candidates.append(centre + sign * math.hypot(b.k * excess, b.z * se))
             else:
+                if spread is not None:
+                    candidates.append(centre + sign * b.k * spread)
                 candidates.append(centre + sign * b.z * se)
         return BaselineBound(centre, pick(candidates), spread, seasonal, se)
 

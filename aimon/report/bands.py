@@ -125,6 +125,7 @@ def baseline(
             phase=phase(start) if seasonal else None,
             n=n,
             n_baseline=n_base or None,
+            n_history=[n_of(p) or 0.0 for p in there] if evidence else None,
         )
         out[start] = (bound.centre, bound.bound)
     if key is not None:

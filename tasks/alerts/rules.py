@@ -61,12 +61,13 @@ def judge(
     phase: int | None = None,
     n: float | None = None,
     n_baseline: float | None = None,
+    n_history: Sequence[float] | None = None,
 ) -> Condition:
     """`history`: the same series in the previous windows (most recent first, absent
     windows left out), at most `baseline.windows` of them; `phases` their weekday (daily)
     or hour (hourly) and `phase` this window's, for a seasonal learned baseline; `n` the
-    min_sample figure behind `value` and `n_baseline` the total behind `history`, for
-    `uncertainty: binomial`."""
+    min_sample figure behind `value` and `n_baseline` the total behind `history`
+    (`n_history`: each value's), for `uncertainty: binomial`."""
     cmp = _CMP[rule.op]
     ok_threshold = rule.threshold is None or cmp(value, rule.threshold)
     if rule.baseline is None:
@@ -82,7 +83,12 @@ def judge(
             n=n,
         )
     b = rule.bound_of(
-        list(history), phases=list(phases) if phases is not None else None, phase=phase, n=n, n_baseline=n_baseline
+        list(history),
+        phases=list(phases) if phases is not None else None,
+        phase=phase,
+        n=n,
+        n_baseline=n_baseline,
+        n_history=list(n_history) if n_history is not None else None,
     )
     return Condition(
         ok_threshold and cmp(value, b.bound), rule.threshold, b.bound, b.centre, len(history), spread=b.spread, n=n
@@ -201,7 +207,7 @@ def evaluate_rule(
             note, n = _not_judged(rule, labels, ctx, start)
             if note is not None:
                 return Condition(False, rule.threshold, None, note=note, n=n)
-            vals, phases, n_base, left_out, slots = [], [], 0.0, 0, 0
+            vals, phases, ns, n_base, left_out, slots = [], [], [], 0.0, 0, 0
             for w in prev[i : i + span]:
                 if slots == nb:
                     break
@@ -217,6 +223,7 @@ def evaluate_rule(
                             continue  # a thin window (not judged itself) says nothing of the normal spread
                     vals.append(history[(lj, w.start)])
                     phases.append(phase_of(w.start, w.granularity, w.timezone))
+                    ns.append(nw or 0.0)
                     n_base += nw or 0.0
             cond = judge(
                 rule,
@@ -226,6 +233,7 @@ def evaluate_rule(
                 phase=phase_of(start, window.granularity, window.timezone) if seasonal else None,
                 n=n,
                 n_baseline=n_base or None,
+                n_history=ns if rule.min_sample is not None else None,
             )
             return replace(cond, excluded=left_out) if left_out else cond
 
