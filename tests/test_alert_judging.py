@@ -110,10 +110,13 @@ def test_a_constant_history_does_not_make_the_bound_its_centre() -> None:
     assert judge(absolute, 2.0, [0.0] * 28).bound == pytest.approx(2.5)
 
 
-def test_too_few_windows_to_learn_a_spread_judges_by_the_floor_alone() -> None:
+def test_too_few_windows_to_learn_a_spread_judges_by_the_floor_over_the_highest_window() -> None:
     r = rule(baseline={"method": "learned", "factor": 1.5})
-    c = judge(r, 16.0, [10.0, 11.0, 9.0])
-    assert c.note is None and c.bound == pytest.approx(15.0) and c.breaching
+    c = judge(r, 17.0, [10.0, 11.0, 9.0])
+    assert c.note is None and c.bound == pytest.approx(16.5) and c.breaching and c.baseline == 10.0
+    assert not judge(r, 16.0, [10.0, 11.0, 9.0]).breaching
+    drop = rule(op="<", baseline={"method": "learned", "percent": 10})
+    assert judge(drop, 8.0, [10.0, 11.0, 9.0]).bound == pytest.approx(8.1)
     bare = rule(baseline={"method": "learned"})
     assert judge(bare, 16.0, [10.0, 11.0, 9.0]).note == "3 of the 7 previous windows needed for a baseline"
 

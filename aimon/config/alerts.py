@@ -463,9 +463,11 @@ class AlertRule(Strict):
         sign = 1.0 if self.upward else -1.0
         spread, seasonal, se = None, False, None
         if b.method == "learned" and len(history) < b.learn_windows:
-            # Too few windows to learn a spread from (a new series): the floor alone.
+            # Too few windows to learn a spread from (a new series): the floor alone, over
+            # its highest window (lowest, for a drop): the week's cycle is not known yet,
+            # and a first weekend 1.4x the weekdays is not a spike.
             centre = float(statistics.median(history))
-            candidates = [self.baseline_bound(centre)]
+            candidates = [self.baseline_bound(max(history) if self.upward else min(history))]
         elif b.method == "learned":
             got = learn(
                 history,
