@@ -360,6 +360,22 @@ def test_the_shipped_srm_rule_sends_one_page_per_split_whichever_spans_are_off(
     assert len(slack.requests) == 1  # day 2: still firing (no repeat yet), f resolving: nothing to send
 
 
+def test_an_incident_keeps_the_alert_it_was_paged_with_when_a_broader_one_joins(
+    tmp_path: Path, slack: SlackServer
+) -> None:
+    """Day 1 the chat endpoint's spend pages alone; day 2 the model's total crosses too.
+    The total would be the roll-up parent, but the incident was paged already: the total
+    folds into the endpoint's alert ("paged first") and nothing new is sent; its next
+    repeat lists the total."""
+    cfg = config(tmp_path, [COST])
+    run(cfg, 1, [cost("a", "__all__", 90.0), cost("a", "chat", 250.0)])
+    assert len(slack.requests) == 1
+    day2 = run(cfg, 2, [cost("a", "__all__", 300.0), cost("a", "chat", 260.0)])
+    assert len(day2.folded) == 1 and "endpoint=__all__" in day2.folded[0] and "(paged first)" in day2.folded[0]
+    assert [a.split(" ")[1] for a in day2.firing] == ["llm_cost_usd{endpoint=chat,"]
+    assert len(slack.requests) == 1  # no second page for the same incident
+
+
 def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: Path, slack: SlackServer) -> None:
     cfg = config(tmp_path, [COST])  # resolve_after 2
     run(cfg, 1, [cost("a", "__all__", 300.0), cost("a", "chat", 250.0)])

@@ -282,6 +282,11 @@ class EmbeddingDriftConfig(Strict):
     # windows estimate a spread roughly, and a bound under 3 sigma would page a small
     # window by chance.
     learned_z_floor: float = Field(default=3.0, ge=0)
+    # The k of that bound (median + k x (q90 - median) of the past z); None: drift.thresholds.k.
+    # 3, not the features' 4.5: on windows without drift the z is a standard normal (std
+    # 0.93 over the consumer generator's year), so 3 x (q90 - median) is ~3.8 sigma, while a
+    # feature's effect wobbles with the traffic itself.
+    k: float | None = Field(default=3.0, gt=0)
     # The embeddings' length; a row of another length is rejected (embedding_rows_rejected).
     # None: the most common length among the window's rows read.
     dimension: int | None = Field(default=None, ge=1)

@@ -10,6 +10,10 @@ into another alert firing in the same window when
 - an `alerts.inhibit_rules` entry (Alertmanager's inhibition) says so: the parent
   matches its `source`, the child its `target`, and they agree on its `equal` labels.
 
+An incident keeps the alert it was first paged with: a parent that starts firing in a
+later window folds into that alert instead ("paged first"), so one incident that
+spreads to a broader figure the next day is not paged again.
+
 A folded alert is recorded with status "folded" and the id of the alert it is folded
 into (the root of the chain, the one that is notified), is not sent on its own, and
 is listed in its root's notification. Folding is decided afresh in every window from
@@ -98,6 +102,26 @@ def folds(
                     break
         if cands:
             parent[c] = min(cands, key=lambda pv: rank(pv[0]))
+
+    # An incident keeps the alert it was paged with: when an alert paged in an earlier
+    # window (no first notice now) would fold under a chain whose root fires for the
+    # first time (the overall figure joins a model's drop the next day, QualityDrop
+    # joins FeedbackDrop), the chain's root folds into it instead, so the incident is
+    # not paged again under a new name. Its next repeat lists the folded series.
+    def paged_before(i: int) -> bool:
+        t = transitions[i][1]
+        return t.notify != "firing" or t.repeat
+
+    for c in sorted(parent, key=rank):
+        if c not in parent or not paged_before(c):
+            continue
+        root, chain = c, {c}
+        while root in parent and parent[root][0] not in chain:
+            root = parent[root][0]
+            chain.add(root)
+        if root != c and not paged_before(root):
+            del parent[c]
+            parent[root] = (c, "paged first")
     # Mutual inhibition must not silence a whole cycle: in each cycle of the parent
     # links, the first alert by rank keeps its page (as its own root).
     for start in sorted(parent, key=rank):

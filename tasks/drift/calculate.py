@@ -303,7 +303,7 @@ def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
     # Cold start: auc_threshold itself (already a calibrated bound: 0.5 is no drift, and
     # at the default cap the AUC of two samples of one distribution wobbles by ~0.006).
     floor = max(e.auc_noise_z, e.learned_z_floor)
-    return learned_bound(past, floor, t.k, t.min_windows, math.nan, t.quantile)
+    return learned_bound(past, floor, t.k if e.k is None else e.k, t.min_windows, math.nan, t.quantile)
 
 
 def auc_bound(dcfg: DriftConfig, z_bound: Bound | None, n_reference: int, n_current: int) -> Bound | None:
