@@ -108,9 +108,9 @@ def folds(
     # first time (the overall figure joins a model's drop the next day, QualityDrop
     # joins FeedbackDrop), the chain's root folds into it instead, so the incident is
     # not paged again under a new name. Its next repeat lists the folded series.
-    def paged_before(i: int) -> bool:
+    def paged_before(i: int) -> bool:  # its route was told it fires, in an earlier window
         t = transitions[i][1]
-        return t.notify != "firing" or t.repeat
+        return t.state.notified_status == "firing" and (t.notify != "firing" or t.repeat)
 
     for c in sorted(parent, key=rank):
         if c not in parent or not paged_before(c):
