@@ -75,11 +75,6 @@ def test_incidents_change_their_days_only() -> None:
 
 
 @pytest.mark.slow
-# Not met yet on this short history: on the quality drop's day 3 the overall F1 (the
-# incident's root) resolves while the model's F1 it folded still breaches, and the model's
-# alert is sent as a new page beside the RESOLVED notice (2 notifications that day). The
-# full-year calibration's incidents meet it; the test keeps asserting the issue's target.
-@pytest.mark.xfail(reason="issue #20: a folded child still firing when its root resolves is paged anew", strict=False)
 @pytest.mark.timeout(900)  # ~20 windows: about a minute on an idle machine, several on a loaded one
 def test_default_rules_meet_the_targets_on_a_small_run(tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"

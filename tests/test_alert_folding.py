@@ -376,19 +376,23 @@ def test_an_incident_keeps_the_alert_it_was_paged_with_when_a_broader_one_joins(
     assert len(slack.requests) == 1  # no second page for the same incident
 
 
-def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: Path, slack: SlackServer) -> None:
+def test_a_folded_child_still_firing_takes_the_incident_over_when_its_parent_resolves(
+    tmp_path: Path, slack: SlackServer
+) -> None:
+    """The model's total recovers first while its chat endpoint still breaches: the
+    endpoint's alert takes the incident over without a new page, the total's RESOLVED
+    is not sent (the incident is not over), and the route hears RESOLVED when the
+    endpoint is back within bounds."""
     cfg = config(tmp_path, [COST])  # resolve_after 2
     run(cfg, 1, [cost("a", "__all__", 300.0), cost("a", "chat", 250.0)])
     assert len(slack.requests) == 1 and "folded (1)" in sections(slack.requests[0])
     # The total is back under the threshold (recovering), the endpoint still over: still folded.
     day2 = run(cfg, 2, [cost("a", "__all__", 90.0), cost("a", "chat", 250.0)])
     assert len(day2.folded) == 1 and len(day2.recovering) == 1 and len(slack.requests) == 1
-    # The total resolves; the endpoint still breaches: it pages on its own, in the same message.
+    # The total resolves; the endpoint still breaches: it carries the incident on, unsent.
     day3 = run(cfg, 3, [cost("a", "__all__", 90.0), cost("a", "chat", 250.0)])
     assert day3.folded == () and len(day3.resolved) == 1 and len(day3.firing) == 1
-    assert len(slack.requests) == 2
-    text = sections(slack.requests[1])
-    assert "RESOLVED" in text and "llm_cost_usd{endpoint=chat, model=a}` = *$250.00*" in text
+    assert len(slack.requests) == 1
     assert events(cfg, "CostSpike") == [
         (1, "firing"),
         (1, "folded"),
@@ -397,9 +401,17 @@ def test_a_folded_child_is_promoted_and_sent_when_its_parent_resolves(tmp_path: 
         (3, "resolved"),
         (3, "firing"),
     ]
+    [note] = [e.note for e in AlertStore(cfg).events_between() if e.status == "firing" and '"chat"' in e.labels]
+    assert note == "continues the incident of CostSpike{endpoint=__all__, model=a}, back within bounds"
     [child] = [s for s in AlertStore(cfg).states().values() if '"chat"' in s.labels]
     assert child.status == "firing" and child.folded_into is None and child.notified_status == "firing"
     assert child.fired_window_start is not None and day(child.fired_window_start) == 1  # the same incident
+    # The endpoint back within bounds for resolve_after windows: the incident's RESOLVED.
+    run(cfg, 4, [cost("a", "__all__", 90.0), cost("a", "chat", 80.0)])
+    run(cfg, 5, [cost("a", "__all__", 90.0), cost("a", "chat", 80.0)])
+    assert len(slack.requests) == 2
+    text = sections(slack.requests[1])
+    assert "RESOLVED" in text and "endpoint=chat, model=a" in text and "endpoint=__all__" not in text
 
 
 # -- an older store, config errors ----------------------------------------------------------------

@@ -171,6 +171,28 @@ def apply_folds(
     return out
 
 
+def hand_over(transitions: Sequence[tuple[Judgement, Transition]]) -> list[tuple[Judgement, Transition]]:
+    """An incident goes on under the series it folded when its root is back within
+    bounds first (the overall F1 recovers while the broken model's stays low): the
+    series that was folded into the resolving root, still firing, takes the incident
+    over without a new page (its route was told: it will hear when it resolves), and the
+    root's RESOLVED notice is not sent, since the incident is not over."""
+    resolving = {t.state.alert_id: i for i, (_, t) in enumerate(transitions) if t.notify == "resolved"}
+    out = list(transitions)
+    for i, (j, t) in enumerate(transitions):
+        if t.notify != "firing" or t.repeat or t.folded_from not in resolving or t.event is None:
+            continue
+        r = resolving[t.folded_from]
+        rj, rt = out[r]
+        note = f"continues the incident of {brief(rj)}, back within bounds"
+        state = replace(
+            t.state, notified_status="firing", last_notified_window_start=rt.state.last_notified_window_start
+        )
+        out[i] = (j, replace(t, state=state, event=replace(t.event, note=note), notify=None))
+        out[r] = (rj, replace(rt, state=replace(rt.state, notified_status="resolved"), notify=None))
+    return out
+
+
 def folded_items(
     transitions: Sequence[tuple[Judgement, Transition]], fold_map: Mapping[int, Fold], root: int
 ) -> list[dict[str, object]]:

@@ -21,7 +21,7 @@ from aimon.store.metrics import Store
 from aimon.tasks.alerts.causes import FigureCache, cause_lines
 from aimon.tasks.alerts.channels import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
-from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds
+from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds, hand_over
 from aimon.tasks.alerts.inputs import max_span, not_judged_notes, rule_inputs
 from aimon.tasks.alerts.outbox import notification_item, outbox_entries
 from aimon.tasks.alerts.render import fmt_value
@@ -148,7 +148,7 @@ def alert_window(
     # One incident, one page: an alert firing under another one of this window (a
     # roll-up of its own rule, or an inhibit rule's source) is folded into it.
     fold_map = folds(transitions, acfg.inhibit_rules, window.granularity)
-    transitions = apply_folds(transitions, fold_map)
+    transitions = hand_over(apply_folds(transitions, fold_map))
     items: dict[str, list[dict[str, Any]]] = {}
     cause_cache = FigureCache(store, window)  # likely causes: one read per metric for the window's alerts
     for n, (j, t) in enumerate(transitions):

@@ -53,6 +53,7 @@ class Transition:
     notify: str | None  # firing | resolved | None
     repeat: bool = False
     firing_windows: int = 0  # firing: windows since it fired, this one included ("day 3")
+    folded_from: str | None = None  # the alert it was folded into in the window before
 
 
 def windows_apart(a: dt.datetime, b: dt.datetime, granularity: str) -> int:
@@ -236,4 +237,5 @@ def transition(
         ok_windows=ok_windows if new_status in ("firing", "resolved") else 0,
     )
     firing_windows = windows_apart(fired, window.start, window.granularity) + 1 if fired else 0
-    return Transition(new, event, notify, repeat, firing_windows)
+    folded_from = stored.folded_into if stored is not None and stored.status == "folded" else None
+    return Transition(new, event, notify, repeat, firing_windows, folded_from)
