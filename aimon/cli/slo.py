@@ -17,6 +17,17 @@ from aimon.tasks.slo_rules import render_rules
 slo_app = typer.Typer(no_args_is_help=True, help="Service level objectives and their burn-rate alerts.")
 
 
+def _emit(text: str, output: Path | None) -> None:
+    """`text` on stdout, or into `output`."""
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        fail(f"cannot write {output}", str(err))
+
+
 @slo_app.command("rules")
 def slo_rules(
     config: ConfigOpt = None,
@@ -26,14 +37,7 @@ def slo_rules(
     slos: of the config, over the slo_events and slo_good_events a live run pushes:
     `aimon slo rules > deployments/prometheus/rules/slo.yml`, then `promtool check rules`."""
     cfg = load(config)
-    text = render_rules(cfg)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as err:
-            fail(f"cannot write {output}", str(err))
+    _emit(render_rules(cfg), output)
     if not cfg.slos:
         err_console.print(f"[yellow]no slos configured[/yellow] in {cfg.source}: the rules file has no groups")
 
@@ -49,12 +53,5 @@ def slo_import(
         entries = read_openslo(path)
     except ConfigError as err:
         fail("openslo import", str(err), 2)
-    text = yaml.safe_dump({"slos": entries}, sort_keys=False, allow_unicode=True)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            fail(f"cannot write {output}", str(exc))
+    _emit(yaml.safe_dump({"slos": entries}, sort_keys=False, allow_unicode=True), output)
     err_console.print(f"{len(entries)} SLO(s) from {path}")
