@@ -289,8 +289,8 @@ def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
     """The domain classifier AUC's learned bound *in null-spread units* (AUC_Z: the AUC
     above 0.5 over its spread on two samples of one distribution at the window's
     sample sizes), from the past windows' z, never below learned_z_floor (and
-    auc_noise_z); None where the
-    bound is fixed. compare_embeddings turns it into an AUC at the window's sizes.
+    auc_noise_z); None where the bound is fixed. auc_bound turns it into an AUC at the
+    window's sizes.
 
     Learned in z, not in AUC: a day's AUC wobbles by chance in proportion to
     1/sqrt(rows), so a bound learned from raw AUCs of 150-row weekends and 1,500-row
@@ -300,8 +300,8 @@ def embedding_bound(dcfg: DriftConfig, history: History | None) -> Bound | None:
     if e is None or history is None or not e.learned or t.mode != "learned":
         return None
     past = history.past_scores(EMBEDDING, AUC_Z)
-    # Cold start: auc_threshold itself (already a calibrated bound: 0.5 is no drift, and
-    # at the default cap the AUC of two samples of one distribution wobbles by ~0.006).
+    # Cold start (fewer than min_windows past z): auc_bound judges by auc_threshold and
+    # the learned_z_floor at the window's sizes.
     floor = max(e.auc_noise_z, e.learned_z_floor)
     return learned_bound(past, floor, t.k if e.k is None else e.k, t.min_windows, math.nan, t.quantile)
 
@@ -312,10 +312,10 @@ def auc_bound(dcfg: DriftConfig, z_bound: Bound | None, n_reference: int, n_curr
     bound); None where the bound is fixed (no history used)."""
     e = dcfg.embeddings
     assert e is not None
-    spread = ed.auc_null_spread(n_reference, n_current)
-    noise = ed.auc_noise_bound(n_reference, n_current, e.auc_noise_z)
     if z_bound is None:
         return None
+    spread = ed.auc_null_spread(n_reference, n_current)
+    noise = ed.auc_noise_bound(n_reference, n_current, e.auc_noise_z)
     if z_bound.basis == "cold start" or z_bound.median is None or z_bound.spread is None:
         # Not learned yet: auc_threshold, but never within learned_z_floor of chance (at
         # 200 vs 4,000 rows 0.55 is 1.6 sigma: one window in 20 would cross it).
