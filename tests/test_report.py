@@ -22,7 +22,7 @@ from aimon.cli import app
 from aimon.config import load_config
 from aimon.demo import seed_duckdb
 from aimon.records import ALL, MetricRecord, labels_json
-from aimon.report import build_report, window_page
+from aimon.report import build_report, memo, window_page
 from aimon.report.ab import DECISIONS
 from aimon.report.bands import baseline
 from aimon.report.data import load
@@ -312,3 +312,37 @@ def test_charts_shade_recovering_and_folded_windows_as_firing() -> None:
         (days[3].start, "firing"),
         (days[5].start, "firing"),
     ]
+
+
+def test_a_rebuild_learns_only_what_changed_and_draws_what_a_fresh_build_draws(tmp_path: Path) -> None:
+    """The bands of the last build are kept beside the site (aimon.report.memo): a rebuild
+    after a backfill of an old window draws the bands a build from nothing draws."""
+    cfg = load_config(write_config(tmp_path, tmp_path / "store.duckdb"))
+    store = Store(cfg)
+    store.ensure()
+    days = [daily_window(END - dt.timedelta(days=k)) for k in range(29, -1, -1)]
+    for k, w in enumerate(days):
+        cost = 100.0 + 10 * (k % 7) + k
+        store.replace_window(w, [MetricRecord.of("llm_cost_usd", cost, model="a", endpoint=ALL)], "r1")
+    site, fresh = tmp_path / "site", tmp_path / "fresh"
+    build_report(cfg, output=site)
+    assert (site / "assets" / "bands.json").exists()
+    rule = next(r for r in cfg.alerts.rules if r.name == "CostSpike")
+    labels = {"model": "a", "endpoint": ALL}
+
+    def band(out: Path) -> dict[dt.datetime, tuple[float, float]]:
+        data = load(cfg, "daily")
+        data.memo_in = memo.read(out)
+        return baseline(rule, data, data.figures["llm_cost_usd"][labels_json(labels)], labels)
+
+    before = band(site)
+    assert len(before) >= 10, "the series has a drawn band"
+    # A backfill rewrites an old window; a run of the last one rebuilds the pages.
+    store.upsert(days[12], [MetricRecord.of("llm_cost_usd", 900.0, model="a", endpoint=ALL)], "r2")
+    build_report(cfg, output=site, only_window=days[-1])
+    build_report(cfg, output=fresh)
+    after = band(site)
+    assert after == band(fresh) == band(tmp_path / "nothing")
+    assert after != before and all(after[s] == before[s] for s in before if s <= days[12].start)
+    built = re.compile(r"built \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert built.sub("", (site / "cost.html").read_text()) == built.sub("", (fresh / "cost.html").read_text())

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from aimon.config.alerts import AlertRule
 from aimon.matchers import Matcher, evidence_matches, matches_all
 from aimon.records import labels_json
+from aimon.report import memo
 from aimon.report.charts import Mark, Trace
 from aimon.report.data import Points, ReportData
 from aimon.windows import phase_of, window_containing
@@ -103,8 +104,21 @@ def baseline(
             n_at[start] = _n(evidence, start)
         return n_at[start]
 
-    out = {}
-    for start in points:
+    memo_key = None
+    out: dict[dt.datetime, tuple[float, float]] = {}
+    todo: Iterable[dt.datetime] = points
+    if labels is not None:  # the last build's band, up to the first window whose inputs changed
+        memo_key = f"{rule.name}|{labels_json(labels)}"
+        fingerprint = f"{rule.model_dump_json()}|{g}|{tz}"
+        inputs = {
+            s.isoformat(): [memo.clean(v), memo.clean(n_of(s)) if evidence else None, s in skip]
+            for s, v in points.items()
+        }
+        inputs.update({s.isoformat(): [None, None, True] for s in skip if s not in points})
+        out = memo.reuse(data.memo_in.get(memo_key), fingerprint, inputs)
+        last = max(out, default=None)
+        todo = points if last is None else [s for s in points if s > last]
+    for start in todo:
         prev = _previous(data, start, b.span, cache)
         # The first `windows` calendar windows back that the alert was not on (absent ones count).
         chosen = prev[: b.windows] if not skip else [p for p in prev if p not in skip][: b.windows]
@@ -130,6 +144,8 @@ def baseline(
         out[start] = (bound.centre, bound.bound)
     if key is not None:
         data.bands[key] = out
+    if memo_key is not None:
+        data.memo_out[memo_key] = memo.entry(fingerprint, inputs, out)
     return out
 
 

@@ -15,6 +15,7 @@ import plotly
 import plotly.offline
 
 from aimon.config import Config
+from aimon.report import memo
 from aimon.report.ab import ab
 from aimon.report.alerts import alerts
 from aimon.report.concerns import cost, operational, quality
@@ -109,6 +110,7 @@ def build_report(
     else:  # the concern pages' metrics, and every figure of the pages rebuilt
         starts = tuple(only_window.start + k * (only_window.end - only_window.start) for k in (-1, 0, 1))
         data = load(cfg, g, start, end, charted=charted_metrics(cfg), every_figure_of=starts)
+    data.memo_in = memo.read(out)
     write_assets(out)
     sizes = [_write(out / INDEX, overview(data))]
     sizes += [_write(out / name, render_page(data)) for name, render_page in CONCERN_PAGES.items()]
@@ -118,6 +120,8 @@ def build_report(
         if only_window is not None and (here is None or abs(i - here) > 1):
             continue
         sizes.append(_write(out / window_page(w), window_page_html(data, i)))
+    if data.memo_out:
+        memo.write(out, data.memo_out)
     return ReportResult(
         out / INDEX, len(sizes), len(data.windows), time.perf_counter() - started, max(sizes), g, data.problem
     )

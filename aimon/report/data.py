@@ -65,6 +65,9 @@ class ReportData:
     phases: dict[dt.datetime, int] = field(default_factory=dict)  # window start -> local weekday (daily) or hour
     # (rule, labels JSON) -> window start -> (centre, bound): aimon.report.bands.baseline, once per build
     bands: dict[tuple[str, str], dict[dt.datetime, tuple[float, float]]] = field(default_factory=dict)
+    # the last build's bands and their inputs (aimon.report.memo), and this build's
+    memo_in: dict[str, Any] = field(default_factory=dict)
+    memo_out: dict[str, Any] = field(default_factory=dict)
 
     def x(self, start: dt.datetime) -> str:
         label = self.xlabels.get(start)
