@@ -121,7 +121,7 @@ def build_report(
             continue
         sizes.append(_write(out / window_page(w), window_page_html(data, i)))
     if data.memo_out:
-        memo.write(out, data.memo_out)
+        _write(out / memo.MEMO, memo.dumps(data.memo_out))  # through a rename, as the pages
     return ReportResult(
         out / INDEX, len(sizes), len(data.windows), time.perf_counter() - started, max(sizes), g, data.problem
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,8 @@ def read(out: Path) -> dict[str, Any]:
     return memo.get("series", {}) if isinstance(memo, dict) and memo.get("layout") == LAYOUT else {}
 
 
-def write(out: Path, series: dict[str, Any]) -> None:
-    path = out / MEMO
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"layout": LAYOUT, "series": series}, allow_nan=False, separators=(",", ":")))
-    tmp.replace(path)
+def dumps(series: dict[str, Any]) -> str:
+    return json.dumps({"layout": LAYOUT, "series": series}, allow_nan=False, separators=(",", ":"))
 
 
 def clean(v: float | None) -> float | None:
