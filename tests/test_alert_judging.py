@@ -110,13 +110,18 @@ def test_a_constant_history_does_not_make_the_bound_its_centre() -> None:
     assert judge(absolute, 2.0, [0.0] * 28).bound == pytest.approx(2.5)
 
 
-def test_too_few_windows_to_learn_a_spread_judges_by_the_floor_over_the_highest_window() -> None:
+def test_too_few_windows_to_learn_a_spread_judges_by_the_widened_floor_over_the_highest_window() -> None:
+    # The floor's margin doubled (cold_start_factor 2): 11 + 2 x 5.5.
     r = rule(baseline={"method": "learned", "factor": 1.5})
-    c = judge(r, 17.0, [10.0, 11.0, 9.0])
-    assert c.note is None and c.bound == pytest.approx(16.5) and c.breaching and c.baseline == 10.0
-    assert not judge(r, 16.0, [10.0, 11.0, 9.0]).breaching
+    c = judge(r, 23.0, [10.0, 11.0, 9.0])
+    assert c.note is None and c.bound == pytest.approx(22.0) and c.breaching and c.baseline == 10.0
+    assert not judge(r, 21.0, [10.0, 11.0, 9.0]).breaching  # 1.9x the highest: not yet
     drop = rule(op="<", baseline={"method": "learned", "percent": 10})
-    assert judge(drop, 8.0, [10.0, 11.0, 9.0]).bound == pytest.approx(8.1)
+    assert judge(drop, 7.0, [10.0, 11.0, 9.0]).bound == pytest.approx(7.2)  # 20% under the lowest
+    plain = rule(baseline={"method": "learned", "factor": 1.5, "cold_start_factor": 1.0})
+    assert judge(plain, 17.0, [10.0, 11.0, 9.0]).bound == pytest.approx(16.5)
+    # Once learn_windows windows are stored, the learned bound (and the plain floor) judges.
+    assert judge(r, 17.0, [10.0, 11.0, 9.0, 10.0, 10.5, 9.5, 10.0]).breaching
     bare = rule(baseline={"method": "learned"})
     assert judge(bare, 16.0, [10.0, 11.0, 9.0]).note == "3 of the 7 previous windows needed for a baseline"
 

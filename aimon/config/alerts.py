@@ -254,6 +254,10 @@ class BaselineCondition(Strict):
     # learned: windows needed to learn the spread; with fewer (but min_windows) only the
     # factor/percent floor applies (a learned rule without one is not judged until then).
     learn_windows: int = Field(default=7, ge=2)
+    # learned, before learn_windows: the floor's margin over the highest (lowest) window
+    # times this (1.5x with 2.0: 2x the highest window), as drift's cold start: the
+    # window-to-window spread is not known yet, and a noisy first weekend is not a spike.
+    cold_start_factor: float = Field(default=2.0, ge=1.0)
     factor: float | None = Field(default=None, gt=0)  # '>' with factor 1.5: above 1.5x the median
     percent: float | None = Field(default=None, ge=0)  # '>' with 20: 20% above; '<' with 20: 20% below
     # learned: how many (robust, trimmed) standard deviations from the centre.
@@ -285,7 +289,7 @@ class BaselineCondition(Strict):
         if self.method == "ratio":
             if (self.factor is None) == (self.percent is None):
                 raise ValueError("a baseline needs exactly one of factor or percent (or method: learned)")
-            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread", "learn_windows"}
+            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread", "learn_windows", "cold_start_factor"}
             learned_only &= self.model_fields_set
             if learned_only:
                 raise ValueError(f"{', '.join(sorted(learned_only))}: only with method: learned")
@@ -463,11 +467,13 @@ class AlertRule(Strict):
         sign = 1.0 if self.upward else -1.0
         spread, seasonal, se = None, False, None
         if b.method == "learned" and len(history) < b.learn_windows:
-            # Too few windows to learn a spread from (a new series): the floor alone, over
-            # its highest window (lowest, for a drop): the week's cycle is not known yet,
-            # and a first weekend 1.4x the weekdays is not a spike.
+            # Too few windows to learn a spread from (a new series): the floor over its
+            # highest window (lowest, for a drop), its margin widened by cold_start_factor:
+            # neither the week's cycle nor the day-to-day noise is known yet (seen: a
+            # consumer app's first Saturday at 1.8x its busiest weekday, a normal day).
             centre = float(statistics.median(history))
-            candidates = [self.baseline_bound(max(history) if self.upward else min(history))]
+            edge = max(history) if self.upward else min(history)
+            candidates = [edge + b.cold_start_factor * (self.baseline_bound(edge) - edge)]
         elif b.method == "learned":
             got = learn(
                 history,
