@@ -258,6 +258,10 @@ class BaselineCondition(Strict):
     # times this (1.5x with 2.0: 2x the highest window), as drift's cold start: the
     # window-to-window spread is not known yet, and a noisy first weekend is not a spike.
     cold_start_factor: float = Field(default=2.0, ge=1.0)
+    # Fewer than min_windows stored: not judged (a spike rule cannot tell a spike from a
+    # first day), or, for a rule whose threshold alone is a page (an error rate above 5%),
+    # judged by the threshold alone.
+    short_history: Literal["not_judged", "threshold"] = "not_judged"
     factor: float | None = Field(default=None, gt=0)  # '>' with factor 1.5: above 1.5x the median
     percent: float | None = Field(default=None, ge=0)  # '>' with 20: 20% above; '<' with 20: 20% below
     # learned: how many (robust, trimmed) standard deviations from the centre.
@@ -422,6 +426,8 @@ class AlertRule(Strict):
     def _condition(self) -> AlertRule:
         if self.threshold is None and self.baseline is None:
             raise ValueError(f"rule {self.name!r} needs a threshold, a baseline, or both")
+        if self.baseline is not None and self.baseline.short_history == "threshold" and self.threshold is None:
+            raise ValueError(f"rule {self.name!r}: baseline.short_history: threshold needs a threshold")
         if self.baseline is not None and self.baseline.uncertainty and self.min_sample is None:
             raise ValueError(
                 f"rule {self.name!r}: baseline.uncertainty needs min_sample (its metric gives the n behind the figure)"

@@ -72,6 +72,8 @@ def judge(
     ok_threshold = rule.threshold is None or cmp(value, rule.threshold)
     if rule.baseline is None:
         return Condition(ok_threshold, rule.threshold, rule.threshold, n=n)
+    if len(history) < rule.baseline.needed and rule.baseline.short_history == "threshold":
+        return Condition(ok_threshold, rule.threshold, rule.threshold, baseline_windows=len(history), n=n)
     if len(history) < rule.baseline.needed:
         return Condition(
             False,
