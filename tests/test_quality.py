@@ -208,6 +208,24 @@ def test_rouge_and_bleu_equal_rouge_score_and_sacrebleu(tmp_path: Path) -> None:
         assert lo < get(recs, "generation_rouge", model="m", variant=v) < hi
 
 
+def test_rouge_unicode_tokenizer_scores_other_scripts_and_leaves_english_as_rouge_score() -> None:
+    """rouge-score keeps only a-z and 0-9: identical Japanese or Greek texts score 0.
+    `quality.rouge_tokenizer: unicode` scores them 1 (Han/kana a token per character);
+    on English its figures are rouge-score's own, stemming included."""
+    from rouge_score import rouge_scorer
+
+    from aimon.tasks.quality.generation import rouge_fmeasures
+
+    other = ["東京は今日晴れです", "καλημέρα κόσμε, τι κάνεις;", "Привет, как дела?"]
+    assert (rouge_fmeasures(other, other) == 0).all()
+    assert (rouge_fmeasures(other, other, "unicode") == 1).all()
+    half = rouge_fmeasures(["東京は晴れ"], ["京都は晴れ"], "unicode")[0]
+    assert half[0] == pytest.approx(0.8) and half[1] == pytest.approx(0.5)  # 4 of 5 chars, 2 of 4 bigrams
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    want = [[s[v].fmeasure for v in ("rouge1", "rouge2", "rougeL")] for s in map(scorer.score, REFERENCES, RESPONSES)]
+    assert rouge_fmeasures(RESPONSES, REFERENCES, "unicode") == pytest.approx(np.array(want), rel=1e-12)
+
+
 def test_generation_per_experiment_variant_labels_the_arm_experiment_variant(tmp_path: Path) -> None:
     import sacrebleu
 

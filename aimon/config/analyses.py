@@ -151,6 +151,11 @@ class QualityConfig(Strict):
     sample_cap: int = Field(default=2000, ge=10)
     seed: int = 0  # with the window start and the model, fixes which rows are sampled
     bootstrap_iterations: int = Field(default=1000, ge=0)  # 95% intervals; 0: none
+    # ROUGE's tokens. "default": rouge-score's own (lower-cased a-z and 0-9 only, so a
+    # CJK or Greek text has no tokens and scores 0); "unicode": letters and digits of
+    # any script, each Han/kana character a token (those scripts have no spaces),
+    # NFKC-normalised and case-folded, Porter stemming on Latin words as rouge-score.
+    rouge_tokenizer: Literal["default", "unicode"] = "default"
     # Labels arriving this many days after the request: windows younger than that are
     # marked provisional; rerun (or backfill) them once the labels are in.
     label_delay_days: int = Field(default=0, ge=0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -28,12 +30,35 @@ from aimon.windows import Window
 ROUGE_VARIANTS = ("rouge1", "rouge2", "rougeL")
 
 
-def rouge_fmeasures(responses: Sequence[str], references: Sequence[str]) -> np.ndarray:
+# One Han, Hiragana or Katakana character (scripts written without spaces), or a run of
+# letters and digits of any other script.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_UNICODE_TOKEN = re.compile(f"[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+")
+
+
+class UnicodeTokenizer:
+    """ROUGE tokens for any script (`quality.rouge_tokenizer: unicode`): NFKC, case-fold,
+    letters and digits of any script, one token per Han/kana character; Latin words
+    longer than 3 letters Porter-stemmed, as rouge-score's default tokenizer does."""
+
+    def __init__(self) -> None:
+        from nltk.stem import porter  # noqa: PLC0415  lazy, as rouge_score
+
+        self._stem = porter.PorterStemmer().stem
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens = _UNICODE_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+        return [self._stem(t) if len(t) > 3 and t.isascii() and t.isalpha() else t for t in tokens]
+
+
+def rouge_fmeasures(responses: Sequence[str], references: Sequence[str], tokenizer: str = "default") -> np.ndarray:
     """(n, 3) ROUGE-1/2/L F-measures of each response against its reference
-    (rouge-score, Porter stemming on). Identical pairs are scored once."""
+    (rouge-score, Porter stemming on; `tokenizer` "unicode": UnicodeTokenizer).
+    Identical pairs are scored once."""
     from rouge_score import rouge_scorer  # noqa: PLC0415  lazy: rouge_score (with nltk) costs ~1 s to import
 
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_VARIANTS), use_stemmer=True)
+    extra = {"tokenizer": UnicodeTokenizer()} if tokenizer == "unicode" else {}
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_VARIANTS), use_stemmer=True, **extra)
     cache: dict[tuple[str, str], tuple[float, float, float]] = {}
     out = np.empty((len(responses), len(ROUGE_VARIANTS)), dtype=float)
     for i, pair in enumerate(zip(responses, references, strict=True)):
@@ -154,7 +179,7 @@ def generation_family(ctx: AnalysisContext) -> Family:
     sample, populations = sample_pairs(df, q.sample_cap, q.seed, ctx.window)
     responses = sample["response"].tolist()
     references = sample["reference"].tolist()
-    rouge = rouge_fmeasures(responses, references)
+    rouge = rouge_fmeasures(responses, references, q.rouge_tokenizer)
     stats = bleu_statistics(responses, references)
     w = sample["weight"].to_numpy(dtype=float)
     stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())

@@ -12,6 +12,7 @@ Everything is re-exported here, so ``from aimon.stats import stattests as st`` a
 """
 
 from aimon.stats.stattests.binned import binned_shares, chisquare, hellinger, jensenshannon, js_distance, psi, z
+from aimon.stats.stattests.ksample import anderson_darling, epps_singleton
 from aimon.stats.stattests.numeric import (
     cramer_von_mises,
     ks,
@@ -46,11 +47,13 @@ __all__ = [
     "StatTest",
     "StatTestFunc",
     "StatTestResult",
+    "anderson_darling",
     "benjamini_hochberg",
     "binned_shares",
     "chisquare",
     "counts",
     "cramer_von_mises",
+    "epps_singleton",
     "get_stattest",
     "hellinger",
     "jensenshannon",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aimon.stats.stattests.binned import chisquare, hellinger, jensenshannon, psi, z
+from aimon.stats.stattests.ksample import anderson_darling, epps_singleton
 from aimon.stats.stattests.numeric import cramer_von_mises, ks, wasserstein
 from aimon.stats.stattests.results import StatTestResult
 from aimon.stats.stattests.samples import Kind
@@ -60,3 +61,6 @@ register("jensenshannon", ("numerical", "categorical"), p_value=False, default_t
 register("hellinger", ("numerical", "categorical"), p_value=False, default_threshold=0.1)(hellinger)
 register("chisquare", ("categorical",), p_value=True, default_threshold=0.05)(chisquare)
 register("z", ("categorical",), p_value=True, default_threshold=0.05)(z)
+# Evidently's names and default thresholds (its "anderson" is judged at 0.1).
+register("anderson", ("numerical",), p_value=True, default_threshold=0.1)(anderson_darling)
+register("es", ("numerical",), p_value=True, default_threshold=0.05)(epps_singleton)
