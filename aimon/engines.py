@@ -8,6 +8,7 @@ both connect through here.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -16,6 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.errors import ConfigError, ContractError, FileLocked
+
+
+def _sqlite_md5(value: Any) -> str | None:
+    if value is None:
+        return None
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
 def redact(url: str) -> str:
@@ -140,6 +148,13 @@ def get_engine(url: str, *, read_only: bool = False, lock_timeout: float = LOCK_
             if backend == "duckdb":
                 return _connect_duckdb(dialect, cargs, cparams, path, lock_timeout)
             return None  # SQLite: the dialect connects as usual
+
+    if backend == "sqlite":
+        # md5() as DuckDB and PostgreSQL have it (lower-case hex of the UTF-8 text): the
+        # drift pre-sample hashes request ids with it, so it keeps the same rows here.
+        @sa.event.listens_for(engine, "connect")
+        def _md5(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.create_function("md5", 1, _sqlite_md5, deterministic=True)
 
     if backend in ("postgresql", "duckdb"):
         # The contract says timestamps are UTC; compare them in UTC whatever the

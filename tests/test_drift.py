@@ -158,7 +158,9 @@ def test_bad_features_are_clear_errors(demo_url: str) -> None:
     cfg = drift_config(demo_url, features=[{"name": "language", "type": "numerical"}])
     with pytest.raises(ContractError, match=r"'language'.*not a number: declare it type: categorical"):
         run(cfg)
-    with pytest.raises(ConfigError, match=r"unknown drift method 'kolmogorov'; valid: chisquare, cramer_von_mises"):
+    with pytest.raises(
+        ConfigError, match=r"unknown drift method 'kolmogorov'; valid: anderson, chisquare, cramer_von_mises"
+    ):
         drift_config(demo_url, features=[{"name": "language", "type": "categorical", "method": "kolmogorov"}])
     with pytest.raises(ConfigError, match=r"unknown key 'drift\.features\.0\.methd'"):
         drift_config(demo_url, features=[{"name": "language", "type": "categorical", "methd": "psi"}])

@@ -51,7 +51,8 @@ CURRENT_EXACT_MAX = 1_000_000
 # warehouse (expected SQL_SAMPLE_FACTOR x cap rows; fewer than cap with probability
 # ~1e-200 at factor 4) is read instead of the whole column, then subsampled as before.
 SQL_SAMPLE_FACTOR = 4
-HASH_BUCKETS = 1 << 20
+HASH_HEX = 5  # hex digits of the md5 that make a row's bucket
+HASH_BUCKETS = 16**HASH_HEX
 
 
 def numeric_samples(
@@ -176,20 +177,23 @@ def read_window(
 
 
 def _hash_sample(ctx: AnalysisContext, ix: Interactions, fraction: float) -> sa.ColumnElement[bool] | None:
-    """A filter keeping ~`fraction` of the rows, by a hash of request_id (or timestamp):
-    deterministic, computed in the warehouse. None when fraction >= 1 or the warehouse
-    has no hash function aimon knows (then every row is read, as before)."""
-    if fraction >= 1:
+    """A filter keeping ~`fraction` of the rows, by the md5 of request_id (or of the
+    timestamp's text): deterministic, computed in the warehouse, and the same rows on
+    every warehouse (DuckDB and PostgreSQL have md5; aimon.engines gives SQLite one), so
+    a window's figures do not depend on where its rows live. The first HASH_HEX hex
+    digits of the digest, compared as text (fixed length, lower case: text order is
+    number order; "C" collation on PostgreSQL), are the row's bucket. None when
+    fraction >= 1 or the warehouse is another one (then every row is read)."""
+    threshold = math.ceil(fraction * HASH_BUCKETS)
+    if fraction >= 1 or threshold >= HASH_BUCKETS:
+        return None
+    if ctx.warehouse.backend not in ("duckdb", "postgresql", "sqlite"):
         return None
     key = ix.req("request_id") if ix.has("request_id") else ix.req("timestamp")
-    text = sa.cast(key, sa.String)
-    if ctx.warehouse.backend == "duckdb":
-        h: Any = sa.func.hash(text)
-    elif ctx.warehouse.backend == "postgresql":
-        h = sa.func.hashtextextended(text, 0)  # PostgreSQL >= 11
-    else:
-        return None
-    return h.bitwise_and(HASH_BUCKETS - 1) < math.ceil(fraction * HASH_BUCKETS)
+    bucket: Any = sa.func.substr(sa.func.md5(sa.cast(key, sa.String)), 1, HASH_HEX)
+    if ctx.warehouse.backend == "postgresql":
+        bucket = bucket.collate("C")
+    return bucket < f"{threshold:0{HASH_HEX}x}"
 
 
 def _category_counts(
@@ -253,12 +257,17 @@ def _embedding_count(ctx: AnalysisContext, ix: Interactions, bounds: Window, fra
 
 
 def _embedding_query(
-    ix: Interactions, ecol: sa.ColumnElement[Any], extra: list[sa.ColumnElement[bool]]
+    ix: Interactions, ecol: sa.ColumnElement[Any], extra: list[sa.ColumnElement[bool]], backend: str
 ) -> sa.Select[Any]:
     q = sa.select(ecol.label("e")).select_from(ix.table)
     q = q.where(ix.in_window(), valid_rows(ix), ecol.is_not(None), *extra)
-    # Ordered, so the seeded subsample picks the same rows every time.
-    return q.order_by(ix.req("timestamp"), *([ix.req("request_id")] if ix.has("request_id") else []))
+    # Ordered, so the seeded subsample picks the same rows every time, on every warehouse:
+    # request ids in byte order (PostgreSQL's default collation would sort them otherwise).
+    order: list[Any] = [ix.req("timestamp")]
+    if ix.has("request_id"):
+        rid = sa.cast(ix.req("request_id"), sa.String)
+        order.append(rid.collate("C") if backend == "postgresql" else rid)
+    return q.order_by(*order)
 
 
 def _embedding_column(ctx: AnalysisContext, ix: Interactions, bounds: Window, fraction: float = 1.0) -> pa.Array:
@@ -266,7 +275,7 @@ def _embedding_column(ctx: AnalysisContext, ix: Interactions, bounds: Window, fr
     them when < 1: big windows), in (timestamp, request_id) order, as read."""
     ecol = _embedding_col(ix, ctx.cfg)
     assert ecol is not None
-    q = _embedding_query(ix, ecol, _embedding_filter(ctx, ix, fraction))
+    q = _embedding_query(ix, ecol, _embedding_filter(ctx, ix, fraction), ctx.warehouse.backend)
     return ctx.warehouse.fetch_arrow(q, window_params(bounds)).column(0).combine_chunks()
 
 
