@@ -32,7 +32,11 @@ METRICS: dict[str, str] = {
     "data_drift_share": "Share of drifted features.",
     "data_drift_p_value_adjusted": "Benjamini-Hochberg adjusted p-value of a feature's drift test.",
     "data_drift_dataset_detected": "1 if the share of drifted features reached drift.dataset_share, else 0.",
-    "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD.",
+    "embedding_drift_p_value": "Permutation-test p-value of the embedding MMD or centroid distance (label method).",
+    "embedding_centroid_distance_info": (
+        "1, labelled with the centroid distance used: distance=scaled (Euclidean over the within-sample "
+        "spread) or cosine (unit-length embeddings with a clearly non-zero mean)."
+    ),
     "embedding_drift_score": "Embedding drift score against the reference.",
     "embedding_drift_auc_z": (
         "Domain-classifier AUC above 0.5 in units of its null spread at the window's sample sizes "

@@ -73,7 +73,56 @@ def test_centroid_distance_by_hand() -> None:
     a = np.array([[1.0, 0.0], [1.0, 0.0]])
     b = np.array([[0.0, 1.0], [1.0, 1.0]])  # mean (0.5, 1)
     want = 1 - 0.5 / np.hypot(0.5, 1.0)
-    assert ed.centroid_distance(a, b).statistic == pytest.approx(want)
+    assert ed.centroid_distance(a, b, form="cosine").statistic == pytest.approx(want)
+    # Not unit-length: the scaled form. |(-0.5, 1)| over the pooled spread sqrt(0.5 / 2).
+    scaled = ed.centroid_distance(a, b)
+    assert scaled.form == "scaled" and scaled.statistic == pytest.approx(np.hypot(0.5, 1.0) / 0.5)
+
+
+def test_the_scaled_centroid_distance_is_stable_where_the_cosine_of_centred_means_is_noise() -> None:
+    """Two samples of one centred day: the cosine between their means is the angle
+    between two noise vectors (anywhere in [0, 2]); the scaled distance sits at its
+    chance level sqrt(1/n + 1/m) every time, and its p-value is uniform."""
+    rng = np.random.default_rng(21)
+    day = rng.standard_normal((20_000, 16)).astype(np.float32)
+    cos, scaled = [], []
+    for i in range(10):
+        a, b = day[i * 1000 : i * 1000 + 500], day[i * 1000 + 500 : i * 1000 + 1000]
+        cos.append(ed.centroid_distance(a, b, form="cosine", permutations=0).statistic)
+        r = ed.centroid_distance(a, b, permutations=0)
+        assert r.form == "scaled" and r.p_value is None
+        scaled.append(r.statistic)
+    assert max(cos) - min(cos) > 0.3 and min(cos) > 0.5  # ~1 +- 1/sqrt(16): a right angle, give or take
+    chance = np.sqrt(1 / 500 + 1 / 500)
+    assert 0.6 * chance < min(scaled) and max(scaled) < 1.5 * chance
+    # Calibration: p < 0.05 in ~5% of same-distribution pairs (300 pairs: 2%-9%) ...
+    ps = [
+        ed.centroid_distance(
+            rng.standard_normal((100, 8)), rng.standard_normal((100, 8)), permutations=99, seed=s
+        ).p_value
+        for s in range(300)
+    ]
+    assert 0.02 <= np.mean(np.array(ps) < 0.05) <= 0.09
+    # ... and a shift of 0.3 sd in one of 16 dimensions at 500 rows a side is found.
+    b = rng.standard_normal((500, 16))
+    b[:, 0] += 0.3
+    shifted = ed.centroid_distance(rng.standard_normal((500, 16)), b)
+    assert shifted.p_value is not None and shifted.p_value < 0.01 and shifted.drifted
+
+
+def test_the_cosine_form_is_kept_for_unit_embeddings_with_a_clear_mean_direction() -> None:
+    rng = np.random.default_rng(4)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    a, b = unit(rng.standard_normal((400, 12)) + 1.0), unit(rng.standard_normal((400, 12)) + 1.0)
+    r = ed.centroid_distance(a, b)
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    assert r.form == "cosine" and r.statistic == pytest.approx(1 - ma @ mb / np.linalg.norm(ma) / np.linalg.norm(mb))
+    assert r.p_value is not None and r.p_value > 0.01
+    # Unit-length but centred (directions all over the sphere): no mean direction, scaled.
+    assert ed.centroid_form(unit(rng.standard_normal((800, 12)))) == "scaled"
 
 
 def test_subsample_is_seeded_and_capped() -> None:

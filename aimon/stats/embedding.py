@@ -1,4 +1,4 @@
-"""Embedding drift: centroid cosine distance, a domain classifier, and MMD.
+"""Embedding drift: a centroid distance, a domain classifier, and MMD.
 
 Both sides are subsampled to a cap with a fixed seed before any of this runs, and the
 results carry the sample sizes. The MMD test permutes the *pooled* sample and counts
@@ -24,6 +24,7 @@ class EmbeddingTestResult:
     drifted: bool | None
     n_reference: int
     n_current: int
+    form: str | None = None  # centroid: "scaled" (Euclidean over the spread) or "cosine"
 
 
 def subsample(x: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -34,12 +35,76 @@ def subsample(x: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return x[idx]
 
 
-def centroid_distance(reference: np.ndarray, current: np.ndarray) -> EmbeddingTestResult:
-    """1 - cosine similarity of the two mean vectors."""
-    a, b = reference.mean(axis=0, dtype=np.float64), current.mean(axis=0, dtype=np.float64)
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    dist = 0.0 if na == 0 or nb == 0 else 1.0 - float(a @ b / (na * nb))
-    return EmbeddingTestResult("centroid", dist, None, None, None, len(reference), len(current))
+# The cosine between centroids means something only for unit-length embeddings whose
+# mean is well off the origin (text embeddings' common direction): near the origin the
+# direction of a mean is noise (two samples of one centred day scored 0.775 and 0.275).
+UNIT_TOLERANCE = 0.01  # rows whose norm is within 1% of 1 count as unit-length ...
+COSINE_MIN_MEAN_NORM = 0.25  # ... and the pooled mean's norm at least this
+
+
+def centroid_form(pooled: np.ndarray) -> str:
+    """ "cosine" when 99% of the rows are unit-length and their mean's norm is at least
+    COSINE_MIN_MEAN_NORM, else "scaled"."""
+    norms = np.linalg.norm(pooled, axis=1)
+    unit = float(np.mean(np.abs(norms - 1.0) <= UNIT_TOLERANCE)) >= 0.99
+    mean_norm = float(np.linalg.norm(pooled.mean(axis=0)))
+    return "cosine" if unit and mean_norm >= COSINE_MIN_MEAN_NORM else "scaled"
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - cosine of each row pair of a and b (0 when either is the zero vector)."""
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    dot = np.einsum("...i,...i->...", a, b)
+    ok = (na > 0) & (nb > 0)
+    return np.where(ok, 1.0 - dot / np.where(ok, na * nb, 1.0), 0.0)  # type: ignore[no-any-return]
+
+
+def centroid_distance(
+    reference: np.ndarray,
+    current: np.ndarray,
+    *,
+    permutations: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+    form: str | None = None,
+) -> EmbeddingTestResult:
+    """How far the current centroid moved from the reference's, with a permutation
+    p-value. `form` (default: centroid_form of the pooled rows): "scaled", the Euclidean
+    distance between the centroids over the pooled within-sample spread (the root mean
+    squared distance of a row to its own side's centroid), which is stable wherever the
+    embeddings sit; or "cosine", 1 - cosine of the two centroids, for unit-length
+    embeddings with a clearly non-zero mean. The p-value relabels the pooled rows
+    `permutations` times and counts the observed distance among them (p = (1 + #{perm
+    >= obs}) / (B + 1)); the scaled form's permutations keep the observed spread, so p
+    is that of the Euclidean distance itself."""
+    x = np.vstack([reference, current]).astype(np.float64)
+    n, m = len(reference), len(current)
+    form = form or centroid_form(x)
+    a, b = x[:n].mean(axis=0), x[n:].mean(axis=0)
+    if form == "cosine":
+        observed = float(_cosine_distance(a, b))
+    else:
+        within = float(np.sum((x[:n] - a) ** 2) + np.sum((x[n:] - b) ** 2)) / max(n + m - 2, 1)
+        spread = math.sqrt(within)
+        observed = float(np.linalg.norm(b - a)) / spread if spread > 0 else 0.0
+    p = None
+    if permutations > 0 and n and m:
+        rng = np.random.default_rng(seed)
+        is_cur = np.concatenate([np.zeros(n, bool), np.ones(m, bool)])
+        labels = np.empty((permutations, n + m))
+        for j in range(permutations):
+            labels[j] = rng.permutation(is_cur)
+        cur_sum = labels @ x  # (B, d): each relabelling's current-side sums, one matmul
+        cur_mean = cur_sum / m
+        ref_mean = (x.sum(axis=0) - cur_sum) / n
+        if form == "cosine":
+            perm = _cosine_distance(ref_mean, cur_mean)
+        else:
+            perm = np.linalg.norm(cur_mean - ref_mean, axis=1) / (spread if spread > 0 else 1.0)
+        ge = int(np.sum(perm >= observed - 1e-12 * max(1.0, abs(observed))))
+        p = (1 + ge) / (permutations + 1)
+    drifted = None if p is None else p < alpha
+    return EmbeddingTestResult("centroid", observed, p, alpha if p is not None else None, drifted, n, m, form)
 
 
 def domain_classifier_auc(

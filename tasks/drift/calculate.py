@@ -364,7 +364,7 @@ def compare_embeddings(
     )
     for m in e.methods:
         if m == "centroid":
-            out.append(ed.centroid_distance(ref, cur))
+            out.append(ed.centroid_distance(ref, cur, permutations=e.permutations, seed=e.seed, alpha=dcfg.p_value))
         elif m == "domain_classifier":
             out.append(ed.domain_classifier_auc(ref, cur, threshold=auc_threshold, seed=e.seed))
         else:

@@ -49,6 +49,8 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
     recs.append(MetricRecord.of("data_drift_dataset_detected", float(report.dataset_drift)))
     for r in report.embeddings:
         recs.append(MetricRecord.of("embedding_drift_score", r.statistic, method=r.method))
+        if r.form is not None:  # which centroid distance the score is (an info figure: 1)
+            recs.append(MetricRecord.of("embedding_centroid_distance_info", 1.0, distance=r.form))
         if r.method == "domain_classifier":
             z = ed.auc_z(r.statistic, r.n_reference, r.n_current)
             recs.append(MetricRecord.of("embedding_drift_auc_z", z, method=r.method))
