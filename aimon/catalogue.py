@@ -57,6 +57,9 @@ METRICS: dict[str, str] = {
     "model_precision": "Classification precision in the window.",
     "model_recall": "Classification recall in the window.",
     "generation_rouge": "ROUGE of generated answers against reference answers.",
+    "semantic_similarity": "Mean cosine similarity of response embeddings to reference-answer embeddings.",
+    "semantic_similarity_ci_low": "Lower end of the 95% interval of semantic_similarity.",
+    "semantic_similarity_ci_high": "Upper end of the 95% interval of semantic_similarity.",
     "generation_bleu": "BLEU of generated answers against reference answers.",
     "rag_precision_at_k": "Retrieval precision at k.",
     "rag_recall_at_k": "Retrieval recall at k.",
@@ -126,7 +129,19 @@ PROMETHEUS_OWN = ("up", "push_time_seconds", "push_failure_time_seconds")
 
 # Labels that must never reach Prometheus: each value is a new series (docs/reference/metrics.md,
 # STYLE.md habit 8). `job` and `granularity` come from the push's grouping key.
-FORBIDDEN_LABELS = frozenset({"user_id", "request_id", "prompt", "response", "reference", "comment", "embedding"})
+FORBIDDEN_LABELS = frozenset(
+    {
+        "user_id",
+        "request_id",
+        "prompt",
+        "response",
+        "reference",
+        "comment",
+        "embedding",
+        "response_embedding",
+        "reference_embedding",
+    }
+)
 RESERVED_LABELS = frozenset({"job", "granularity", "instance"})
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

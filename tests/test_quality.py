@@ -582,3 +582,49 @@ def test_column_path_equals_the_row_by_row_definition_on_random_lists() -> None:
     native = id_lists(pa.array([[1, 1, 2], None, []], pa.list_(pa.int64())))
     assert native.parent.tolist() == [0, 0, 0] and native.ids.to_pylist() == ["1", "1", "2"]
     assert native.null.tolist() == [False, True, False]
+
+
+def test_semantic_similarity_per_model_and_endpoint_equals_sklearn_and_counts_what_it_cannot_compare(
+    tmp_path: Path,
+) -> None:
+    """Cosine similarity of response to reference embeddings (JSON text here, as any
+    warehouse can store them) against sklearn's cosine_similarity per row, averaged per
+    model and endpoint; a malformed embedding, a dimension mismatch and a zero vector are
+    left out and counted, and the interval holds the mean."""
+    import json
+
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from aimon.tasks.quality.semantic import semantic_family
+
+    rng = np.random.default_rng(3)
+    n = 300
+    resp = rng.standard_normal((n, 6))
+    ref = resp + rng.normal(0, 0.8, (n, 6))
+    models = ["a" if i % 3 else "b" for i in range(n)]
+    endpoints = ["chat" if i % 2 else "rag" for i in range(n)]
+    r_text = [json.dumps(list(map(float, v))) for v in resp]
+    f_text = [json.dumps(list(map(float, v))) for v in ref]
+    r_text[0] = "[1.0, oops"  # malformed response
+    f_text[1] = json.dumps([1.0, 2.0])  # dimension mismatch
+    r_text[2] = json.dumps([0.0] * 6)  # zero vector
+    df = pd.DataFrame(base_rows(n, models, endpoint=endpoints, response_embedding=r_text, reference_embedding=f_text))
+    url = write_arrow(tmp_path / "s.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
+    fam = semantic_family(ctx_for(url))
+    want = np.diag(cosine_similarity(resp, ref))
+    ok = np.ones(n, bool)
+    ok[:3] = False
+    recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
+    for m in ("a", "b", ALL):
+        for ep in ("chat", "rag", ALL):
+            sel = ok & (np.array(models) == m if m != ALL else ok) & (np.array(endpoints) == ep if ep != ALL else ok)
+            got = get(recs, "semantic_similarity", model=m, endpoint=ep)
+            assert got == pytest.approx(want[sel].mean(), rel=1e-6)  # float32 storage
+    extra = figs(fam.extra)
+    left = {dict(k[1])["reason"]: v for k, v in extra.items() if k[0] == "quality_excluded_rows"}
+    assert (left["response_not_json"], left["dimension_mismatch"], left["zero_vector"]) == (1, 1, 1)
+    assert sum(left.values()) == 3 and any("3 rows with embeddings that cannot be compared" in x for x in fam.notes)
+    labels = (("endpoint", ALL), ("model", ALL))
+    lo, hi = extra[("semantic_similarity_ci_low", labels)], extra[("semantic_similarity_ci_high", labels)]
+    assert lo < want[ok].mean() < hi and hi - lo < 0.1
+    assert {f.n for f in fam.figures if dict(f.labels) == {"model": ALL, "endpoint": ALL}} == {n - 3}

@@ -46,6 +46,8 @@ OPTIONAL_COLUMNS = (
     "retrieved_ids",
     "relevant_ids",
     "embedding",
+    "response_embedding",
+    "reference_embedding",
 )
 CONTRACT_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -68,6 +70,8 @@ COLUMN_KINDS: dict[str, tuple[str, ...]] = {
     "retrieved_ids": _LIST,
     "relevant_ids": _LIST,
     "embedding": _LIST,
+    "response_embedding": _LIST,
+    "reference_embedding": _LIST,
 }  # every other contract column: text
 _NUMERIC = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC", "NUMBER")
 _TEXT = ("CHAR", "TEXT", "STRING", "CLOB")

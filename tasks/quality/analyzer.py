@@ -16,12 +16,14 @@ from aimon.tasks.quality.feedback import feedback_family
 from aimon.tasks.quality.figures import Figure
 from aimon.tasks.quality.generation import generation_family
 from aimon.tasks.quality.rag import rag_family
+from aimon.tasks.quality.semantic import semantic_family
 
 FAMILIES = {
     "classification": classification_family,
     "generation": generation_family,
     "rag": rag_family,
     "feedback": feedback_family,
+    "semantic": semantic_family,
 }
 
 

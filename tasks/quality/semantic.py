@@ -1,0 +1,124 @@
+"""Semantic similarity: the cosine similarity of each response's embedding to its
+reference answer's (`response_embedding`, `reference_embedding`: lists of floats or
+JSON text, parsed as drift's `embedding`), averaged per model and endpoint, with a 95%
+interval (a percentile bootstrap over rows up to BOOTSTRAP_MAX rows, the normal
+interval of the mean above). Computed on arrays, one matrix product per dimension.
+
+A row whose embeddings cannot be compared is left out and counted
+(`quality_excluded_rows{family="semantic", reason}`): either side malformed (the
+reasons of aimon.stats.embedding_rows, prefixed `response_`/`reference_`), the two of
+different lengths (`dimension_mismatch`) or one of them the zero vector
+(`zero_vector`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from aimon.records import ALL, MetricRecord
+from aimon.stats import embedding_rows as er
+from aimon.tasks.contract import valid_rows
+from aimon.tasks.orchestration.context import AnalysisContext
+from aimon.tasks.quality.figures import Family, Figure
+from aimon.tasks.quality.generation import bootstrap_interval
+from aimon.tasks.quality.reads import segment_columns, segments
+
+BOOTSTRAP_MAX = 20_000  # rows: above, the mean's normal interval (the bootstrap's own limit)
+REASONS = (
+    *(f"{side}_{p}" for side in ("response", "reference") for p in er.PROBLEMS),
+    "dimension_mismatch",
+    "zero_vector",
+)
+
+
+def row_similarities(response: Any, reference: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """(cosine of each comparable row, its positions, rows left out by reason) for two
+    aligned columns without nulls."""
+    a, b = er.parse_rows(response), er.parse_rows(reference)
+    left = {r: 0 for r in REASONS}
+    for side, rows in (("response", a), ("reference", b)):
+        for name, n in rows.problems().items():
+            left[f"{side}_{name}"] += n
+    ok = (a.problem == 0) & (b.problem == 0)
+    same = ok & (a.lengths == b.lengths) & (a.lengths > 0)
+    left["dimension_mismatch"] = int((ok & ~same).sum())
+    sims = np.empty(len(a))
+    for d in np.unique(a.lengths[same]):
+        pos = np.flatnonzero(same & (a.lengths == d))
+        x = a.take(pos).matrix(int(d)).astype(np.float64)
+        y = b.take(pos).matrix(int(d)).astype(np.float64)
+        nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sims[pos] = np.einsum("ij,ij->i", x, y) / (nx * ny)
+    zero = same.copy()
+    zero[same] = ~np.isfinite(sims[same])
+    left["zero_vector"] = int(zero.sum())
+    keep = np.flatnonzero(same & ~zero)
+    return np.clip(sims[keep], -1.0, 1.0), keep, left
+
+
+def semantic_family(ctx: AnalysisContext) -> Family:
+    fam = Family()
+    ix = ctx.interactions
+    if not (ix.has("response_embedding") and ix.has("reference_embedding")):
+        return fam  # not logged: nothing to say
+    q = ctx.cfg.quality
+    resp, ref = ix.req("response_embedding"), ix.req("reference_embedding")
+    endpoint = ix.col("endpoint")
+    order = [ix.req("timestamp")] + ([ix.req("request_id")] if ix.has("request_id") else [])
+    stmt = (
+        sa.select(
+            *segment_columns(ctx),
+            (sa.cast(endpoint, sa.String) if endpoint is not None else sa.literal(ALL)).label("g_endpoint"),
+            resp.label("r"),
+            ref.label("f"),
+        )
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix), resp.is_not(None), ref.is_not(None))
+        .order_by(*order)
+    )
+    table = ctx.warehouse.fetch_arrow(stmt, ctx.params)
+    sims, keep, left = row_similarities(table.column("r"), table.column("f"))
+    for reason, n in left.items():
+        fam.extra.append(MetricRecord.of("quality_excluded_rows", n, family="semantic", reason=reason))
+    bad = sum(left.values())
+    if bad:
+        named = ", ".join(f"{n:,} {r}" for r, n in left.items() if n)
+        fam.notes.append(
+            f"semantic similarity: {bad:,} rows with embeddings that cannot be compared left out ({named})"
+        )
+    if not len(sims):
+        if table.num_rows:
+            fam.notes.append("semantic similarity: no comparable (response, reference) embedding pairs")
+        return fam
+    df = table.drop_columns(["r", "f"]).take(keep).to_pandas()
+    stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())
+    eps = df["g_endpoint"].astype(str).to_numpy()
+    for ep in [*sorted(set(eps)), ALL]:
+        on_ep = np.ones(len(df), bool) if ep == ALL else eps == ep
+        for labels, mask in segments(df[on_ep].reset_index(drop=True)):
+            x = sims[on_ep][mask]
+            if not len(x):
+                continue
+            labels = {**labels, "endpoint": ep}
+            fam.figures.append(Figure.of("semantic_similarity", float(x.mean()), len(x), **labels))
+            ci = _interval(x, q.bootstrap_iterations, np.random.default_rng([q.seed, stamp, len(x)]))
+            if ci is not None:
+                fam.extra.append(MetricRecord.of("semantic_similarity_ci_low", ci[0], **labels))
+                fam.extra.append(MetricRecord.of("semantic_similarity_ci_high", ci[1], **labels))
+    return fam
+
+
+def _interval(x: np.ndarray, iterations: int, rng: np.random.Generator) -> tuple[float, float] | None:
+    if iterations <= 0 or len(x) < 2:
+        return None
+    if len(x) > BOOTSTRAP_MAX:
+        half = 1.959963984540054 * float(np.std(x, ddof=1)) / math.sqrt(len(x))
+        return float(x.mean() - half), float(x.mean() + half)
+    ci = bootstrap_interval(len(x), lambda counts: counts @ x / len(x), iterations, rng)
+    return None if ci is None else (float(ci[0]), float(ci[1]))
