@@ -58,6 +58,10 @@ METRICS: dict[str, str] = {
     "model_recall": "Classification recall in the window.",
     "generation_rouge": "ROUGE of generated answers against reference answers.",
     "semantic_similarity": "Mean cosine similarity of response embeddings to reference-answer embeddings.",
+    "semantic_reference_similarity": (
+        "Mean cosine similarity of the window's response embeddings to the nearest k-means centroid of the "
+        "reference period's responses on the same endpoint (label-free)."
+    ),
     "semantic_similarity_ci_low": "Lower end of the 95% interval of semantic_similarity.",
     "semantic_similarity_ci_high": "Upper end of the 95% interval of semantic_similarity.",
     "generation_bleu": "BLEU of generated answers against reference answers.",

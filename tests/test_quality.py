@@ -628,3 +628,41 @@ def test_semantic_similarity_per_model_and_endpoint_equals_sklearn_and_counts_wh
     lo, hi = extra[("semantic_similarity_ci_low", labels)], extra[("semantic_similarity_ci_high", labels)]
     assert lo < want[ok].mean() < hi and hi - lo < 0.1
     assert {f.n for f in fam.figures if dict(f.labels) == {"model": ALL, "endpoint": ALL}} == {n - 3}
+
+
+def test_reference_similarity_is_high_for_answers_like_last_weeks_and_falls_for_new_ones(tmp_path: Path) -> None:
+    """Responses of a chat endpoint around three topics for a week; a day of the same
+    topics scores what the week's own answers score against their centroids, a day
+    whose answers moved to a new topic scores far lower. No reference answer needed."""
+    import json
+
+    from aimon.tasks.quality.semantic import reference_similarity_family
+
+    rng = np.random.default_rng(8)
+    topics = rng.standard_normal((3, 16)) * 2
+    new_topic = rng.standard_normal(16) * 2
+
+    def day(start: pd.Timestamp, n: int, centres: np.ndarray, tag: str) -> pd.DataFrame:
+        x = centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, 16))
+        rows = base_rows(n, response_embedding=[json.dumps(list(map(float, v))) for v in x], endpoint=["chat"] * n)
+        rows["timestamp"] = [start + pd.Timedelta(seconds=30 * i) for i in range(n)]
+        rows["request_id"] = [f"{tag}{i}" for i in range(n)]
+        return pd.DataFrame(rows)
+
+    today = pd.Timestamp(DAY)
+    week = [day(today - pd.Timedelta(days=d), 400, topics, f"r{d}-") for d in range(1, 8)]
+    same = pd.concat([*week, day(today, 400, topics, "t")], ignore_index=True)
+    moved = pd.concat([*week, day(today, 400, np.vstack([topics[:1], new_topic[None]]), "t")], ignore_index=True)
+    got = {}
+    for name, df in (("same", same), ("moved", moved)):
+        url = write_arrow(tmp_path / f"{name}.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
+        fam = reference_similarity_family(ctx_for(url))
+        recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
+        got[name] = get(recs, "semantic_reference_similarity", model=ALL, endpoint="chat")
+        assert get(recs, "semantic_reference_similarity", model="m", endpoint="chat") == got[name]
+    # The week's own answers against their centroids: cosine of a unit point to its topic.
+    assert got["same"] > 0.8 and got["moved"] < got["same"] - 0.1
+    empty = pd.DataFrame(base_rows(5, response_embedding=[json.dumps([1.0, 0.0])] * 5, endpoint=["chat"] * 5))
+    url = write_arrow(tmp_path / "e.duckdb", {"interactions": pa.Table.from_pandas(empty, preserve_index=False)})
+    fam = reference_similarity_family(ctx_for(url))
+    assert not fam.figures and any("no response embeddings in the reference" in n for n in fam.notes)

@@ -176,7 +176,7 @@ def read_window(
     return exact, stored
 
 
-def _hash_sample(ctx: AnalysisContext, ix: Interactions, fraction: float) -> sa.ColumnElement[bool] | None:
+def hash_sample(ctx: AnalysisContext, ix: Interactions, fraction: float) -> sa.ColumnElement[bool] | None:
     """A filter keeping ~`fraction` of the rows, by the md5 of request_id (or of the
     timestamp's text): deterministic, computed in the warehouse, and the same rows on
     every warehouse (DuckDB and PostgreSQL have md5; aimon.engines gives SQLite one), so
@@ -243,7 +243,7 @@ def presample(e: EmbeddingDriftConfig, rows: int) -> float:
 
 
 def _embedding_filter(ctx: AnalysisContext, ix: Interactions, fraction: float) -> list[sa.ColumnElement[bool]]:
-    pre = _hash_sample(ctx, ix, fraction)
+    pre = hash_sample(ctx, ix, fraction)
     return [] if pre is None else [pre]
 
 

@@ -16,7 +16,7 @@ from aimon.tasks.quality.feedback import feedback_family
 from aimon.tasks.quality.figures import Figure
 from aimon.tasks.quality.generation import generation_family
 from aimon.tasks.quality.rag import rag_family
-from aimon.tasks.quality.semantic import semantic_family
+from aimon.tasks.quality.semantic import reference_similarity_family, semantic_family
 
 FAMILIES = {
     "classification": classification_family,
@@ -24,6 +24,7 @@ FAMILIES = {
     "rag": rag_family,
     "feedback": feedback_family,
     "semantic": semantic_family,
+    "reference_similarity": reference_similarity_family,
 }
 
 

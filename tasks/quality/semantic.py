@@ -122,3 +122,112 @@ def _interval(x: np.ndarray, iterations: int, rng: np.random.Generator) -> tuple
         return float(x.mean() - half), float(x.mean() + half)
     ci = bootstrap_interval(len(x), lambda counts: counts @ x / len(x), iterations, rng)
     return None if ci is None else (float(ci[0]), float(ci[1]))
+
+
+# -- similarity to the reference period's responses (no reference answer needed) -------
+
+REFERENCE_ROWS = 5000  # reference-period responses per endpoint (a hash pre-sample above)
+CENTROIDS = 8  # k-means centroids of the reference responses, per endpoint
+
+
+def _responses(ctx: AnalysisContext, params: dict[str, Any], fraction: float = 1.0) -> Any:
+    from aimon.tasks.drift.reads import hash_sample  # noqa: PLC0415  the drift pre-sample, shared
+
+    ix = ctx.interactions
+    endpoint = ix.col("endpoint")
+    pre = hash_sample(ctx, ix, fraction)
+    order = [ix.req("timestamp")] + ([ix.req("request_id")] if ix.has("request_id") else [])
+    stmt = (
+        sa.select(
+            *segment_columns(ctx),
+            (sa.cast(endpoint, sa.String) if endpoint is not None else sa.literal(ALL)).label("g_endpoint"),
+            ix.req("response_embedding").label("r"),
+        )
+        .select_from(ix.table)
+        .where(
+            ix.in_window(),
+            valid_rows(ix),
+            ix.req("response_embedding").is_not(None),
+            *([pre] if pre is not None else []),
+        )
+        .order_by(*order)
+    )
+    return ctx.warehouse.fetch_arrow(stmt, params)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+
+
+def centroids(reference: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Unit-length k-means centroids (scikit-learn) of the unit-normalised rows."""
+    from sklearn.cluster import KMeans  # noqa: PLC0415  lazy, as drift's classifier
+
+    x = _unit(reference.astype(np.float64))
+    k = max(1, min(k, len(x) // 20))
+    c = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x).cluster_centers_ if k > 1 else x.mean(axis=0)[None]
+    return _unit(np.asarray(c))
+
+
+def nearest_centroid_similarity(current: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Each current row's cosine similarity to its nearest reference centroid."""
+    return (_unit(current.astype(np.float64)) @ centres.T).max(axis=1)  # type: ignore[no-any-return]
+
+
+def reference_similarity_family(ctx: AnalysisContext) -> Family:
+    """`semantic_reference_similarity{model, endpoint}`: the mean, over the window's
+    responses, of the cosine similarity to the nearest of CENTROIDS k-means centroids of
+    the reference period's responses on the same endpoint (drift's reference range). A
+    label-free quality-shift signal: answers unlike last week's score lower."""
+    from aimon.tasks.quality.concept_drift import reference_range  # noqa: PLC0415
+
+    fam = Family()
+    if not ctx.interactions.has("response_embedding"):
+        return fam
+    q = ctx.cfg.quality
+    start, before, name = reference_range(ctx.window, ctx.cfg.reference)
+    ref_params = {"window_start": start, "window_end": before}
+    ix = ctx.interactions
+    total = int(
+        ctx.warehouse.scalar(
+            sa.select(sa.func.count())
+            .select_from(ix.table)
+            .where(ix.in_window(), valid_rows(ix), ix.req("response_embedding").is_not(None)),
+            ref_params,
+        )
+    )
+    if not total:
+        fam.notes.append(f"semantic reference similarity: no response embeddings in the reference ({name})")
+        return fam
+    ref = _responses(ctx, ref_params, min(1.0, 4 * REFERENCE_ROWS / total))
+    cur = _responses(ctx, ctx.params)
+    ref_rows, cur_rows = er.parse_rows(ref.column("r")), er.parse_rows(cur.column("r"))
+    dim = er.window_dimension(cur_rows.dimensions(), None)
+    if dim is None or not cur.num_rows:
+        return fam
+    ref_eps = ref.column("g_endpoint").to_numpy(zero_copy_only=False).astype(str)
+    keep_cur = np.flatnonzero((cur_rows.problem == 0) & (cur_rows.lengths == dim))
+    cur_x = cur_rows.take(keep_cur).matrix(dim)
+    df = cur.drop_columns(["r"]).take(keep_cur).to_pandas()
+    eps = df["g_endpoint"].astype(str).to_numpy()
+    stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())
+    sims = np.full(len(df), np.nan)
+    for ep in sorted(set(eps)):
+        on = np.flatnonzero((ref_rows.problem == 0) & (ref_rows.lengths == dim) & (ref_eps == ep))
+        if len(on) < 20:
+            continue
+        on = np.sort(np.random.default_rng([q.seed, stamp]).permutation(on)[:REFERENCE_ROWS])
+        centres = centroids(ref_rows.take(on).matrix(dim), CENTROIDS, q.seed)
+        here = eps == ep
+        sims[here] = nearest_centroid_similarity(cur_x[here], centres) if here.any() else sims[here]
+    known = np.isfinite(sims)
+    for ep in [*sorted(set(eps[known])), ALL]:
+        on_ep = known & (eps == ep) if ep != ALL else known
+        for labels, mask in segments(df[on_ep].reset_index(drop=True)):
+            x = sims[on_ep][mask]
+            if len(x):
+                fam.figures.append(
+                    Figure.of("semantic_reference_similarity", float(x.mean()), len(x), **labels, endpoint=ep)
+                )
+    return fam
