@@ -280,23 +280,25 @@ def test_feedback_drop_pages_a_model_users_stopped_finding_helpful_not_a_thin_or
 
 
 def test_error_rate_high_pages_a_burst_not_a_blip_on_a_model_that_normally_fails_more() -> None:
-    """The shipped ErrorRateHigh: 5% and 2.5x the model's usual rate. A model failing
-    ~2.5% a day (lognormal day noise) with a 30-minute rate-limit blip at its peak
-    (5.8% on the day) does not page; a 6-hour burst (11%) does. At a 1.5% base the 5%
-    line is the bound: 5.5% pages."""
+    """The shipped ErrorRateHigh: 5% and 3x the model's usual rate (its 28-window median).
+    A model failing ~2.5% a day (lognormal day noise) with a 30-minute rate-limit blip at
+    its peak (5.8% on the day) does not page, whichever weekday; a 6-hour burst (9%) does.
+    At a 1.5% base the 5% line is the bound: 5.5% pages."""
     r = shipped("ErrorRateHigh")
     rng = np.random.default_rng(5)
     usual = list(0.025 * rng.lognormal(0, 0.15, 28))
-    assert not judge(r, 0.058, usual).breaching
-    assert judge(r, 0.11, usual).breaching
+    phases = [d % 7 for d in range(28)]
+    for phase in range(7):
+        assert not judge(r, 0.058, usual, phases=phases, phase=phase).breaching
+        assert judge(r, 0.09, usual, phases=phases, phase=phase).breaching
     low = list(0.015 * rng.lognormal(0, 0.15, 28))
     c = judge(r, 0.055, low)
     assert c.breaching and c.bound is not None and c.bound < 0.05  # the threshold is the line
     assert not judge(r, 0.048, low).breaching
-    # A new model: no history, the 5% line alone; 3 windows, 2.5x the highest of them.
+    # A new model: no history, the 5% line alone; 3 windows, 3x the highest of them.
     first = judge(r, 0.06, [])
     assert first.breaching and first.bound == 0.05 and first.note is None
-    assert not judge(r, 0.06, [0.02, 0.025, 0.022]).breaching and judge(r, 0.07, [0.02, 0.025, 0.022]).breaching
+    assert not judge(r, 0.07, [0.02, 0.025, 0.022]).breaching and judge(r, 0.08, [0.02, 0.025, 0.022]).breaching
 
 
 def test_the_baseline_n_is_the_sum_over_the_baseline_windows() -> None:
