@@ -608,12 +608,13 @@ def test_semantic_similarity_per_model_and_endpoint_equals_sklearn_and_counts_wh
     r_text[0] = "[1.0, oops"  # malformed response
     f_text[1] = json.dumps([1.0, 2.0])  # dimension mismatch
     r_text[2] = json.dumps([0.0] * 6)  # zero vector
+    r_text[3], f_text[3] = "not json", "[1, 2, nan"  # bad on both sides: counted once, by the response
     df = pd.DataFrame(base_rows(n, models, endpoint=endpoints, response_embedding=r_text, reference_embedding=f_text))
     url = write_arrow(tmp_path / "s.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
     fam = semantic_family(ctx_for(url))
     want = np.diag(cosine_similarity(resp, ref))
     ok = np.ones(n, bool)
-    ok[:3] = False
+    ok[:4] = False
     recs = [MetricRecord(f.metric, f.labels, f.value) for f in fam.figures]
     for m in ("a", "b", ALL):
         for ep in ("chat", "rag", ALL):
@@ -622,12 +623,12 @@ def test_semantic_similarity_per_model_and_endpoint_equals_sklearn_and_counts_wh
             assert got == pytest.approx(want[sel].mean(), rel=1e-6)  # float32 storage
     extra = figs(fam.extra)
     left = {dict(k[1])["reason"]: v for k, v in extra.items() if k[0] == "quality_excluded_rows"}
-    assert (left["response_not_json"], left["dimension_mismatch"], left["zero_vector"]) == (1, 1, 1)
-    assert sum(left.values()) == 3 and any("3 rows with embeddings that cannot be compared" in x for x in fam.notes)
+    assert (left["response_not_json"], left["dimension_mismatch"], left["zero_vector"]) == (2, 1, 1)
+    assert sum(left.values()) == 4 and any("4 rows with embeddings that cannot be compared" in x for x in fam.notes)
     labels = (("endpoint", ALL), ("model", ALL))
     lo, hi = extra[("semantic_similarity_ci_low", labels)], extra[("semantic_similarity_ci_high", labels)]
     assert lo < want[ok].mean() < hi and hi - lo < 0.1
-    assert {f.n for f in fam.figures if dict(f.labels) == {"model": ALL, "endpoint": ALL}} == {n - 3}
+    assert {f.n for f in fam.figures if dict(f.labels) == {"model": ALL, "endpoint": ALL}} == {n - 4}
 
 
 def test_reference_similarity_is_high_for_answers_like_last_weeks_and_falls_for_new_ones(tmp_path: Path) -> None:

@@ -41,9 +41,11 @@ def row_similarities(response: Any, reference: Any) -> tuple[np.ndarray, np.ndar
     aligned columns without nulls."""
     a, b = er.parse_rows(response), er.parse_rows(reference)
     left = {r: 0 for r in REASONS}
-    for side, rows in (("response", a), ("reference", b)):
-        for name, n in rows.problems().items():
-            left[f"{side}_{name}"] += n
+    # Each row counted once: by its response's problem, else by its reference's.
+    for side, problem in (("response", a.problem), ("reference", np.where(a.problem == 0, b.problem, 0))):
+        counts = np.bincount(problem, minlength=len(er.PROBLEMS) + 1)
+        for i, name in enumerate(er.PROBLEMS):
+            left[f"{side}_{name}"] = int(counts[i + 1])
     ok = (a.problem == 0) & (b.problem == 0)
     same = ok & (a.lengths == b.lengths) & (a.lengths > 0)
     left["dimension_mismatch"] = int((ok & ~same).sum())
@@ -219,8 +221,7 @@ def reference_similarity_family(ctx: AnalysisContext) -> Family:
             continue
         on = np.sort(np.random.default_rng([q.seed, stamp]).permutation(on)[:REFERENCE_ROWS])
         centres = centroids(ref_rows.take(on).matrix(dim), CENTROIDS, q.seed)
-        here = eps == ep
-        sims[here] = nearest_centroid_similarity(cur_x[here], centres) if here.any() else sims[here]
+        sims[eps == ep] = nearest_centroid_similarity(cur_x[eps == ep], centres)
     known = np.isfinite(sims)
     for ep in [*sorted(set(eps[known])), ALL]:
         on_ep = known & (eps == ep) if ep != ALL else known
