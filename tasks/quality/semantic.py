@@ -64,28 +64,56 @@ def row_similarities(response: Any, reference: Any) -> tuple[np.ndarray, np.ndar
     return np.clip(sims[keep], -1.0, 1.0), keep, left
 
 
+def _embeddings(ctx: AnalysisContext, params: dict[str, Any], columns: tuple[str, ...], fraction: float = 1.0) -> Any:
+    """The segment columns, the endpoint (g_endpoint) and `columns` (all non-null) of the
+    valid rows in the window `params` names, in (timestamp, request_id) order; a hash
+    pre-sample of `fraction` of them when < 1 (drift's)."""
+    from aimon.tasks.drift.reads import hash_sample  # noqa: PLC0415  the drift pre-sample, shared
+
+    ix = ctx.interactions
+    endpoint = ix.col("endpoint")
+    pre = hash_sample(ctx, ix, fraction)
+    order = [ix.req("timestamp")] + ([ix.req("request_id")] if ix.has("request_id") else [])
+    stmt = (
+        sa.select(
+            *segment_columns(ctx),
+            (sa.cast(endpoint, sa.String) if endpoint is not None else sa.literal(ALL)).label("g_endpoint"),
+            *[ix.req(c).label(c) for c in columns],
+        )
+        .select_from(ix.table)
+        .where(
+            ix.in_window(),
+            valid_rows(ix),
+            *[ix.req(c).is_not(None) for c in columns],
+            *([pre] if pre is not None else []),
+        )
+        .order_by(*order)
+    )
+    return ctx.warehouse.fetch_arrow(stmt, params)
+
+
+def by_endpoint(df: Any, values: np.ndarray) -> Any:
+    """(labels, values of those rows) per endpoint and over all (`endpoint` __all__),
+    each by segments(): model, all models, experiment variant; rows whose value is NaN
+    are left out."""
+    known = np.isfinite(values)
+    eps = df["g_endpoint"].astype(str).to_numpy()
+    for ep in [*sorted(set(eps[known])), ALL]:
+        on_ep = known & (eps == ep) if ep != ALL else known
+        for labels, mask in segments(df[on_ep].reset_index(drop=True)):
+            x = values[on_ep][mask]
+            if len(x):
+                yield {**labels, "endpoint": ep}, x
+
+
 def semantic_family(ctx: AnalysisContext) -> Family:
     fam = Family()
     ix = ctx.interactions
     if not (ix.has("response_embedding") and ix.has("reference_embedding")):
         return fam  # not logged: nothing to say
     q = ctx.cfg.quality
-    resp, ref = ix.req("response_embedding"), ix.req("reference_embedding")
-    endpoint = ix.col("endpoint")
-    order = [ix.req("timestamp")] + ([ix.req("request_id")] if ix.has("request_id") else [])
-    stmt = (
-        sa.select(
-            *segment_columns(ctx),
-            (sa.cast(endpoint, sa.String) if endpoint is not None else sa.literal(ALL)).label("g_endpoint"),
-            resp.label("r"),
-            ref.label("f"),
-        )
-        .select_from(ix.table)
-        .where(ix.in_window(), valid_rows(ix), resp.is_not(None), ref.is_not(None))
-        .order_by(*order)
-    )
-    table = ctx.warehouse.fetch_arrow(stmt, ctx.params)
-    sims, keep, left = row_similarities(table.column("r"), table.column("f"))
+    table = _embeddings(ctx, ctx.params, ("response_embedding", "reference_embedding"))
+    sims, keep, left = row_similarities(table.column("response_embedding"), table.column("reference_embedding"))
     for reason, n in left.items():
         fam.extra.append(MetricRecord.of("quality_excluded_rows", n, family="semantic", reason=reason))
     bad = sum(left.values())
@@ -98,21 +126,14 @@ def semantic_family(ctx: AnalysisContext) -> Family:
         if table.num_rows:
             fam.notes.append("semantic similarity: no comparable (response, reference) embedding pairs")
         return fam
-    df = table.drop_columns(["r", "f"]).take(keep).to_pandas()
+    df = table.drop_columns(["response_embedding", "reference_embedding"]).take(keep).to_pandas()
     stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())
-    eps = df["g_endpoint"].astype(str).to_numpy()
-    for ep in [*sorted(set(eps)), ALL]:
-        on_ep = np.ones(len(df), bool) if ep == ALL else eps == ep
-        for labels, mask in segments(df[on_ep].reset_index(drop=True)):
-            x = sims[on_ep][mask]
-            if not len(x):
-                continue
-            labels = {**labels, "endpoint": ep}
-            fam.figures.append(Figure.of("semantic_similarity", float(x.mean()), len(x), **labels))
-            ci = _interval(x, q.bootstrap_iterations, np.random.default_rng([q.seed, stamp, len(x)]))
-            if ci is not None:
-                fam.extra.append(MetricRecord.of("semantic_similarity_ci_low", ci[0], **labels))
-                fam.extra.append(MetricRecord.of("semantic_similarity_ci_high", ci[1], **labels))
+    for labels, x in by_endpoint(df, sims):
+        fam.figures.append(Figure.of("semantic_similarity", float(x.mean()), len(x), **labels))
+        ci = _interval(x, q.bootstrap_iterations, np.random.default_rng([q.seed, stamp, len(x)]))
+        if ci is not None:
+            fam.extra.append(MetricRecord.of("semantic_similarity_ci_low", ci[0], **labels))
+            fam.extra.append(MetricRecord.of("semantic_similarity_ci_high", ci[1], **labels))
     return fam
 
 
@@ -132,34 +153,11 @@ REFERENCE_ROWS = 5000  # reference-period responses per endpoint (a hash pre-sam
 CENTROIDS = 8  # k-means centroids of the reference responses, per endpoint
 
 
-def _responses(ctx: AnalysisContext, params: dict[str, Any], fraction: float = 1.0) -> Any:
-    from aimon.tasks.drift.reads import hash_sample  # noqa: PLC0415  the drift pre-sample, shared
-
-    ix = ctx.interactions
-    endpoint = ix.col("endpoint")
-    pre = hash_sample(ctx, ix, fraction)
-    order = [ix.req("timestamp")] + ([ix.req("request_id")] if ix.has("request_id") else [])
-    stmt = (
-        sa.select(
-            *segment_columns(ctx),
-            (sa.cast(endpoint, sa.String) if endpoint is not None else sa.literal(ALL)).label("g_endpoint"),
-            ix.req("response_embedding").label("r"),
-        )
-        .select_from(ix.table)
-        .where(
-            ix.in_window(),
-            valid_rows(ix),
-            ix.req("response_embedding").is_not(None),
-            *([pre] if pre is not None else []),
-        )
-        .order_by(*order)
-    )
-    return ctx.warehouse.fetch_arrow(stmt, params)
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
+    """The rows scaled to unit length; a zero row becomes NaN (its similarity is unknown)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return x / np.where(norms > 0, norms, np.nan)  # type: ignore[no-any-return]
 
 
 def centroids(reference: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -167,13 +165,15 @@ def centroids(reference: np.ndarray, k: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans  # noqa: PLC0415  lazy, as drift's classifier
 
     x = _unit(reference.astype(np.float64))
+    x = x[np.isfinite(x).all(axis=1)]
     k = max(1, min(k, len(x) // 20))
     c = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x).cluster_centers_ if k > 1 else x.mean(axis=0)[None]
     return _unit(np.asarray(c))
 
 
 def nearest_centroid_similarity(current: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Each current row's cosine similarity to its nearest reference centroid."""
+    """Each current row's cosine similarity to its nearest reference centroid (NaN for a
+    zero row)."""
     return (_unit(current.astype(np.float64)) @ centres.T).max(axis=1)  # type: ignore[no-any-return]
 
 
@@ -202,16 +202,17 @@ def reference_similarity_family(ctx: AnalysisContext) -> Family:
     if not total:
         fam.notes.append(f"semantic reference similarity: no response embeddings in the reference ({name})")
         return fam
-    ref = _responses(ctx, ref_params, min(1.0, 4 * REFERENCE_ROWS / total))
-    cur = _responses(ctx, ctx.params)
-    ref_rows, cur_rows = er.parse_rows(ref.column("r")), er.parse_rows(cur.column("r"))
+    ref = _embeddings(ctx, ref_params, ("response_embedding",), min(1.0, 4 * REFERENCE_ROWS / total))
+    cur = _embeddings(ctx, ctx.params, ("response_embedding",))
+    ref_rows = er.parse_rows(ref.column("response_embedding"))
+    cur_rows = er.parse_rows(cur.column("response_embedding"))
     dim = er.window_dimension(cur_rows.dimensions(), None)
     if dim is None or not cur.num_rows:
         return fam
     ref_eps = ref.column("g_endpoint").to_numpy(zero_copy_only=False).astype(str)
     keep_cur = np.flatnonzero((cur_rows.problem == 0) & (cur_rows.lengths == dim))
     cur_x = cur_rows.take(keep_cur).matrix(dim)
-    df = cur.drop_columns(["r"]).take(keep_cur).to_pandas()
+    df = cur.drop_columns(["response_embedding"]).take(keep_cur).to_pandas()
     eps = df["g_endpoint"].astype(str).to_numpy()
     stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())
     sims = np.full(len(df), np.nan)
@@ -222,13 +223,6 @@ def reference_similarity_family(ctx: AnalysisContext) -> Family:
         on = np.sort(np.random.default_rng([q.seed, stamp]).permutation(on)[:REFERENCE_ROWS])
         centres = centroids(ref_rows.take(on).matrix(dim), CENTROIDS, q.seed)
         sims[eps == ep] = nearest_centroid_similarity(cur_x[eps == ep], centres)
-    known = np.isfinite(sims)
-    for ep in [*sorted(set(eps[known])), ALL]:
-        on_ep = known & (eps == ep) if ep != ALL else known
-        for labels, mask in segments(df[on_ep].reset_index(drop=True)):
-            x = sims[on_ep][mask]
-            if len(x):
-                fam.figures.append(
-                    Figure.of("semantic_reference_similarity", float(x.mean()), len(x), **labels, endpoint=ep)
-                )
+    for labels, x in by_endpoint(df, sims):
+        fam.figures.append(Figure.of("semantic_reference_similarity", float(x.mean()), len(x), **labels))
     return fam
