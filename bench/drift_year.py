@@ -30,7 +30,7 @@ from aimon.store.reference import WindowStats
 from aimon.tasks.drift.calculate import DriftReport, compare_thinned, judge_embeddings, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import ReferenceLoad, merge_stats, pooled_reference, reference_embeddings
-from aimon.tasks.drift.history import AUC_Z, EMBEDDING, History
+from aimon.tasks.drift.history import AUC_Z, EMBEDDING, SCALED, History
 from aimon.tasks.drift.records import drift_records
 
 SPECS = [
@@ -217,6 +217,8 @@ def run_year(shape: Shape, cfg: DriftConfig, seed: int = 0, embeddings: bool = T
             labels = dict(r.labels)
             if r.metric == "data_drift_score":
                 scores.setdefault((labels["feature"], labels["method"]), {})[start] = r.value
+            elif r.metric == "data_drift_scaled_score":
+                scores.setdefault((labels["feature"], SCALED + labels["method"]), {})[start] = r.value
             elif r.metric == "data_drift_detected" and r.value >= 1:
                 drifted.setdefault(labels["feature"], set()).add(start)
             elif r.metric == "embedding_drift_auc_z":

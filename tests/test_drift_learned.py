@@ -23,7 +23,7 @@ from aimon.tasks.drift.analyzer import analyze_drift
 from aimon.tasks.drift.calculate import DriftReport, compare, compare_thinned, judge_embeddings, stats_from_arrays
 from aimon.tasks.drift.features import FeatureSpec
 from aimon.tasks.drift.fit import ReferenceLoad, merge_stats, pooled_reference
-from aimon.tasks.drift.history import AUC_Z, EMBEDDING, History, learned_bound
+from aimon.tasks.drift.history import AUC_Z, EMBEDDING, SCALED, History, learned_bound, scaled_bound, size_scale
 from aimon.tasks.drift.records import drift_records
 from aimon.tasks.orchestration.run import open_window
 from aimon.windows import daily_window
@@ -310,3 +310,62 @@ def test_the_analyzer_learns_from_stored_figures_and_leaves_a_drifted_day_out(tm
     before = analyze_drift(open_window(old, daily_window(DAY), Store(old)))
     assert _fig(before, "data_drift_detected", feature="input_tokens") == 1
     assert _fig(before, "data_drift_threshold", feature="latency_seconds", method="wasserstein") == 0.1
+
+
+def test_scaled_bound_is_the_wider_of_the_raw_and_the_size_scaled_learned_bound() -> None:
+    """thresholds.scale rows: robust_bound of the raw past effects, or robust_bound of
+    effect x sqrt(nm/(n+m)) over the past windows divided by this window's
+    sqrt(nm/(n+m)), whichever is wider; the floor still holds; a store with only raw
+    scores (written before) is learned from as before."""
+    rng = np.random.default_rng(5)
+    z = list(rng.gamma(4.0, 0.5, 28))
+    raw = list(rng.gamma(4.0, 0.01, 28))
+    thin, thick = size_scale(28_000, 1_300), size_scale(28_000, 20_000)
+    assert thin == pytest.approx(np.sqrt(28_000 * 1_300 / 29_300))
+    b = scaled_bound(z, raw, thin, 0.0, 3.5, 14, 0.2)
+    assert robust_bound(z, 0.0) / thin > robust_bound(raw, 0.0)
+    assert b.value == pytest.approx(robust_bound(z, 0.0) / thin, rel=1e-12) and b.basis == "learned at this window's size"
+    wide = scaled_bound(z, raw, thick, 0.0, 3.5, 14, 0.2)
+    assert robust_bound(z, 0.0) / thick < robust_bound(raw, 0.0)
+    assert (wide.value, wide.basis) == (pytest.approx(robust_bound(raw, 0.0), rel=1e-12), "learned")
+    assert scaled_bound(z, raw, thin, 1.0, 3.5, 14, 0.2).value == 1.0  # the floor
+    old = scaled_bound(z[:5], raw, thin, 0.0, 3.5, 14, 0.2)
+    assert old.value == pytest.approx(robust_bound(raw, 0.0), rel=1e-12)  # too few scaled: the raw history
+    assert scaled_bound([], raw[:5], thin, 0.1, 3.5, 14, 0.2).basis == "cold start"
+
+
+def test_a_thin_window_is_judged_at_its_own_sampling_spread() -> None:
+    """A month of 6,000-row weekdays, then thin 300-row days, every day from one
+    distribution: learned from raw effects alone, the bound is the weekdays' smaller
+    chance wobble and null thin days cross it; with the size-scaled bound they do not.
+    A weekday keeps the raw bound, and a real weekday shift is still caught."""
+    rng = np.random.default_rng(21)
+    specs = [FeatureSpec("input_tokens", "numerical", builtin=True)]
+    # Floor 0 and no p-value gate: the learned bound alone decides.
+    cfgs = {
+        s: DriftConfig(effect_floors={"numerical": 0.0}, p_value=0.999, thresholds={"scale": s})
+        for s in ("rows", "none")
+    }
+
+    def day(n: int, shift: float = 1.0) -> WindowStats:
+        return stats_from_arrays({"input_tokens": np.exp(rng.normal(6.5, 0.6, n)) * shift}, sketch_size=20_000)
+
+    ref = merge_stats([day(4_000) for _ in range(7)])
+    history = History()
+    for i in range(28):
+        for r in drift_records(compare(ref, day(6_000), specs, cfgs["rows"])):
+            if r.label("method") == "wasserstein":
+                key = {"data_drift_score": "wasserstein", "data_drift_scaled_score": SCALED + "wasserstein"}.get(r.metric)
+                if key:
+                    history.scores.setdefault(("input_tokens", key), {})[T0 + dt.timedelta(days=i)] = r.value
+    assert len(history.past_scores("input_tokens", SCALED + "wasserstein")) == 28
+    flagged = {s: 0 for s in cfgs}
+    for _ in range(150):
+        thin = day(300)
+        for s, cfg in cfgs.items():
+            flagged[s] += compare(ref, thin, specs, cfg, history).features[0].detected
+    assert flagged["none"] >= 15 and flagged["rows"] <= 1  # 24 and 0 of 150 with this seed
+    weekday = [compare(ref, day(6_000), specs, cfg, history).features[0] for cfg in cfgs.values()]
+    assert weekday[0].effect_bound == pytest.approx(weekday[1].effect_bound)
+    assert weekday[0].bound is not None and weekday[0].bound.basis == "learned"
+    assert compare(ref, day(6_000, 1.1), specs, cfgs["rows"], history).features[0].detected

@@ -237,6 +237,10 @@ class DriftThresholds(Strict):
     quantile: float = Field(default=0.9, gt=0.5, lt=1.0)
     # Cold start: the bound is the floor times this (not for the embeddings' AUC).
     cold_start_factor: float = Field(default=2.0, ge=1.0)
+    # rows: learn from each past effect times sqrt(n m / (n + m)) at its window's sizes
+    # and judge this window at its own sizes (a thin weekend gets the wider bound its
+    # sampling noise needs); none: learn from the raw effects.
+    scale: Literal["rows", "none"] = "rows"
 
     @model_validator(mode="after")
     def _windows(self) -> DriftThresholds:

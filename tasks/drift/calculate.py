@@ -38,7 +38,16 @@ from aimon.stats import embedding as ed
 from aimon.stats import stattests as st
 from aimon.store.reference import WindowStats
 from aimon.tasks.drift.features import THREADS, FeatureSpec
-from aimon.tasks.drift.history import AUC_Z, EMBEDDING, Bound, History, learned_bound
+from aimon.tasks.drift.history import (
+    AUC_Z,
+    EMBEDDING,
+    SCALED,
+    Bound,
+    History,
+    learned_bound,
+    scaled_bound,
+    size_scale,
+)
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,13 @@ def compare(
         bound = None
         if history is not None:
             past = history.past_scores(spec.name, effect_r.method)
-            bound = learned_bound(past, floor, t.k, t.min_windows, floor * t.cold_start_factor, t.quantile)
+            cold = floor * t.cold_start_factor
+            if t.scale == "rows":
+                scaled = history.past_scores(spec.name, SCALED + effect_r.method)
+                scale = size_scale(primary.n_reference, primary.n_current)
+                bound = scaled_bound(scaled, past, scale, floor, t.k, t.min_windows, cold, t.quantile)
+            else:
+                bound = learned_bound(past, floor, t.k, t.min_windows, cold, t.quantile)
         need = dcfg.min_sample.of(spec.name)
         judged = min(primary.n_reference, primary.n_current) >= need
         limit = floor if bound is None else bound.value

@@ -11,6 +11,13 @@ its own stored past scores (NannyML's idea):
 
 where a score is the feature's effect (normalised Wasserstein, Jensen-Shannon; the
 `data_drift_score` figure of its effect method) against the reference of its window.
+With `thresholds.scale: rows` (the default) a second bound is learned from the *scaled*
+scores, effect x sqrt(n m / (n + m)) at each window's own sizes
+(`data_drift_scaled_score`), turned back into an effect at this window's sizes, and the
+wider of the two is used (scaled_bound). Sampling noise shrinks as 1 / sqrt(rows): a
+thin Saturday's effect wobbles twice as much as a weekday's, and a bound learned from
+the raw effects of a weekday-heavy history put two such Saturdays of a simulated year
+over it.
 Order statistics, not mean and standard deviation: one spike day among 28 moves the
 median and the 90th percentile by one rank at most, so the bound is not raised by the
 incident it should catch. Not median + k MAD either: weekly seasonality makes the
@@ -30,6 +37,7 @@ reference.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +47,7 @@ from aimon.config.analyses import DriftConfig
 from aimon.store.metrics import Store
 from aimon.windows import Window, previous_windows
 
+SCALED = "scaled:"  # the history key prefix of a feature's size-scaled scores (data_drift_scaled_score)
 EMBEDDING = "__embedding__"  # the history key of the embedding verdict (domain classifier AUC)
 AUC_Z = "auc_z"  # its learned bound's scores: embedding_drift_auc_z (the AUC in null-spread units)
 
@@ -48,13 +57,15 @@ class Bound:
     """The bound a score is judged against, and what it came from."""
 
     value: float
-    basis: str  # "learned", "floor" (the learned value was below it), "cold start", "fixed"
+    # "learned", "learned at this window's size" (the size-scaled bound, wider: a thin
+    # window), "floor" (the learned value was below it), "cold start", "fixed"
+    basis: str
     history: int  # past scores it was learned from
     median: float | None = None
     spread: float | None = None  # q - median
 
     def describe(self) -> str:
-        if self.basis in ("learned", "floor"):
+        if self.basis in ("learned", "floor", "learned at this window's size"):
             return f"bound {self.value:.3g} ({self.basis}, from {self.history} past windows)"
         if self.basis == "cold start":
             return f"bound {self.value:.3g} (cold start: {self.history} past windows)"
@@ -77,6 +88,46 @@ def learned_bound(
     med, q = (float(v) for v in np.quantile(x, [0.5, quantile]))
     learned = med + k * (q - med)
     return Bound(max(floor, learned), "learned" if learned >= floor else "floor", len(x), med, q - med)
+
+
+def size_scale(n_reference: int, n_current: int) -> float:
+    """sqrt(n m / (n + m)): a two-sample distance between samples of one distribution
+    shrinks as 1 / this (KS's D and the Wasserstein distance exactly, the Jensen-Shannon
+    distance near zero), so effect x size_scale wobbles alike at any window size."""
+    if n_reference <= 0 or n_current <= 0:
+        return math.nan
+    return math.sqrt(n_reference * n_current / (n_reference + n_current))
+
+
+def scaled_bound(
+    scaled: Sequence[float],
+    raw: Sequence[float],
+    scale: float,
+    floor: float,
+    k: float,
+    min_windows: int,
+    cold_start: float,
+    quantile: float = 0.9,
+) -> Bound:
+    """The wider of two learned bounds: learned_bound of the past raw effects (`raw`),
+    and learned_bound of the past *scaled* effects (effect x size_scale) divided by this
+    window's size_scale; never below the floor. The scaled one is a thin window's:
+    a 1,300-row Saturday is judged at the chance spread of 1,300 rows, not at that of the
+    6,000-row weekdays most of its history is made of. The raw one is a thick window's:
+    where the day-to-day change is real (a walk, a weekly swing) rather than sampling
+    noise, scaling would tighten a 30,000-row weekday's bound below that change (seen:
+    3 false drifts a year became 10). A store written before scaled scores were kept
+    has only `raw` scores: those alone are used until `min_windows` scaled ones exist."""
+    plain = learned_bound(raw, floor, k, min_windows, cold_start, quantile)
+    z = [s for s in scaled if np.isfinite(s)]
+    if len(z) < min_windows or not math.isfinite(scale) or scale <= 0 or plain.basis == "cold start":
+        return plain
+    zb = learned_bound(z, 0.0, k, min_windows, math.nan, quantile)
+    assert zb.median is not None and zb.spread is not None
+    learned = zb.value / scale
+    if learned <= plain.value:
+        return plain
+    return Bound(learned, "learned at this window's size", zb.history, zb.median / scale, zb.spread / scale)
 
 
 @dataclass(frozen=True)
@@ -112,9 +163,11 @@ def read_history(store: Store, window: Window, dcfg: DriftConfig, reference: Seq
     drifted: dict[str, set[dt.datetime]] = {}
     if span:
         first = span[0].start
-        for f in figs("data_drift_score"):
-            if f.window_start >= first and "feature" in f.labels and "method" in f.labels:
-                scores.setdefault((f.labels["feature"], f.labels["method"]), {})[f.window_start] = f.value
+        for metric, prefix in (("data_drift_score", ""), ("data_drift_scaled_score", SCALED)):
+            for f in figs(metric):
+                if f.window_start >= first and "feature" in f.labels and "method" in f.labels:
+                    key = (f.labels["feature"], prefix + f.labels["method"])
+                    scores.setdefault(key, {})[f.window_start] = f.value
         if dcfg.embeddings is not None:
             for f in figs("embedding_drift_auc_z"):
                 if f.window_start >= first:

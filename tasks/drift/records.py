@@ -8,6 +8,7 @@ import math
 from aimon.records import MetricRecord
 from aimon.stats import embedding as ed
 from aimon.tasks.drift.calculate import DriftReport
+from aimon.tasks.drift.history import size_scale
 
 
 def summary_line(report: DriftReport) -> str:
@@ -38,6 +39,9 @@ def drift_records(report: DriftReport) -> list[MetricRecord]:
         recs.append(MetricRecord.of("data_drift_score", _finite(f.statistic), feature=f.feature, method=f.method))
         if f.effect_method != f.method:
             recs.append(MetricRecord.of("data_drift_score", f.effect, feature=f.feature, method=f.effect_method))
+        scaled = f.effect * size_scale(f.n_reference, f.n_current)
+        if math.isfinite(scaled):  # the learned bound's history (thresholds.scale: rows)
+            recs.append(MetricRecord.of("data_drift_scaled_score", scaled, feature=f.feature, method=f.effect_method))
         recs.append(MetricRecord.of("data_drift_p_value", f.p_value, feature=f.feature, method=f.test_method))
         recs.append(
             MetricRecord.of("data_drift_p_value_adjusted", f.p_value_adjusted, feature=f.feature, method=f.test_method)
