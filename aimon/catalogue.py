@@ -27,7 +27,7 @@ METRICS: dict[str, str] = {
     "llm_cost_forecast_usd": "Month-end spend at the month-to-date rate in USD.",
     # drift
     "data_drift_score": "Drift statistic or distance of a feature against the reference.",
-    "data_drift_scaled_score": "A feature's effect x sqrt(n m / (n + m)) at the window's sizes: its learned bound's history.",
+    "data_drift_scaled_score": "A feature's effect x sqrt(nm / (n + m)) at the window's sizes (learned bounds).",
     "data_drift_p_value": "Drift test p-value of a feature, where the method has one.",
     "data_drift_detected": "1 if the feature drifted against the reference, else 0.",
     "data_drift_share": "Share of drifted features.",

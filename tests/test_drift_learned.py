@@ -324,7 +324,9 @@ def test_scaled_bound_is_the_wider_of_the_raw_and_the_size_scaled_learned_bound(
     assert thin == pytest.approx(np.sqrt(28_000 * 1_300 / 29_300))
     b = scaled_bound(z, raw, thin, 0.0, 3.5, 14, 0.2)
     assert robust_bound(z, 0.0) / thin > robust_bound(raw, 0.0)
-    assert b.value == pytest.approx(robust_bound(z, 0.0) / thin, rel=1e-12) and b.basis == "learned at this window's size"
+    assert (
+        b.value == pytest.approx(robust_bound(z, 0.0) / thin, rel=1e-12) and b.basis == "learned at this window's size"
+    )
     wide = scaled_bound(z, raw, thick, 0.0, 3.5, 14, 0.2)
     assert robust_bound(z, 0.0) / thick < robust_bound(raw, 0.0)
     assert (wide.value, wide.basis) == (pytest.approx(robust_bound(raw, 0.0), rel=1e-12), "learned")
@@ -355,7 +357,9 @@ def test_a_thin_window_is_judged_at_its_own_sampling_spread() -> None:
     for i in range(28):
         for r in drift_records(compare(ref, day(6_000), specs, cfgs["rows"])):
             if r.label("method") == "wasserstein":
-                key = {"data_drift_score": "wasserstein", "data_drift_scaled_score": SCALED + "wasserstein"}.get(r.metric)
+                key = {"data_drift_score": "wasserstein", "data_drift_scaled_score": SCALED + "wasserstein"}.get(
+                    r.metric
+                )
                 if key:
                     history.scores.setdefault(("input_tokens", key), {})[T0 + dt.timedelta(days=i)] = r.value
     assert len(history.past_scores("input_tokens", SCALED + "wasserstein")) == 28
