@@ -114,6 +114,7 @@ deploy: install
 # Drift defaults: false-positive rate and power on simulated windows (docs/benchmarks.md).
 calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_drift.py
+	nice -n 10 $(BIN)/python bench/calibrate_cbpe.py
 
 clean:
 	rm -rf $(VENV) .aimon build

@@ -141,6 +141,19 @@ class ExperimentConfig(Strict):
 # -- quality (aimon.tasks.quality) ---------------------------------------------------
 
 
+class EstimationConfig(Strict):
+    """Performance estimated without labels from the `confidence` column (NannyML's
+    CBPE; aimon.tasks.quality.estimated, docs/analyses/quality.md)."""
+
+    enabled: bool = True  # only where the table has a confidence column
+    # P(correct | confidence) per model, fitted on the reference period's labelled rows.
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    # Fewer labelled reference rows with a confidence (per model): not estimated.
+    min_reference_rows: int = Field(default=500, ge=10)
+    # Simulated windows behind the 95% interval; 0: no interval.
+    draws: int = Field(default=400, ge=0, le=100_000)
+
+
 class QualityConfig(Strict):
     """Quality monitoring (aimon.tasks.quality)."""
 
@@ -169,6 +182,7 @@ class QualityConfig(Strict):
     # its reference, when at least `change_min_sample` rows produced it.
     change_note_ratio: float = Field(default=0.05, gt=0, lt=1)
     change_min_sample: int = Field(default=30, ge=1)
+    estimation: EstimationConfig = EstimationConfig()
 
     @field_validator("k")
     @classmethod

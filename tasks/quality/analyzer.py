@@ -12,6 +12,7 @@ from aimon.records import AnalyzerResult, MetricRecord
 from aimon.tasks.orchestration.context import AnalysisContext
 from aimon.tasks.quality.classification import classification_family
 from aimon.tasks.quality.concept_drift import TRACKED, concept_drift, reference_range, reference_values
+from aimon.tasks.quality.estimated import estimation_family
 from aimon.tasks.quality.feedback import feedback_family
 from aimon.tasks.quality.figures import Figure
 from aimon.tasks.quality.generation import generation_family
@@ -20,6 +21,7 @@ from aimon.tasks.quality.semantic import reference_similarity_family, semantic_f
 
 FAMILIES = {
     "classification": classification_family,
+    "estimation": estimation_family,
     "generation": generation_family,
     "rag": rag_family,
     "feedback": feedback_family,
