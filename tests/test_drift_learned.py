@@ -186,13 +186,14 @@ def test_embeddings_min_sample_and_learned_auc_bound() -> None:
     past = list(rng.uniform(0.0, 2.0, 20))
     hist = History({(EMBEDDING, AUC_Z): {T0 + dt.timedelta(days=i): v for i, v in enumerate(past)}})
     results, drifted, bound, judged, _ = judge_embeddings(ref, cur, cfg, hist)
-    want = max(0.55, 0.5 + robust_bound(past, 3.0, k=3.0) * ed.auc_null_spread(400, 400))
+    floor = DriftConfig(embeddings={}).embeddings.learned_z_floor  # 4
+    want = max(0.55, 0.5 + robust_bound(past, floor, k=3.0) * ed.auc_null_spread(400, 400))
     assert judged and bound is not None and bound.value == pytest.approx(want) and bound.basis == "learned"
     assert results[0].threshold == bound.value and drifted == (results[0].statistic > bound.value)
-    # Short history: auc_threshold, but at 400 a side never within 3 null spreads of 0.5.
+    # Short history: auc_threshold, but at 400 a side never within 4 null spreads of 0.5.
     _, _, cold, _, _ = judge_embeddings(ref, cur, cfg, History())
     assert cold is not None and cold.basis == "cold start"
-    assert cold.value == pytest.approx(0.5 + 3.0 * ed.auc_null_spread(400, 400)) and cold.value > 0.55
+    assert cold.value == pytest.approx(0.5 + floor * ed.auc_null_spread(400, 400)) and cold.value > 0.55
 
 
 def test_the_learned_auc_bound_holds_small_windows_and_catches_a_shift_on_a_big_one() -> None:

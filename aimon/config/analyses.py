@@ -302,9 +302,11 @@ class EmbeddingDriftConfig(Strict):
     auc_noise_z: float = Field(default=0.0, ge=0)  # 0: off (4.5 tried: it also hid real small-sample shifts)
     # The learned bound (learned: true) is learned in these null-spread units (the
     # embedding_drift_auc_z figure) and never below learned_z_floor of them: 28 past
-    # windows estimate a spread roughly, and a bound under 3 sigma would page a small
-    # window by chance.
-    learned_z_floor: float = Field(default=3.0, ge=0)
+    # windows estimate a spread roughly, and a bound under 4 sigma pages by chance: at 3
+    # (one-sided 1.3e-3 a window, ~0.5 a year from sampling alone) a simulated year's
+    # own day-to-day wobble of the embeddings paged twice (z 3.2 and 3.2); at 4 (3e-5 a
+    # window) an injected shift still scores z 10 and more.
+    learned_z_floor: float = Field(default=4.0, ge=0)
     # The k of that bound (median + k x (q90 - median) of the past z); None: drift.thresholds.k.
     # 3, not the features' 4.5: on windows without drift the z is a standard normal (std
     # 0.93 over the consumer generator's year), so 3 x (q90 - median) is ~3.8 sigma, while a
