@@ -115,6 +115,7 @@ deploy: install
 calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_drift.py
 	nice -n 10 $(BIN)/python bench/calibrate_cbpe.py
+	nice -n 10 $(BIN)/python bench/calibrate_srm.py
 
 clean:
 	rm -rf $(VENV) .aimon build
