@@ -55,7 +55,7 @@ def main() -> None:
             for sa, sn in spans(a, n, cumulative=True):
                 false |= (p_values(sa, sn) < per_look).any(1)
 
-            def first_day(share: float, days: int = 30) -> np.ndarray:
+            def first_day(share: float, days: int = 30, units: int = units) -> np.ndarray:
                 n = rng.poisson(units, (400, days))
                 a = rng.binomial(n, share)
                 first = np.full(400, days + 1)
