@@ -42,9 +42,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    print(
-        "| srm_threshold | units a day | false SRM pages per experiment-year | 52/48 break caught (median day) | 55/45 break caught on day 1 |"
-    )
+    head = ["srm_threshold", "units a day", "false SRM pages per experiment-year"]
+    head += ["52/48 break caught (median day)", "55/45 break caught on day 1"]
+    print("| " + " | ".join(head) + " |")
     print("|---|---:|---:|---:|---:|")
     for threshold in (0.001, 0.0005, 0.0002):
         per_look = threshold / (len(SPANS) + 1)
@@ -55,7 +55,7 @@ def main() -> None:
             for sa, sn in spans(a, n, cumulative=True):
                 false |= (p_values(sa, sn) < per_look).any(1)
 
-            def first_day(share: float, days: int = 30, units: int = units) -> np.ndarray:
+            def first_day(share: float, days: int = 30, units: int = units, per_look: float = per_look) -> np.ndarray:
                 n = rng.poisson(units, (400, days))
                 a = rng.binomial(n, share)
                 first = np.full(400, days + 1)
