@@ -121,6 +121,13 @@ METRICS: dict[str, str] = {
     "ab_regression_detected": "1 if the variant significantly regresses the metric, else 0.",
     "ab_units": "Requests (units of analysis) of the variant since the experiment started.",
     "ab_sample_size": "Units per variant still needed for the minimum detectable effect at 80% power.",
+    "ab_cuped_lift": "CUPED-adjusted relative lift, per unit (unit_id or user_id) with its pre-period value.",
+    "ab_cuped_lift_ci_low": "Lower bound of the CUPED lift's interval (always-valid when sequential).",
+    "ab_cuped_lift_ci_high": "Upper bound of the CUPED lift's interval (always-valid when sequential).",
+    "ab_cuped_p_value": "p-value of the CUPED-adjusted comparison (always-valid mSPRT when sequential).",
+    "ab_cuped_variance_reduction": "Share of the lift's variance CUPED removed: 1 - (adjusted / plain SE)^2.",
+    "ab_cuped_units": "Units of the variant in the CUPED comparison (with pre-period data).",
+    "ab_cuped_excluded_units": "Units left out of CUPED, by reason (no_pre_period, several_variants).",
     # deployments (aimon.tasks.deploy; docs/alerts.md, Planned changes)
     "deploy_check_ratio": "New model / its baseline after a deployment: p95 latency, error rate or accuracy (check).",
     "deploy_check_p_value": "One-sided p-value that the new model is worse than its baseline on the check.",

@@ -87,6 +87,26 @@ class ABMetricConfig(Strict):
         return (self.numerator, self.denominator) if self.type == "ratio" else (self.column,)  # type: ignore[return-value]
 
 
+class CupedConfig(Strict):
+    """CUPED (aimon.stats.cuped): each continuous interactions metric compared per unit,
+    adjusted by the unit's value of the same metric before the experiment's first window
+    (tasks/abtest/cuped.py, docs/analyses/abtest.md "CUPED")."""
+
+    enabled: bool = True  # where the table has the unit column and rows before the start
+    # The randomisation unit: a contract column or a column of the table. None: unit_id
+    # when the table maps it, else user_id.
+    unit: str | None = None
+    lookback_days: int = Field(default=14, ge=1, le=365)  # the pre-period before the first window
+    min_units: int = Field(default=50, ge=3)  # per arm, with pre-period data; fewer: not computed
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_identifier(v, "cuped.unit")
+        return v
+
+
 class ExperimentConfig(Strict):
     name: str
     # Local date (windows.timezone) of the first window analysed; None: the first
@@ -109,6 +129,7 @@ class ExperimentConfig(Strict):
     # experiment-years (bench/calibrate_srm.py), 0.0002 in 5%.
     srm_threshold: float = Field(default=0.0002, gt=0, lt=0.5)
     srm_spans: tuple[int, ...] = (1, 3, 7)  # windows; [] tests the cumulative split only
+    cuped: CupedConfig = Field(default_factory=CupedConfig)
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

@@ -38,51 +38,105 @@ class CupedResult:
     lift: float  # adjusted treatment / adjusted control - 1
     lift_ci_low: float
     lift_ci_high: float
+    lift_variance: float  # the delta-method variance of lift (for the sequential test)
 
 
-def _arm(y: np.ndarray, x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ArmMoments:
+    """One arm's units: their number and the sums of the metric y, its pre-period value
+    x, and their squares and product: what a warehouse returns in one GROUP BY. Raw
+    sums lose digits when a mean is many standard deviations from 0 (about
+    (mean / sd)^2 x 1e-16 relative): fine for latencies, tokens and costs."""
+
+    n: int
+    sy: float
+    sx: float
+    syy: float
+    sxx: float
+    sxy: float
+
+    @classmethod
+    def of(cls, y: np.ndarray, x: np.ndarray) -> ArmMoments:
+        return cls(len(y), float(y.sum()), float(x.sum()), float(y @ y), float(x @ x), float(x @ y))
+
+
+@dataclass(frozen=True)
+class _Centred:
+    """An arm as means and centred sums (exact from arrays, from raw sums otherwise)."""
+
+    n: int
+    my: float
+    mx: float
+    cyy: float
+    cxx: float
+    cxy: float
+
+
+def _centred(m: ArmMoments) -> _Centred:
+    my, mx = m.sy / m.n, m.sx / m.n
+    # Clipped at 0: rounding can leave a constant column a tiny negative sum of squares.
+    return _Centred(m.n, my, mx, max(m.syy - m.sy * my, 0.0), max(m.sxx - m.sx * mx, 0.0), m.sxy - m.sx * my)
+
+
+def _arm(y: np.ndarray, x: np.ndarray, name: str) -> _Centred:
     y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
     if y.shape != x.shape or y.ndim != 1:
         raise ValueError(f"cuped: the {name} arm's metric and covariate differ in length ({len(y)} vs {len(x)})")
-    if len(y) < 3:
-        raise ValueError(f"cuped: need at least 3 units with pre-period data in the {name} arm, got {len(y)}")
+    _enough(len(y), name)
     if not (np.isfinite(y).all() and np.isfinite(x).all()):
         raise ValueError(f"cuped: the {name} arm holds a NaN or infinite value")
-    return y, x
+    dy, dx = y - y.mean(), x - x.mean()
+    return _Centred(len(y), float(y.mean()), float(x.mean()), float(dy @ dy), float(dx @ dx), float(dx @ dy))
+
+
+def _enough(n: int, name: str) -> None:
+    if n < 3:
+        raise ValueError(f"cuped: need at least 3 units with pre-period data in the {name} arm, got {n}")
 
 
 def cuped_test(
     y_control: np.ndarray, x_control: np.ndarray, y_treatment: np.ndarray, x_treatment: np.ndarray, alpha: float = 0.05
 ) -> CupedResult:
-    """The CUPED-adjusted Welch comparison of treatment against control."""
-    yc, xc = _arm(y_control, x_control, "control")
-    yt, xt = _arm(y_treatment, x_treatment, "treatment")
-    dxc, dxt = xc - xc.mean(), xt - xt.mean()
-    dyc, dyt = yc - yc.mean(), yt - yt.mean()
-    sxx = float(dxc @ dxc + dxt @ dxt)
-    sxy = float(dxc @ dyc + dxt @ dyt)
-    syy = float(dyc @ dyc + dyt @ dyt)
-    theta = sxy / sxx if sxx > 0 else 0.0  # a constant covariate: no adjustment
-    rho = sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
-    x_all = (xc.sum() + xt.sum()) / (len(xc) + len(xt))
-    nc, nt = len(yc), len(yt)
-    vc = float(np.var(yc - theta * xc, ddof=1)) / nc
-    vt = float(np.var(yt - theta * xt, ddof=1)) / nt
-    ec = Estimate(float(yc.mean() - theta * (xc.mean() - x_all)), vc, nc)
-    et = Estimate(float(yt.mean() - theta * (xt.mean() - x_all)), vt, nt)
+    """The CUPED-adjusted Welch comparison of treatment against control, from each
+    unit's metric (y) and pre-period value (x)."""
+    return _cuped(_arm(y_control, x_control, "control"), _arm(y_treatment, x_treatment, "treatment"), alpha)
+
+
+def cuped_from_moments(control: ArmMoments, treatment: ArmMoments, alpha: float = 0.05) -> CupedResult:
+    """cuped_test from each arm's sums (ArmMoments), as a warehouse query returns them."""
+    for m, name in ((control, "control"), (treatment, "treatment")):
+        _enough(m.n, name)
+        if not all(math.isfinite(v) for v in (m.sy, m.sx, m.syy, m.sxx, m.sxy)):
+            raise ValueError(f"cuped: the {name} arm's sums hold a NaN or infinite value")
+    return _cuped(_centred(control), _centred(treatment), alpha)
+
+
+def _cuped(c: _Centred, t: _Centred, alpha: float) -> CupedResult:
+    sxx, sxy, syy = c.cxx + t.cxx, c.cxy + t.cxy, c.cyy + t.cyy
+    # A covariate constant within the arms (up to rounding): no adjustment.
+    flat = sxx <= 1e-12 * max(c.n * c.mx * c.mx + t.n * t.mx * t.mx, 1e-300)
+    theta = 0.0 if flat else sxy / sxx
+    rho = sxy / math.sqrt(sxx * syy) if not flat and syy > 0 else 0.0
+    x_all = (c.n * c.mx + t.n * t.mx) / (c.n + t.n)
+    nc, nt = c.n, t.n
+    # Var(y - theta x) within each arm, from the centred sums.
+    vc = max(c.cyy - 2 * theta * c.cxy + theta * theta * c.cxx, 0.0) / (nc - 1) / nc
+    vt = max(t.cyy - 2 * theta * t.cxy + theta * theta * t.cxx, 0.0) / (nt - 1) / nt
+    ec = Estimate(c.my - theta * (c.mx - x_all), vc, nc)
+    et = Estimate(t.my - theta * (t.mx - x_all), vt, nt)
     se2 = vc + vt
     if se2 == 0:
         raise ValueError("cuped: both arms have zero variance after the adjustment")
-    diff = float((yt.mean() - yc.mean()) - theta * (xt.mean() - xc.mean()))
+    diff = (t.my - c.my) - theta * (t.mx - c.mx)
     se = math.sqrt(se2)
-    df = se2**2 / (vc**2 / (nc - 1) + vt**2 / (nt - 1))
+    df = se2**2 / ((vc**2 / (nc - 1) if vc else 0.0) + (vt**2 / (nt - 1) if vt else 0.0))
     stat = diff / se
     p = float(2 * stats.t.sf(abs(stat), df))
     q = float(stats.t.ppf(1 - alpha / 2, df))
     test = TestResult("cuped_welch_t", ec, et, diff, se, stat, p, diff - q * se, diff + q * se, alpha, df)
-    unadjusted = math.sqrt(float(np.var(yc, ddof=1)) / nc + float(np.var(yt, ddof=1)) / nt)
+    unadjusted = math.sqrt(c.cyy / (nc - 1) / nc + t.cyy / (nt - 1) / nt)
     lift, lift_var = relative_lift(ec, et)
     z = float(stats.norm.ppf(1 - alpha / 2))
     half = z * math.sqrt(lift_var)
     reduction = 1.0 - se2 / unadjusted**2 if unadjusted > 0 else 0.0
-    return CupedResult(test, theta, rho, unadjusted, reduction, lift, lift - half, lift + half)
+    return CupedResult(test, theta, rho, unadjusted, reduction, lift, lift - half, lift + half, lift_var)

@@ -36,6 +36,7 @@ from aimon.config import ExperimentConfig
 from aimon.records import AnalyzerResult, MetricRecord
 from aimon.stats.abtests import Moments
 from aimon.store.abstats import ASSIGNMENTS, OTHER_VARIANT, ABStatsStore, StatRow
+from aimon.tasks.abtest.cuped import cuped_details, cuped_notes, cuped_records, run_cuped
 from aimon.tasks.abtest.looks import analyze_looks, srm_only
 from aimon.tasks.abtest.reads import first_seen, plan_metrics, window_stats, window_stats_zero
 from aimon.tasks.abtest.records import experiment_notes, experiment_records, result_details
@@ -120,10 +121,11 @@ def run_experiment(ctx: AnalysisContext, exp: ExperimentConfig, abstore: ABStats
         notes.append(f"experiment {exp.name}: no usable metric; only the sample ratio is checked")
     res = analyze_looks(used, looks, g) if plans else srm_only(exp, looks, g)
     res = dataclasses.replace(res, first_window=windows[0].start, notes=tuple(notes))
+    cuped = run_cuped(ctx, exp, plans, windows[0].start, window.end)
     return {
-        "records": experiment_records(res, exp.control),
-        "notes": experiment_notes(res, window, last_units),
-        "details": result_details(res),
+        "records": experiment_records(res, exp.control) + cuped_records(exp, cuped),
+        "notes": experiment_notes(res, window, last_units) + cuped_notes(exp, cuped),
+        "details": {**result_details(res), "cuped": cuped_details(cuped)},
     }
 
 

@@ -35,7 +35,7 @@ class MetricSql:
     y: sa.ColumnElement[Any] | None = None
 
 
-def _interaction_column(ctx: AnalysisContext, name: str) -> sa.ColumnElement[Any] | None:
+def interaction_column(ctx: AnalysisContext, name: str) -> sa.ColumnElement[Any] | None:
     ix = ctx.interactions
     if name == "error":
         return sa.case((status_class_expr(ix) != "ok", 1), else_=0)
@@ -118,7 +118,7 @@ def plan_metrics(
             prefix = "b" if m.type == "binary" else "c"
             plans.append(MetricSql(m, fb.c[f"{prefix}_{m.column}"]))
             continue
-        exprs = [_interaction_column(ctx, c) for c in m.columns]
+        exprs = [interaction_column(ctx, c) for c in m.columns]
         missing = [c for c, e in zip(m.columns, exprs, strict=True) if e is None]
         if missing:
             skipped.append(m)
