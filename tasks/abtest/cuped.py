@@ -55,6 +55,7 @@ class CupedOutcome:
     pre_start: dt.datetime | None
     comparisons: tuple[CupedComparison, ...] = ()
     several_variants: int = 0  # units seen in more than one variant, left out
+    no_pre_period: tuple[tuple[str, int], ...] = ()  # per metric: units of all variants without pre-period data
     note: str | None = None  # why CUPED did not run at all
 
 
@@ -103,7 +104,6 @@ def _query(
     one = during.c.v == during.c.v_max
     cols: list[Any] = [
         during.c.v.label("v"),
-        sa.func.sum(sa.case((one, 1), else_=0)).label("units"),
         sa.func.sum(sa.case((one, 0), else_=1)).label("several"),
     ]
     for i in range(len(plans)):
@@ -191,8 +191,12 @@ def run_cuped(
     params = {"cuped_start": first, "cuped_end": end, "cuped_pre_start": pre_start}
     found = {str(r["v"]): r for r in ctx.warehouse.fetch(_query(ctx, exp, unit, used, exp.variants), params) if r["v"]}
     several = int(sum(_num(r, "several") for r in found.values()))
+    no_pre = tuple(
+        (p.metric.name, int(sum(_num(r, f"m{i}_with_y") - _num(r, f"m{i}_n") for r in found.values())))
+        for i, p in enumerate(used)
+    )
     comps = [_compare(exp, p, i, v, found) for i, p in enumerate(used) for v in exp.variants if v != exp.control]
-    return CupedOutcome(unit, pre_start, tuple(comps), several)
+    return CupedOutcome(unit, pre_start, tuple(comps), several, no_pre)
 
 
 def cuped_records(exp: ExperimentConfig, out: CupedOutcome) -> list[MetricRecord]:
@@ -204,18 +208,14 @@ def cuped_records(exp: ExperimentConfig, out: CupedOutcome) -> list[MetricRecord
         recs.append(
             MetricRecord.of("ab_cuped_excluded_units", out.several_variants, experiment=e, reason="several_variants")
         )
-    no_pre: dict[str, int] = {}
+    control_done: set[str] = set()
     for c in out.comparisons:
-        no_pre[c.metric] = max(no_pre.get(c.metric, 0), c.no_pre_period)
+        if c.metric not in control_done:
+            control_done.add(c.metric)
+            lab_c = (("experiment", e), ("metric", c.metric), ("variant", exp.control))
+            recs.append(MetricRecord("ab_cuped_units", lab_c, float(c.units_control)))
         lab = (("experiment", e), ("metric", c.metric), ("variant", c.variant))
         recs.append(MetricRecord("ab_cuped_units", lab, float(c.units_variant)))
-        recs.append(
-            MetricRecord(
-                "ab_cuped_units",
-                (("experiment", e), ("metric", c.metric), ("variant", exp.control)),
-                float(c.units_control),
-            )
-        )
         if c.result is None:
             continue
         pairs = [
@@ -226,16 +226,11 @@ def cuped_records(exp: ExperimentConfig, out: CupedOutcome) -> list[MetricRecord
             ("ab_cuped_variance_reduction", c.result.variance_reduction),
         ]
         recs += [MetricRecord(n, lab, float(v)) for n, v in pairs if v is not None and math.isfinite(v)]
-    for metric, n in no_pre.items():
+    for metric, n in out.no_pre_period:
         if n:
-            recs.append(
-                MetricRecord(
-                    "ab_cuped_excluded_units",
-                    (("experiment", e), ("metric", metric), ("reason", "no_pre_period")),
-                    float(n),
-                )
-            )
-    return list({(r.metric, r.labels): r for r in recs}.values())  # the control's units once
+            lab_x = (("experiment", e), ("metric", metric), ("reason", "no_pre_period"))
+            recs.append(MetricRecord("ab_cuped_excluded_units", lab_x, float(n)))
+    return recs
 
 
 def cuped_notes(exp: ExperimentConfig, out: CupedOutcome) -> list[str]:
