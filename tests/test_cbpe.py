@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from aimon.records import ALL
-from aimon.tasks.quality.estimated import BINS, expected_scores, fit_calibrator, intervals
+from aimon.tasks.quality.estimated import BINS, error_mix, expected_scores, fit_calibrator, intervals
 from tests.test_quality import TS, ctx_for, figs, write_arrow
 
 
@@ -92,6 +92,81 @@ def test_the_interval_covers_the_realised_accuracy_in_about_95_percent_of_window
     assert abs(np.mean(errors)) < 0.004 and np.mean(raw_bias) > 0.05
 
 
+CLASSES = ["a", "b", "c"]
+
+
+def three_classes(rng: np.random.Generator, n: int, wrong_to: dict[str, list[float]]) -> tuple[np.ndarray, ...]:
+    """A 3-class model: predictions a/b/c (50/30/20%), an over-confident confidence
+    (truth: P(correct) = conf^1.5), and a wrong prediction's true class drawn from
+    `wrong_to[pred]` (shares over CLASSES, 0 at the prediction)."""
+    pred = rng.choice(CLASSES, n, p=[0.5, 0.3, 0.2])
+    conf = np.clip(np.round(rng.beta(5, 2, n) * BINS) / BINS, 0.001, 0.999)
+    right = rng.random(n) < conf**1.5
+    label = pred.copy()
+    for a in CLASSES:
+        wrong = (pred == a) & ~right
+        label[wrong] = rng.choice(CLASSES, int(wrong.sum()), p=wrong_to[a])
+    return pred, conf, label
+
+
+def _calibrate(pred: np.ndarray, conf: np.ndarray, label: np.ndarray):  # type: ignore[no-untyped-def]
+    b = np.rint(conf * BINS).astype(int)
+    g = pd.DataFrame({"b": b, "c": pred == label}).groupby("b").agg(n=("c", "size"), k=("c", "sum"))
+    cal = fit_calibrator(g.index.to_numpy(), g["n"].to_numpy(), g["k"].to_numpy(), "isotonic")
+    e = pd.DataFrame({"p": pred, "l": label}).groupby(["p", "l"]).size().reset_index(name="n")
+    return cal, error_mix(e["p"].to_numpy(), e["l"].to_numpy(), e["n"].to_numpy(), CLASSES)
+
+
+MIX = {"a": [0, 0.8, 0.2], "b": [0.6, 0, 0.4], "c": [0.5, 0.5, 0]}
+
+
+def test_three_classes_estimate_precision_recall_f1_from_the_reference_error_mix() -> None:
+    """With only the predicted class's confidence, a wrong prediction's true class is
+    taken to split as on the reference. The expected figures equal the row-by-row
+    expected confusion (P(y = pred) = p, P(y = c) = (1 - p) x share(pred -> c)); on
+    windows drawn from the same model the 95% interval holds the realised macro F1
+    (scikit-learn on the labels) in ~95% of windows (bench/calibrate_cbpe.py also
+    measures a changed error mix)."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(8)
+    cal, mix = _calibrate(*three_classes(rng, 30_000, MIX))
+    assert mix["a"] == pytest.approx([0, 0.8, 0.2], abs=0.02)
+    pred, conf, _ = three_classes(rng, 3000, MIX)
+    b = np.rint(conf * BINS).astype(int)
+    p = cal.p[b]
+    proba = np.stack(
+        [np.where(pred == c, p, (1 - p) * np.array([mix[a][i] for a in pred])) for i, c in enumerate(CLASSES)], 1
+    )
+    f1 = []
+    for i, c in enumerate(CLASSES):
+        tp = proba[pred == c, i].sum()
+        fp = (1 - proba[pred == c, i]).sum()
+        fn = proba[pred != c, i].sum()
+        f1.append(2 * tp / (2 * tp + fp + fn))
+    g = pd.DataFrame({"pred": pred, "bin": b}).groupby(["pred", "bin"]).size().reset_index(name="n")
+    gp, gb, gn = g["pred"].to_numpy(), g["bin"].to_numpy(), g["n"].to_numpy()
+    gmix = np.stack([mix[a] for a in gp])
+    est = expected_scores(gp, cal.p[gb], gn, CLASSES, gmix)
+    assert est["f1:macro"] == pytest.approx(np.mean(f1), rel=1e-12)
+    assert est["accuracy"] == pytest.approx(p.mean(), rel=1e-12)
+
+    covered, errors = 0, []
+    for _ in range(150):
+        pred, conf, label = three_classes(rng, 1500, MIX)
+        g = pd.DataFrame({"pred": pred, "bin": np.rint(conf * BINS).astype(int)}).groupby(["pred", "bin"]).size()
+        g = g.reset_index(name="n")
+        gp, gb, gn = g["pred"].to_numpy(), g["bin"].to_numpy(), g["n"].to_numpy()
+        gmix = np.stack([mix[a] for a in gp])
+        est = expected_scores(gp, cal.p[gb], gn, CLASSES, gmix)["f1:macro"]
+        lo, hi = intervals(gp, gb, [cal], np.zeros(len(gb), int), gn, CLASSES, 200, rng, gmix)["f1:macro"]
+        realised = f1_score(label, pred, average="macro")
+        covered += lo <= realised <= hi
+        errors.append(est - realised)
+    assert 0.90 <= covered / 150 <= 0.99
+    assert abs(np.mean(errors)) < 0.005
+
+
 def test_estimated_figures_through_the_warehouse_with_bad_confidences_counted(tmp_path: Path) -> None:
     """A week of labelled reference rows, then a day whose rows half have labels: the
     estimate equals the calibration of the reference rows applied to the day's
@@ -148,3 +223,45 @@ def test_estimated_figures_through_the_warehouse_with_bad_confidences_counted(tm
     lo = extra[("model_accuracy_estimated_ci_low", (("model", "clf"),))]
     hi = extra[("model_accuracy_estimated_ci_high", (("model", "clf"),))]
     assert lo < p.mean() < hi and hi - lo < 0.1
+
+
+def test_three_classes_through_the_warehouse_estimate_f1_with_the_reference_error_mix(tmp_path: Path) -> None:
+    """Three classes through the warehouse: the reference week's wrong predictions give
+    the error mix, and the window's estimated macro F1 equals expected_scores on the
+    window's counts with that mix (computed here from the rows with pandas)."""
+    from aimon.tasks.quality.estimated import estimation_family
+
+    rng = np.random.default_rng(3)
+
+    def frame(pred: np.ndarray, conf: np.ndarray, label: np.ndarray, offset: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "timestamp": [TS + pd.Timedelta(days=offset, seconds=i) for i in range(len(pred))],
+                "model": "clf",
+                "status": "ok",
+                "request_id": [f"{offset}-{i}" for i in range(len(pred))],
+                "label": label if offset < 0 else None,
+                "prediction": pred,
+                "confidence": conf,
+            }
+        )
+
+    ref = pd.concat([frame(*three_classes(rng, 600, MIX), offset=-d) for d in range(1, 8)], ignore_index=True)
+    cur = frame(*three_classes(rng, 2000, MIX), offset=0)
+    df = pd.concat([ref, cur], ignore_index=True)
+    url = write_arrow(tmp_path / "m.duckdb", {"interactions": pa.Table.from_pandas(df, preserve_index=False)})
+    fam = estimation_family(ctx_for(url))
+    cal, mix = _calibrate(ref["prediction"].to_numpy(), ref["confidence"].to_numpy(), ref["label"].to_numpy())
+    g = (
+        pd.DataFrame({"p": cur["prediction"], "b": np.rint(cur["confidence"].to_numpy() * BINS).astype(int)})
+        .groupby(["p", "b"])
+        .size()
+    )
+    gp, gb, gn = g.index.get_level_values(0).to_numpy(), g.index.get_level_values(1).to_numpy(), g.to_numpy()
+    want = expected_scores(gp, cal.p[gb], gn, CLASSES, np.stack([mix[a] for a in gp]))
+    got = {(f.metric, f.labels): f.value for f in fam.figures}
+    for m in ("f1", "precision", "recall"):
+        assert got[(f"model_{m}_estimated", (("average", "macro"), ("model", "clf")))] == pytest.approx(
+            want[f"{m}:macro"], rel=1e-9
+        )
+    assert not any("need two classes" in n for n in fam.notes)

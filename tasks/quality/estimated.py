@@ -13,8 +13,12 @@ predicted.
    matrix is TP_a = sum of p over rows predicted a, FP_a = sum of 1 - p over them,
    FN_a = sum of 1 - p over rows predicted b; precision, recall and F1 follow per
    class, averaged `macro` and `weighted` (by expected support) as the realised
-   figures are. With more than two classes and only the predicted class's
-   confidence, where a wrong prediction's true class went is unknown: accuracy only.
+   figures are. With more than two classes the confidence does not say where a wrong
+   prediction's true class went: it is taken to split as the model's wrong predictions
+   of that class split on the labelled reference rows (error_mix, with one pseudo-row
+   per other class), so FN_c = sum over rows predicted a != c of (1 - p) x that share.
+   Exact when the error mix is stable; tests/test_cbpe.py and bench/calibrate_cbpe.py
+   measure it when it is and when it is not.
 3. **Interval.** The realised figure is random even with a perfect calibration (each
    row is a coin with its own p), and the calibration is itself estimated: 95%
    percentiles of `draws` simulated windows, each drawing the calibration from its
@@ -123,20 +127,47 @@ def fit_calibrator(bins: np.ndarray, n: np.ndarray, correct: np.ndarray, method:
     return Calibrator("isotonic", p, int(n.sum()), block=block, block_rows=block_rows)
 
 
-def expected_scores(pred_class: np.ndarray, p: np.ndarray, n: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """NannyML's expected figures from groups of `n` rows predicted `pred_class` whose
-    calibrated confidence is `p`: accuracy, and for two classes precision, recall and F1
-    per class averaged macro and weighted (by expected support)."""
-    total = float(n.sum())
-    out = {"accuracy": float(np.dot(n, p) / total)}
+def other_class_mix(pred_class: np.ndarray, classes: list[str]) -> np.ndarray | None:
+    """Where a wrong prediction's true class goes when that is known without data: with
+    two classes, the other one (a (groups, classes) one-hot); with more, None."""
     if len(classes) != 2:
-        return out
+        return None
+    return np.stack([pred_class != c for c in classes], axis=1).astype(np.float64)
+
+
+def error_mix(
+    ref_pred: np.ndarray, ref_label: np.ndarray, ref_n: np.ndarray, classes: list[str], prior: float = 1.0
+) -> dict[str, np.ndarray]:
+    """For each predicted class a, the share of the reference's wrong predictions of a
+    whose true class was c (c != a), with `prior` pseudo-rows per other class so a
+    class never seen wrong on the reference still gets a share (Dirichlet smoothing);
+    with two classes exactly the other class."""
+    out = {}
+    k = {c: i for i, c in enumerate(classes)}
+    for a in classes:
+        counts = np.full(len(classes), prior)
+        counts[k[a]] = 0.0
+        wrong = (ref_pred == a) & (ref_label != a)
+        for c, n in zip(ref_label[wrong], ref_n[wrong], strict=True):
+            if c in k:
+                counts[k[c]] += n
+        out[a] = counts / counts.sum()
+    return out
+
+
+def _scores(
+    pred_class: np.ndarray, right: np.ndarray, missed: np.ndarray, n: np.ndarray, classes: list[str]
+) -> dict[str, float]:
+    """Accuracy, and precision, recall and F1 per class averaged macro and weighted (by
+    support), from groups of `n` rows predicted `pred_class` of which `right` are right
+    and `missed[:, c]` truly class c (expected or drawn counts)."""
+    out = {"accuracy": float(right.sum() / n.sum())}
     per: dict[str, tuple[float, float, float]] = {}
-    for c in classes:
+    for i, c in enumerate(classes):
         mine = pred_class == c
-        tp = float(np.dot(n[mine], p[mine]))
-        fp = float(np.dot(n[mine], 1 - p[mine]))
-        fn = float(np.dot(n[~mine], 1 - p[~mine]))
+        tp = float(right[mine].sum())
+        fp = float((n[mine] - right[mine]).sum())
+        fn = float(missed[~mine, i].sum())
         per[c] = (tp, fp, fn)
     for name, f in (
         ("precision", lambda tp, fp, fn: tp / (tp + fp) if tp + fp else 0.0),
@@ -150,9 +181,18 @@ def expected_scores(pred_class: np.ndarray, p: np.ndarray, n: np.ndarray, classe
     return out
 
 
-def realised_scores(pred_class: np.ndarray, correct: np.ndarray, n: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """The same figures from realised correct counts (a draw, or the labels)."""
-    return expected_scores(pred_class, np.divide(correct, n, out=np.zeros(len(n)), where=n > 0), n, classes)
+def expected_scores(
+    pred_class: np.ndarray, p: np.ndarray, n: np.ndarray, classes: list[str], mix: np.ndarray | None = None
+) -> dict[str, float]:
+    """NannyML's expected figures from groups of `n` rows predicted `pred_class` whose
+    calibrated confidence is `p`: accuracy, and precision, recall and F1 per class
+    averaged macro and weighted (by expected support) where `mix` (groups x classes:
+    where each group's wrong predictions' true classes go) is given or known (two
+    classes: the other one)."""
+    mix = mix if mix is not None else other_class_mix(pred_class, classes)
+    if mix is None:
+        return {"accuracy": float(np.dot(n, p) / n.sum())}
+    return _scores(pred_class, n * p, (n * (1 - p))[:, None] * mix, n, classes)
 
 
 def intervals(
@@ -164,13 +204,24 @@ def intervals(
     classes: list[str],
     draws: int,
     rng: np.random.Generator,
+    mix: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of the realised figures over `draws` simulated windows."""
+    """95% percentile intervals of the realised figures over `draws` simulated windows:
+    the calibration drawn, each group's right count from a binomial, and its wrong rows'
+    true classes from a multinomial over `mix`."""
+    known = other_class_mix(pred_class, classes)
+    mix = mix if mix is not None else known
     sims: dict[str, list[float]] = {}
     for _ in range(draws):
         p = np.stack([c.draw(rng) for c in calibrators])[cal_index, bins]
-        correct = rng.binomial(n, p)
-        for k, v in realised_scores(pred_class, correct, n, classes).items():
+        right = rng.binomial(n, p)
+        if mix is None:
+            got = {"accuracy": float(right.sum() / n.sum())}
+        else:
+            # Two classes: every wrong row is the other class, nothing to draw.
+            wrong = (n - right)[:, None] * mix if known is not None else rng.multinomial(n - right, mix)
+            got = _scores(pred_class, right, wrong, n, classes)
+        for k, v in got.items():
             sims.setdefault(k, []).append(v)
     return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in sims.items()}
 
@@ -268,10 +319,23 @@ def estimation_family(ctx: AnalysisContext) -> Family:
         set(ref["g_label"].dropna()) | set(ref["g_prediction"].dropna()) | set(cur["g_prediction"].dropna())
         | set(cur["g_label"].dropna())
     )  # fmt: skip
+    mix = None
     if len(classes) > 2:
-        fam.notes.append(
-            f"performance estimation: {len(classes)} classes and only the predicted class's confidence: "
-            "accuracy estimated, precision/recall/F1 need two classes"
+        # Only the predicted class's confidence: a wrong prediction's true class is
+        # taken to split as the model's wrong predictions of that class did on the
+        # reference period (error_mix).
+        mixes = {
+            m: error_mix(
+                part["g_prediction"].astype(str).to_numpy(),
+                part["g_label"].astype(str).to_numpy(),
+                part["n"].to_numpy(),
+                classes,
+            )
+            for m, part in ref.groupby("g_model", sort=True)
+            if str(m) in calibrators
+        }
+        mix = np.stack(
+            [mixes[m][c] for m, c in zip(cur["g_model"].astype(str), cur["g_prediction"].astype(str), strict=True)]
         )
     stamp = int((ctx.window.start - dt.datetime(1970, 1, 1)).total_seconds())
     rng = np.random.default_rng([q.seed, stamp, 7])
@@ -282,9 +346,10 @@ def estimation_family(ctx: AnalysisContext) -> Family:
         if not mask.any():
             continue
         n = n_all[mask]
-        got = expected_scores(pred[mask], p[mask], n, classes)
+        m_mix = mix[mask] if mix is not None else None
+        got = expected_scores(pred[mask], p[mask], n, classes, m_mix)
         ci = (
-            intervals(pred[mask], bins[mask], cal_list, cal_index[mask], n, classes, est.draws, rng)
+            intervals(pred[mask], bins[mask], cal_list, cal_index[mask], n, classes, est.draws, rng, m_mix)
             if est.draws
             else {}
         )
