@@ -117,7 +117,7 @@ def test_a_secret_can_come_from_a_prefect_secret_block() -> None:
     from prefect.blocks.system import Secret
 
     from aimon.errors import SendError
-    from aimon.tasks.alerts.channels import resolve_secret
+    from aimon.tasks.alerts.channel_base import resolve_secret
 
     Secret(value="https://hooks.example.invalid/T/B/blocksecret").save("aimon-test-webhook", overwrite=True)
     assert resolve_secret(None, "aimon-test-webhook", "x") == "https://hooks.example.invalid/T/B/blocksecret"

@@ -19,7 +19,9 @@ import pytest
 from aimon.config import Config
 from aimon.errors import ConfigError, SendError
 from aimon.store.alerts import AlertStore
-from aimon.tasks.alerts.channels import PagerDutyChannel, WebhookChannel, retry_after_seconds
+from aimon.tasks.alerts.channel_http import retry_after_seconds
+from aimon.tasks.alerts.channel_pagerduty import PagerDutyChannel
+from aimon.tasks.alerts.channel_webhook import WebhookChannel
 from tests import promstack
 from tests.alert_days import ERROR_RATE_HIGH, LATENCY_P95_HIGH, run_day
 from tests.alert_days import gpt4o_figures as figures

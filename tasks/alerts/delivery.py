@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from aimon.config import Config
 from aimon.errors import SendError
 from aimon.store.alerts import AlertStore, utcnow
-from aimon.tasks.alerts.channels import Channel, build_channel, mask
+from aimon.tasks.alerts.channel_base import Channel, mask
+from aimon.tasks.alerts.channels import build_channel
 
 log = logging.getLogger("aimon.alerts")
 

@@ -19,7 +19,7 @@ from aimon.config import Config
 from aimon.store.alerts import AlertState, AlertStore, utcnow
 from aimon.store.metrics import Store
 from aimon.tasks.alerts.causes import FigureCache, cause_lines
-from aimon.tasks.alerts.channels import Channel
+from aimon.tasks.alerts.channel_base import Channel
 from aimon.tasks.alerts.delivery import DeliveryReport, deliver
 from aimon.tasks.alerts.folding import apply_folds, brief, folded_items, folds, hand_over
 from aimon.tasks.alerts.inputs import max_span, not_judged_notes, rule_inputs
