@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from aimon.config.analyses import ExperimentConfig
-from aimon.stats.abtests import Moments, srm_test
+from aimon.stats.abtests import Moments
+from aimon.stats.srm import srm_test
 from aimon.store.abstats import ASSIGNMENTS
 from aimon.tasks.abtest.looks import analyze_looks
 

@@ -19,10 +19,10 @@ from aimon.stats.abtests import (
     ratio_test,
     relative_lift,
     required_total,
-    srm_test,
     two_proportion_test,
     welch_test,
 )
+from aimon.stats.srm import srm_test
 
 RNG_SEED = 20261129
 

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from aimon.config import ExperimentConfig
-from aimon.stats.abtests import Moments, srm_spans, srm_test
+from aimon.stats.abtests import Moments
+from aimon.stats.srm import srm_spans, srm_test
 from aimon.store.abstats import ASSIGNMENTS
 from aimon.tasks.abtest.looks import srm_only
 from aimon.tasks.abtest.records import experiment_notes, experiment_records, span_label

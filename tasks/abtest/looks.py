@@ -8,7 +8,7 @@ so looking every day does not inflate false positives. Then the multiple-testing
 correction across the experiment's comparisons, the units each comparison needs for
 its MDE, a decision status per comparison and per experiment, and the
 sample-ratio-mismatch check of the assignments, cumulative and over the recent
-windows (srm_spans in aimon.stats.abtests).
+windows (srm_spans in aimon.stats.srm).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from aimon.config import ABMetricConfig, ExperimentConfig
 from aimon.stats.abtests import (
     ESTIMATES,
     Moments,
-    SrmSpan,
     adjust_p_values,
     get_test,
     msprt,
     relative_lift,
     required_total,
-    srm_spans,
 )
+from aimon.stats.srm import SrmSpan, srm_spans
 from aimon.store.abstats import ASSIGNMENTS, OTHER_VARIANT
 from aimon.tasks.abtest.results import Comparison, ExperimentResult, Key
 

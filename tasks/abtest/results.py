@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from aimon.stats.abtests import SrmResult, SrmSpan
+from aimon.stats.srm import SrmResult, SrmSpan
 
 # ab_status / ab_metric_status values (docs: A/B experiments).
 STATUS_CODES = {"collecting": 0, "improvement": 1, "regression": 2, "no_difference": 3, "invalid": 4}
