@@ -14,7 +14,8 @@ from rich.table import Table
 
 from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, login, output, to_utc
 from aimon.cli.summary_json import event_doc, outbox_doc, silence_doc, state_doc
-from aimon.config.alerts import SEVERITIES, parse_duration
+from aimon.config.alerts import parse_duration
+from aimon.config.channels import SEVERITIES
 from aimon.matchers import Matcher
 from aimon.store.alerts import OUTBOX_STATUSES, AlertState, AlertStore, Silence
 from aimon.store.schema import utcnow

@@ -7,7 +7,7 @@ import http.client
 import time
 from typing import Any
 
-from aimon.config.alerts import PagerDutyChannelConfig
+from aimon.config.channels import PagerDutyChannelConfig
 from aimon.errors import SendError
 from aimon.tasks.alerts import render
 from aimon.tasks.alerts.channel_base import mask, masked_logger, resolve_secret

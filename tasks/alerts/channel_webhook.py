@@ -9,7 +9,7 @@ import re
 import time
 from typing import Any
 
-from aimon.config.alerts import WebhookChannelConfig
+from aimon.config.channels import WebhookChannelConfig
 from aimon.errors import SendError
 from aimon.tasks.alerts import render
 from aimon.tasks.alerts.channel_base import mask, resolve_secret

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from aimon.config.alerts import (
+from aimon.config.channels import (
     ChannelConfig,
     EmailChannelConfig,
     SlackChannelConfig,

@@ -27,7 +27,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aimon.config.alerts import SEVERITIES, InhibitRule
+from aimon.config.alerts import InhibitRule
+from aimon.config.channels import SEVERITIES
 from aimon.matchers import Matcher, matches_all
 from aimon.records import ALL
 from aimon.tasks.alerts.render import fmt_value

@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aimon.config.alerts import SEVERITIES, AlertsConfig
+from aimon.config.alerts import AlertsConfig
+from aimon.config.channels import SEVERITIES
 from aimon.records import ALL, labels_json
 from aimon.store.alerts import OutboxEntry
 from aimon.tasks.alerts.render import describe_condition, fmt_value
