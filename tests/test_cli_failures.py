@@ -307,3 +307,19 @@ def test_backfill_stops_on_a_signal_after_the_window_in_progress(
     assert "interrupted" in out and "not started" in out
     assert err.strip().splitlines()[-1].startswith(f"run failed: backfill interrupted by {sig.name}")
     assert "Traceback" not in out + err
+
+
+def test_read_commands_name_a_missing_store_and_create_none(tmp_path: Path) -> None:
+    """From a directory where the config's relative store path has no file (the installed
+    aimon run elsewhere): `alerts list`, `alerts history` and `annotate list` fail with
+    one line naming the store's path, instead of creating an empty store and answering
+    "no alerts firing"."""
+    cfg = write_config(tmp_path / "c.yaml", "duckdb:///.aimon/warehouse.duckdb")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args in (("alerts", "list"), ("alerts", "history"), ("annotate", "list")):
+        res = aimon(*args, "--config", str(cfg), cwd=elsewhere)
+        line = assert_one_failure_line(res, res.returncode)
+        assert res.returncode != 0
+        assert f"{elsewhere / '.aimon' / 'warehouse.duckdb'}" in line and "does not exist yet" in line, line
+    assert not (elsewhere / ".aimon" / "warehouse.duckdb").exists()

@@ -26,12 +26,12 @@ import sqlalchemy as sa
 from aimon.api.views import ExperimentView, choice, drift_frame, utc
 from aimon.catalogue import METRICS
 from aimon.config import Config, load_config
-from aimon.engines import database_path, get_engine, redact
-from aimon.errors import NotFound, StoreError
+from aimon.engines import get_engine
+from aimon.errors import NotFound
 from aimon.records import labels_json
 from aimon.store.alerts import AlertEvent, AlertState, AlertStore
 from aimon.store.metrics import RUN_STATUSES, Store
-from aimon.store.schema import within
+from aimon.store.schema import require_store, within
 from aimon.windows import GRANULARITIES, Window, daily_window, window_containing, windows_between
 
 Instant = dt.date | dt.datetime | str | None
@@ -63,12 +63,7 @@ class Monitor:
     def __init__(self, cfg: Config):
         self.config = cfg
         self._tz = cfg.windows.timezone
-        path = database_path(cfg.store_url)
-        if path is not None and not path.exists():
-            raise StoreError(
-                f"the metrics store {path} ({redact(cfg.store_url)}) does not exist yet: run a window first "
-                "(`aimon run`, `aimon backfill` or `aimon demo`), or check store.url and the directory you are in"
-            )
+        require_store(cfg)
         self._engine = get_engine(cfg.store_url, read_only=True, lock_timeout=cfg.store.lock_timeout_seconds)
         # The store classes, on a read-only engine instead of their read-write one.
         self._store, self._alerts = Store(cfg), AlertStore(cfg)

@@ -18,7 +18,7 @@ from aimon.config.alerts import parse_duration
 from aimon.config.channels import SEVERITIES
 from aimon.matchers import Matcher
 from aimon.store.alerts import OUTBOX_STATUSES, AlertState, AlertStore, Silence
-from aimon.store.schema import utcnow
+from aimon.store.schema import require_store, utcnow
 from aimon.tasks.alerts.render import fmt_value
 from aimon.tasks.alerts.state import silenced_by
 
@@ -74,6 +74,7 @@ def list_alerts(
 
 def _list(out: Output, config: Path | None, all_: bool) -> None:
     cfg = load(config)
+    require_store(cfg)
     astore = AlertStore(cfg)
     now = utcnow()
     states = sorted(
@@ -158,6 +159,7 @@ def _history(
     out: Output, config: Path | None, limit: int, status: str | None, windows: bool, since: str | None
 ) -> None:
     cfg = load(config)
+    require_store(cfg)
     astore = AlertStore(cfg)
     if windows:
         start = None

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, fail, load, login, output, to_utc
 from aimon.store.deployments import Deployment, DeploymentStore
-from aimon.store.schema import utcnow
+from aimon.store.schema import require_store, utcnow
 
 annotate_app = typer.Typer(no_args_is_help=True, help="Record deployments (planned changes) and list them.")
 
@@ -94,6 +94,7 @@ def list_deployments(
     """Recorded deployments, oldest first: annotated and detected in the data."""
     with output(fmt) as out:
         cfg = load(config)
+        require_store(cfg)
         deps = DeploymentStore(cfg).find(model=model)
         if out.json:
             out.emit({"deployments": [_doc(d) for d in deps]})

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aimon.config import Config
-from aimon.engines import get_engine
+from aimon.engines import database_path, get_engine, redact
 from aimon.errors import StoreError
 
 REFERENCE_TABLE = "drift_reference_stats"
@@ -46,6 +46,19 @@ def within(
     if end is not None:
         q = q.where(column < end)
     return q
+
+
+def require_store(cfg: Config) -> None:
+    """For what only reads the store (aimon.open, `aimon alerts list`, ...): an embedded
+    store file that does not exist is an error naming it, never a new empty store that
+    then answers "no alerts" (seen: the installed aimon run from another directory, the
+    config's relative store path resolved there)."""
+    path = database_path(cfg.store_url)
+    if path is not None and not path.exists():
+        raise StoreError(
+            f"the metrics store {path} ({redact(cfg.store_url)}) does not exist yet: run a window first "
+            "(`aimon run`, `aimon backfill` or `aimon demo`), or check store.url and the directory you are in"
+        )
 
 
 def store_engine(cfg: Config) -> sa.Engine:
