@@ -118,6 +118,7 @@ calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_srm.py
 	nice -n 10 $(BIN)/python bench/calibrate_cuped.py
 	nice -n 10 $(BIN)/python bench/calibrate_semantic.py
+	nice -n 10 $(BIN)/python bench/calibrate_ksample.py
 
 clean:
 	rm -rf $(VENV) .aimon build
