@@ -17,8 +17,8 @@ predicted.
    prediction's true class went: it is taken to split as the model's wrong predictions
    of that class split on the labelled reference rows (error_mix, with one pseudo-row
    per other class), so FN_c = sum over rows predicted a != c of (1 - p) x that share.
-   Exact when the error mix is stable; tests/test_cbpe.py and bench/calibrate_cbpe.py
-   measure it when it is and when it is not.
+   It holds while the error mix is stable (tests/test_cbpe.py, bench/calibrate_cbpe.py
+   measure it when it is and when it is not).
 3. **Interval.** The realised figure is random even with a perfect calibration (each
    row is a coin with its own p), and the calibration is itself estimated: 95%
    percentiles of `draws` simulated windows, each drawing the calibration from its
