@@ -6,6 +6,7 @@ figures, the counted bad confidences and the estimate's error against the labels
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,10 @@ import pyarrow as pa
 import pytest
 
 from aimon.records import ALL
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from calibrate_cbpe import LABELS, STABLE, multiclass
+
 from aimon.tasks.quality.estimated import BINS, error_mix, expected_scores, fit_calibrator, intervals
 from tests.test_quality import TS, ctx_for, figs, write_arrow
 
@@ -92,21 +97,10 @@ def test_the_interval_covers_the_realised_accuracy_in_about_95_percent_of_window
     assert abs(np.mean(errors)) < 0.004 and np.mean(raw_bias) > 0.05
 
 
-CLASSES = ["a", "b", "c"]
-
-
-def three_classes(rng: np.random.Generator, n: int, wrong_to: dict[str, list[float]]) -> tuple[np.ndarray, ...]:
-    """A 3-class model: predictions a/b/c (50/30/20%), an over-confident confidence
-    (truth: P(correct) = conf^1.5), and a wrong prediction's true class drawn from
-    `wrong_to[pred]` (shares over CLASSES, 0 at the prediction)."""
-    pred = rng.choice(CLASSES, n, p=[0.5, 0.3, 0.2])
-    conf = np.clip(np.round(rng.beta(5, 2, n) * BINS) / BINS, 0.001, 0.999)
-    right = rng.random(n) < conf**1.5
-    label = pred.copy()
-    for a in CLASSES:
-        wrong = (pred == a) & ~right
-        label[wrong] = rng.choice(CLASSES, int(wrong.sum()), p=wrong_to[a])
-    return pred, conf, label
+# The 3-class model of bench/calibrate_cbpe.py: predictions a/b/c (50/30/20%), an
+# over-confident confidence (P(correct) = conf^1.5), wrong predictions' true classes
+# drawn from a mix per predicted class.
+CLASSES, MIX, three_classes = LABELS, STABLE, multiclass
 
 
 def _calibrate(pred: np.ndarray, conf: np.ndarray, label: np.ndarray):  # type: ignore[no-untyped-def]
@@ -115,9 +109,6 @@ def _calibrate(pred: np.ndarray, conf: np.ndarray, label: np.ndarray):  # type: 
     cal = fit_calibrator(g.index.to_numpy(), g["n"].to_numpy(), g["k"].to_numpy(), "isotonic")
     e = pd.DataFrame({"p": pred, "l": label}).groupby(["p", "l"]).size().reset_index(name="n")
     return cal, error_mix(e["p"].to_numpy(), e["l"].to_numpy(), e["n"].to_numpy(), CLASSES)
-
-
-MIX = {"a": [0, 0.8, 0.2], "b": [0.6, 0, 0.4], "c": [0.5, 0.5, 0]}
 
 
 def test_three_classes_estimate_precision_recall_f1_from_the_reference_error_mix() -> None:
