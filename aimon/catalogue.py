@@ -24,7 +24,41 @@ METRICS: dict[str, str] = {
     "llm_unpriced_requests": "Requests left out of llm_cost_usd (no price, or no tokens).",
     "llm_budget_used_ratio": "Spend so far in the budget period / the budget.",
     "llm_budget_usd": "The configured budget for the period in USD.",
-    "llm_cost_forecast_usd": "Month-end spend at the month-to-date rate in USD.",
+    "llm_cost_forecast_usd": (
+        "Month-end spend forecast in USD (cost.forecast: weekday-aware, or the month-to-date rate)."
+    ),
+    "llm_cost_forecast_usd_low": (
+        "Lower end of the month-end forecast's interval (cost.forecast.interval, default 90%)."
+    ),
+    "llm_cost_forecast_usd_high": "Upper end of the month-end forecast's interval.",
+    "llm_budget_forecast_ratio": "Month-end forecast / the monthly budget.",
+    # cost optimisation (aimon.tasks.costopt)
+    "llm_cache_requests": "Requests with a prompt (the cache potential's denominator).",
+    "llm_cache_repeat_share": (
+        "Share of requests whose normalised prompt repeats an earlier one (same model, endpoint)."
+    ),
+    "llm_cache_repeat_cost_usd": (
+        "Spend of the repeated requests in the window in USD (what an exact-match cache saves)."
+    ),
+    "llm_prompt_cache_served_share": "Share of input tokens served from the provider's prompt cache.",
+    "llm_prompt_cache_cacheable_share": (
+        "Estimated share of input tokens in repeated prompt prefixes (cache.prefix_chars)."
+    ),
+    "llm_tokens_quantile": "Input or output tokens per request at a quantile (type, quantile).",
+    "llm_long_prompt_cost_share": "Share of the spend from requests above the input-token quantile (long prompts).",
+    "llm_truncated_share": "Share of requests whose output stopped at max_tokens (finish_reason).",
+    "llm_truncated_output_tokens": "Output tokens of the requests cut off at max_tokens.",
+    "llm_group_cost_usd": "Spend per value of a grouping column (group, key; top N, the rest key=__other__).",
+    "llm_group_folded_values": "Values of the grouping column folded into key=__other__.",
+    "llm_group_top_cost_share": "Share of the spend carried by the grouping column's top N values.",
+    "llm_group_budget_used_ratio": "Spend so far in the period / the budget of one grouping value.",
+    "llm_cost_per_request_usd": "Mean spend per request of a model on an endpoint.",
+    "llm_model_switch_quality_change_low": (
+        "Lower end of the 95% interval of a cheaper candidate's relative quality change against the model (metric)."
+    ),
+    "llm_cost_saving_usd": (
+        "Monthly USD a recommendation would save at the window's rate (kind=cache|prompt_cache|model_switch)."
+    ),
     # drift
     "data_drift_score": "Drift statistic or distance of a feature against the reference.",
     "data_drift_scaled_score": "A feature's effect x sqrt(nm / (n + m)) at the window's sizes (learned bounds).",

@@ -26,6 +26,19 @@ def _sqlite_md5(value: Any) -> str | None:
     return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _sqlite_regexp_replace(value: Any, pattern: str, replacement: str, flags: str = "") -> str | None:
+    """regexp_replace(text, pattern, replacement, flags) as DuckDB and PostgreSQL have
+    it: 'g' replaces every match, otherwise the first."""
+    if value is None:
+        return None
+    return _compiled(pattern).sub(replacement, str(value), count=0 if "g" in (flags or "") else 1)
+
+
 def redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -155,6 +168,8 @@ def get_engine(url: str, *, read_only: bool = False, lock_timeout: float = LOCK_
         @sa.event.listens_for(engine, "connect")
         def _md5(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.create_function("md5", 1, _sqlite_md5, deterministic=True)
+            # The cost optimiser normalises prompts with it (aimon.tasks.costopt.cache).
+            dbapi_conn.create_function("regexp_replace", 4, _sqlite_regexp_replace, deterministic=True)
 
     if backend in ("postgresql", "duckdb"):
         # The contract says timestamps are UTC; compare them in UTC whatever the

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from aimon.config import BudgetConfig, PriceEntry
+from aimon.config import Config, PriceEntry
 from aimon.records import ALL, AnalyzerResult, MetricRecord
+from aimon.stats.forecast import linear_forecast, weekday_forecast
 from aimon.store.metrics import Store
 from aimon.tasks.contract import valid_rows
 from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr, rollup
@@ -45,52 +46,77 @@ def price_at(pricing: Sequence[PriceEntry], model: str, at: dt.datetime) -> Pric
     return max(entries, key=lambda p: p.effective_from) if entries else None
 
 
-def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.DataFrame:
-    """Per model, endpoint and price segment: token sums, logged cost, rows to price."""
+def price_segment(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa.ColumnElement[Any]:
+    """The index of the price segment a row falls in (0 when no price changes inside)."""
+    ts = ctx.interactions.req("timestamp")
+    if not boundaries:
+        return sa.literal_column("0")
+    return sa.case(
+        *[
+            (ts < sa.bindparam(f"b{i}", b, type_=sa.DateTime), sa.literal_column(str(i)))
+            for i, b in enumerate(boundaries)
+        ],
+        else_=sa.literal_column(str(len(boundaries))),
+    )
+
+
+def token_aggregates(ctx: AnalysisContext, keep: sa.ColumnElement[bool] | None = None) -> list[Any]:
+    """The sums price_frame needs (n, n_price, token sums, rows to price, logged cost),
+    over the rows where `keep` holds (all rows when None)."""
     ix = ctx.interactions
-    ts = ix.req("timestamp")
     cost = ix.col("cost_usd")
-    if boundaries:
-        segment: sa.ColumnElement[Any] = sa.case(
-            *[
-                (ts < sa.bindparam(f"b{i}", b, type_=sa.DateTime), sa.literal_column(str(i)))
-                for i, b in enumerate(boundaries)
-            ],
-            else_=sa.literal_column(str(len(boundaries))),
-        )
-    else:
-        segment = sa.literal_column("0")
+
+    def only(x: Any) -> Any:
+        return x if keep is None else sa.case((keep, x), else_=None)
+
     needs_price: sa.ColumnElement[bool] = sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
     cols: list[Any] = [
-        sa.cast(ix.req("model"), sa.String).label("g_model"),
-        endpoint_expr(ix).label("g_endpoint"),
-        segment.label("g_segment"),
-        sa.func.count().label("n"),
-        sa.func.sum(sa.case((needs_price, 1), else_=0)).label("n_price"),
+        sa.func.sum(only(sa.literal_column("1"))).label("n"),
+        sa.func.sum(only(sa.case((needs_price, 1), else_=0))).label("n_price"),
     ]
     for name in TOKEN_TYPES:
         c = ix.col(name)
         if c is not None:
-            cols.append(sa.func.sum(c).label(name))
-            cols.append(sa.func.sum(sa.case((needs_price, c), else_=None)).label(f"price_{name}"))
+            cols.append(sa.func.sum(only(c)).label(name))
+            cols.append(sa.func.sum(only(sa.case((needs_price, c), else_=None))).label(f"price_{name}"))
     tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
     no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok if t is not None]) if tok else needs_price
-    cols.append(sa.func.sum(sa.case((no_tokens, 1), else_=0)).label("n_no_tokens"))
+    cols.append(sa.func.sum(only(sa.case((no_tokens, 1), else_=0))).label("n_no_tokens"))
     if cost is not None and not ctx.cfg.cost.reprice:
-        cols.append(sa.func.sum(cost).label("cost_logged"))
-    q = (
-        sa.select(*cols)
-        .select_from(ix.table)
-        .where(ix.in_window(), valid_rows(ix))
-        .group_by(sa.literal_column("g_model"), sa.literal_column("g_endpoint"), sa.literal_column("g_segment"))
-    )
-    df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params), columns=[c.key for c in q.selected_columns])
-    df = df.rename(columns={"g_model": "model", "g_endpoint": "endpoint", "g_segment": "segment"})
+        cols.append(sa.func.sum(only(cost)).label("cost_logged"))
+    return cols
+
+
+def numeric_frame(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Every column but `keys` as float64: SUM of nothing is NULL, PostgreSQL sums
+    integers as Decimal."""
     for c in df.columns:
-        if c not in ("model", "endpoint"):
-            # SUM of nothing is NULL; PostgreSQL sums integers as Decimal.
+        if c not in keys:
             df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), 0), errors="raise").astype("float64")
     return df
+
+
+def token_sums(
+    ctx: AnalysisContext,
+    boundaries: Sequence[dt.datetime],
+    *,
+    by: dict[str, sa.ColumnElement[Any]] | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+) -> pd.DataFrame:
+    """Per model, price segment and the `by` keys (default: endpoint): token sums,
+    logged cost, rows to price, over the window's valid rows (and `where`)."""
+    ix = ctx.interactions
+    keys = {"model": sa.cast(ix.req("model"), sa.String), **(by or {"endpoint": endpoint_expr(ix)})}
+    keys["segment"] = price_segment(ctx, boundaries)
+    q = (
+        sa.select(*[e.label(f"g_{k}") for k, e in keys.items()], *token_aggregates(ctx))
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix), *([] if where is None else [where]))
+        .group_by(*[sa.literal_column(f"g_{k}") for k in keys])
+    )
+    df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params), columns=[c.key for c in q.selected_columns])
+    df = df.rename(columns={f"g_{k}": k for k in keys})
+    return numeric_frame(df, [k for k in keys if k != "segment"])
 
 
 def price_frame(
@@ -119,12 +145,13 @@ def price_frame(
 
 
 def budget_figures(
-    budgets: Sequence[BudgetConfig], window: Window, spend: pd.DataFrame, store: Store
+    cfg: Config, window: Window, spend: pd.DataFrame, store: Store
 ) -> tuple[list[MetricRecord], list[str]]:
-    """Used ratio per budget and period, and a month-end forecast.
+    """Used ratio per budget and period, and a month-end forecast with its interval.
 
     Earlier spend in the period comes from the metrics table (this granularity's
-    stored `llm_cost_usd`), so a daily run does not re-read the month's rows.
+    stored `llm_cost_usd`), so a daily run does not re-read the month's rows; so does the
+    forecast's history (cost.forecast.history_days of it, summed into local days).
     """
     recs: list[MetricRecord] = []
     notes: list[str] = []
@@ -136,34 +163,73 @@ def budget_figures(
     next_month = (month_start_local + dt.timedelta(days=days_in_month)).replace(day=1, tzinfo=tz)
     month_end = next_month.astimezone(dt.UTC).replace(tzinfo=None)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC).replace(tzinfo=None)
-    for b in budgets:
+    fc = cfg.cost.forecast
+    for b in cfg.budgets:
         labels = {"model": b.model or ALL, "endpoint": ALL}
         row = spend[(spend["model"] == labels["model"]) & (spend["endpoint"] == ALL)]
         current = float(row["cost"].sum()) if len(row) else 0.0
         period_start = day_start if b.period == "day" else month_start
-        prior = store.figures(
+        history_start = min(period_start, day_start - dt.timedelta(days=fc.history_days))
+        stored = store.figures(
             granularity=window.granularity,
             metric="llm_cost_usd",
             labels=labels,
-            start_from=period_start,
+            start_from=history_start,
             before=window.start,
         )
+        prior = [f for f in stored if f.window_start >= period_start]
         to_date = current + sum(f.value for f in prior)
         recs.append(MetricRecord.of("llm_budget_used_ratio", to_date / b.usd, scope=b.scope, period=b.period))
-        if b.period == "month":
-            elapsed = (window.end - month_start).total_seconds()
-            forecast = to_date * (month_end - month_start).total_seconds() / elapsed
-            recs.append(MetricRecord.of("llm_cost_forecast_usd", forecast, scope=b.scope))
-            recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
-            expected = round((window.start - month_start) / (window.end - window.start))
-            if len(prior) < expected:
-                notes.append(
-                    f"budget {b.scope}: month-to-date from {len(prior)} of {expected} earlier "
-                    f"{window.granularity} windows stored (backfill the rest for an exact figure)"
-                )
-        else:
-            recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
+        recs.append(MetricRecord.of("llm_budget_usd", b.usd, scope=b.scope, period=b.period))
+        if b.period != "month":
+            continue
+        elapsed = (window.end - month_start) / (month_end - month_start)
+        end_date = window.end.replace(tzinfo=dt.UTC).astimezone(tz).date()  # days before it are complete
+        daily = _local_days(window, [(f.window_start, f.value) for f in stored] + [(window.start, current)])
+        forecast = None
+        if fc.model == "weekday":
+            complete = [(d, v) for d, v in daily.items() if d < end_date]
+            forecast = weekday_forecast(complete, to_date, _remaining(window, next_month.date()), interval=fc.interval)
+        if forecast is None:
+            month_days = [v for d, v in daily.items() if d >= month_start_local.date() and d < end_date]
+            forecast = linear_forecast(to_date, elapsed, month_days, interval=fc.interval)
+        recs.append(MetricRecord.of("llm_cost_forecast_usd", forecast.total, scope=b.scope))
+        if forecast.low is not None and forecast.high is not None:
+            recs.append(MetricRecord.of("llm_cost_forecast_usd_low", forecast.low, scope=b.scope))
+            recs.append(MetricRecord.of("llm_cost_forecast_usd_high", forecast.high, scope=b.scope))
+            recs.append(MetricRecord.of("llm_budget_forecast_ratio", forecast.total / b.usd, scope=b.scope))
+        expected = round((window.start - month_start) / (window.end - window.start))
+        if len(prior) < expected:
+            notes.append(
+                f"budget {b.scope}: month-to-date from {len(prior)} of {expected} earlier "
+                f"{window.granularity} windows stored (backfill the rest for an exact figure)"
+            )
     return recs, notes
+
+
+def _local_days(window: Window, spend: Sequence[tuple[dt.datetime, float]]) -> dict[dt.date, float]:
+    """Spend per local date of the windows' starts (hourly windows summed into days)."""
+    tz = window.local_start.tzinfo
+    out: dict[dt.date, float] = {}
+    for start, value in spend:
+        d = start.replace(tzinfo=dt.UTC).astimezone(tz).date()
+        out[d] = out.get(d, 0.0) + float(value)
+    return out
+
+
+def _remaining(window: Window, next_month: dt.date) -> list[tuple[dt.date, float]]:
+    """(local date, share of it still to come) from the window's end to the month's end."""
+    local_end = window.end.replace(tzinfo=dt.UTC).astimezone(window.local_start.tzinfo)
+    out = []
+    d = local_end.date()
+    midnight = local_end.replace(hour=0, minute=0, second=0, microsecond=0)
+    if local_end > midnight and d < next_month:
+        out.append((d, 1.0 - (local_end - midnight).total_seconds() / 86400.0))
+        d += dt.timedelta(days=1)
+    while d < next_month:
+        out.append((d, 1.0))
+        d += dt.timedelta(days=1)
+    return out
 
 
 def cost_records(totals: pd.DataFrame, token_cols: Sequence[str]) -> list[MetricRecord]:
@@ -189,7 +255,7 @@ def analyze_cost(ctx: AnalysisContext) -> AnalyzerResult:
     priced = price_frame(token_sums(ctx, boundaries), pricing, ctx.window, boundaries)
     totals = rollup(priced, ["cost", "unpriced", *token_cols])
     recs = cost_records(totals, token_cols)
-    budget_recs, notes = budget_figures(ctx.cfg.budgets, ctx.window, totals, ctx.store)
+    budget_recs, notes = budget_figures(ctx.cfg, ctx.window, totals, ctx.store)
     unpriced = {
         str(r.model): int(r.unpriced)
         for r in totals.itertuples(index=False)

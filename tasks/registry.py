@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from aimon.tasks.abtest import analyze_abtest
 from aimon.tasks.cost import analyze_cost
+from aimon.tasks.costopt import analyze_costopt
 from aimon.tasks.deploy import analyze_deployments
 from aimon.tasks.drift import analyze_drift
 from aimon.tasks.operational import analyze_operational
@@ -26,6 +27,7 @@ ANALYZERS: Analyzers = MappingProxyType(
     {
         "operational": analyze_operational,
         "cost": analyze_cost,
+        "costopt": analyze_costopt,
         "abtest": analyze_abtest,
         "quality": analyze_quality,
         "drift": analyze_drift,

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from aimon.config.base import Strict, check_identifier
+from aimon.config.costopt import CostOptimisationConfig, ForecastConfig
 
 # -- cost (aimon.tasks.cost) ---------------------------------------------------------
 
@@ -36,6 +37,8 @@ class CostConfig(Strict):
     # Use the gateway's logged cost_usd where present (False), or price every
     # request from the pricing table (True), e.g. after a price correction.
     reprice: bool = False
+    forecast: ForecastConfig = ForecastConfig()
+    optimisation: CostOptimisationConfig = CostOptimisationConfig()  # aimon.tasks.costopt
 
 
 # -- A/B experiments (aimon.tasks.abtest) -------------------------------------------

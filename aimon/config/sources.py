@@ -40,6 +40,7 @@ OPTIONAL_COLUMNS = (
     "user_id",
     "unit_id",
     "prompt",
+    "finish_reason",
     "response",
     "reference",
     "label",

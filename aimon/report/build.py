@@ -18,7 +18,8 @@ from aimon.config import Config
 from aimon.report import memo
 from aimon.report.ab import ab
 from aimon.report.alerts import alerts
-from aimon.report.concerns import cost, operational, quality
+from aimon.report.concerns import operational, quality
+from aimon.report.costopt import cost_page
 from aimon.report.data import ReportData, choose_granularity, load
 from aimon.report.drift import drift
 from aimon.report.pages import KEY_FIGURES, overview, window_page_html
@@ -27,7 +28,7 @@ from aimon.windows import Window
 
 CONCERN_PAGES: dict[str, Callable[[ReportData], str]] = {
     "operational.html": operational,
-    "cost.html": cost,
+    "cost.html": cost_page,
     "quality.html": quality,
     "drift.html": drift,
     "ab.html": ab,
@@ -40,7 +41,9 @@ CONCERN_PAGES: dict[str, Callable[[ReportData], str]] = {
 # from these alone equal the full build's.
 CHARTED = (
     "llm_requests", "llm_error_rate", "llm_latency_seconds", "llm_errors", "llm_cost_usd", "llm_budget_used_ratio",
-    "llm_budget_usd", "llm_cost_forecast_usd", "llm_tokens", "llm_unpriced_requests", "model_f1", "model_accuracy",
+    "llm_budget_usd", "llm_cost_forecast_usd", "llm_cost_forecast_usd_low", "llm_cost_forecast_usd_high",
+    "llm_cost_saving_usd", "llm_cache_repeat_share", "llm_tokens", "llm_unpriced_requests", "model_f1",
+    "model_accuracy",
     "generation_rouge", "generation_bleu", "rag_precision_at_k", "rag_recall_at_k", "rag_ndcg_at_k", "rag_mrr",
     "feedback_rating_mean", "feedback_helpful_ratio", "data_drift_share", "data_drift_score",
     "data_drift_p_value_adjusted", "data_drift_detected", "embedding_drift_score", "embedding_drift_detected",

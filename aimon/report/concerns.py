@@ -115,10 +115,13 @@ def _month_spend(data: ReportData) -> list[Chart]:
             trace_of(
                 data, "month-end forecast (llm_cost_forecast_usd)", data.one("llm_cost_forecast_usd", scope=scope)
             ),
+            trace_of(data, "forecast interval low", data.one("llm_cost_forecast_usd_low", scope=scope), "ci_low"),
+            trace_of(data, "forecast interval", data.one("llm_cost_forecast_usd_high", scope=scope), "ci_high"),
             trace_of(data, "budget", budget, "threshold"),
         ]
         c.caption = (
-            "Spend so far = llm_budget_used_ratio x llm_budget_usd; the forecast extends the month-to-date rate."
+            "Spend so far = llm_budget_used_ratio x llm_budget_usd; the forecast (cost.forecast) learns weekday "
+            "effects and the trend from the stored days, the band is its 90% interval."
         )
         out.append(c)
     if not out:
@@ -132,7 +135,8 @@ def _month_spend(data: ReportData) -> list[Chart]:
     return out
 
 
-def cost(data: ReportData) -> str:
+def cost(data: ReportData, extra: str = "") -> str:
+    """The cost page; `extra`: HTML after its charts (the optimisation section)."""
     here, title = "cost.html", "Cost and budgets"
     if (p := empty_page(data, title, here)) is not None:
         return p
@@ -175,7 +179,7 @@ def cost(data: ReportData) -> str:
             y_title="requests",
         ),
     ]
-    return page(data, title, "".join(render(c) for c in charts), here=here)
+    return page(data, title, "".join(render(c) for c in charts) + extra, here=here)
 
 
 def quality(data: ReportData) -> str:

@@ -46,11 +46,12 @@ def classification_scores(
     return out
 
 
-def confusion_counts(ctx: AnalysisContext) -> pd.DataFrame:
-    """Rows with a label or a prediction, counted by segment, label and prediction."""
+def confusion_counts(ctx: AnalysisContext, seg: list[sa.ColumnElement[Any]] | None = None) -> pd.DataFrame:
+    """Rows with a label or a prediction, counted by segment (default: the quality
+    segments), label and prediction."""
     ix = ctx.interactions
     label, pred = ix.req("label"), ix.req("prediction")
-    seg = segment_columns(ctx)
+    seg = segment_columns(ctx) if seg is None else seg
     stmt = (
         sa.select(
             *seg,

@@ -30,10 +30,12 @@ def feedback_table(ctx: AnalysisContext, name: str) -> sa.TableClause:
     return sa.table(table, *[sa.column(c) for c in wanted], schema=schema)
 
 
-def feedback_sums(ctx: AnalysisContext, fb: sa.TableClause) -> pd.DataFrame:
-    """Per segment of the window's requests: requests, requests with feedback, and
-    feedback sums; feedback is first summed per request, so a request logged twice
-    cannot double its feedback."""
+def feedback_sums(
+    ctx: AnalysisContext, fb: sa.TableClause, seg: list[sa.ColumnElement[Any]] | None = None
+) -> pd.DataFrame:
+    """Per segment of the window's requests (default: the quality segments): requests,
+    requests with feedback, and feedback sums; feedback is first summed per request, so
+    a request logged twice cannot double its feedback."""
     ix = ctx.interactions
     rid = sa.cast(fb.c.request_id, sa.String)
     rating = sa.cast(fb.c.rating, sa.Float) if "rating" in fb.c else None
@@ -44,6 +46,7 @@ def feedback_sums(ctx: AnalysisContext, fb: sa.TableClause) -> pd.DataFrame:
         per_req_cols += [
             sa.func.sum(sa.case((valid_rating, rating), else_=None)).label("rating_sum"),
             sa.func.sum(sa.case((valid_rating, 1), else_=0)).label("n_rating"),
+            sa.func.sum(sa.case((valid_rating, rating * rating), else_=None)).label("rating_sq"),
             sa.func.sum(sa.case((sa.and_(rating.is_not(None), sa.not_(valid_rating)), 1), else_=0)).label("n_bad"),
         ]
     if helpful is not None:
@@ -60,8 +63,8 @@ def feedback_sums(ctx: AnalysisContext, fb: sa.TableClause) -> pd.DataFrame:
         per_req_q = per_req_q.where(fb.c.timestamp >= since)
     per_req = per_req_q.group_by(rid).subquery("per_request")
     req_id = sa.cast(ix.req("request_id"), sa.String)
-    seg = segment_columns(ctx)
-    sums = ["n_fb", "rating_sum", "n_rating", "n_bad", "n_helpful", "n_helpful_known"]
+    seg = segment_columns(ctx) if seg is None else seg
+    sums = ["n_fb", "rating_sum", "rating_sq", "n_rating", "n_bad", "n_helpful", "n_helpful_known"]
     stmt = (
         sa.select(
             *seg,

@@ -1,0 +1,241 @@
+"""Cheaper-model candidates per endpoint.
+
+Per endpoint, the models serving it, their cost per request, and their quality on that
+endpoint: accuracy (label vs prediction), mean rating and helpful ratio (the feedback
+table), each with its n and standard error. A cheaper model B is a candidate for the
+traffic of model A when, for every quality figure both have with at least
+`switch.min_sample` rows, the lower end of the 95% interval of the relative change
+(q_B - q_A) / q_A is above -`switch.max_quality_drop`: judged with the intervals, not
+the point values, so a small sample never passes. When an A/B experiment on the
+endpoint assigns A and B to different variants, the figures are taken from the
+experiment's rows only (randomised evidence, confidence high); otherwise from all the
+endpoint's rows (observational: the models may see different traffic, confidence
+medium). ROUGE/BLEU and semantic similarity are per model only (the quality analyzer)
+and are not used here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from aimon.config.costopt import SwitchConfig
+from aimon.errors import ContractError
+from aimon.records import MetricRecord
+from aimon.tasks.contract import valid_rows
+from aimon.tasks.costopt.recommend import Recommendation
+from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr
+from aimon.tasks.quality.classification import confusion_counts
+from aimon.tasks.quality.feedback import feedback_sums, feedback_table
+
+Z95 = 1.959963984540054
+ALL_ROWS = ""  # evidence source: every row of the endpoint (else an experiment's name)
+DOMINANT = 0.95  # share of a variant's rows one model must serve to stand for the variant
+
+
+@dataclass(frozen=True)
+class Evidence:
+    value: float
+    se: float
+    n: int
+
+
+@dataclass
+class SwitchFindings:
+    records: list[MetricRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+
+
+# (endpoint, model, source) -> quality metric -> evidence
+EvidenceMap = dict[tuple[str, str, str], dict[str, Evidence]]
+
+
+def _seg(ctx: AnalysisContext) -> list[sa.ColumnElement[Any]]:
+    ix = ctx.interactions
+    seg: list[sa.ColumnElement[Any]] = [
+        sa.cast(ix.req("model"), sa.String).label("g_model"),
+        endpoint_expr(ix).label("g_endpoint"),
+    ]
+    if ix.has("experiment"):
+        seg.append(sa.cast(ix.req("experiment"), sa.String).label("g_experiment"))
+    return seg
+
+
+def _sources(df: pd.DataFrame) -> Iterable[tuple[tuple[str, str, str], pd.DataFrame]]:
+    """Each (endpoint, model) over all its rows, and over each experiment's rows."""
+    if df.empty:
+        return
+    for (e, m), part in df.groupby(["g_endpoint", "g_model"]):
+        yield (str(e), str(m), ALL_ROWS), part
+        if "g_experiment" in part:
+            for x, sub in part[part["g_experiment"].notna()].groupby("g_experiment"):
+                yield (str(e), str(m), str(x)), sub
+
+
+def quality_evidence(ctx: AnalysisContext) -> tuple[EvidenceMap, list[str]]:
+    ev: EvidenceMap = {}
+    notes: list[str] = []
+    ix = ctx.interactions
+    if ix.has("label", "prediction"):
+        cc = confusion_counts(ctx, _seg(ctx))
+        both = cc[cc["g_label"].notna() & cc["g_prediction"].notna()]
+        both = both.assign(right=(both["g_label"] == both["g_prediction"]).astype("int64") * both["n"])
+        for key, part in _sources(both):
+            n = int(part["n"].sum())
+            if n:
+                p = float(part["right"].sum()) / n
+                ev.setdefault(key, {})["accuracy"] = Evidence(p, math.sqrt(p * (1 - p) / n), n)
+    name = ctx.cfg.warehouse.feedback_table
+    if name and ix.has("request_id"):
+        try:
+            fb = feedback_table(ctx, name)
+        except ContractError as err:
+            notes.append(f"model switch: feedback not used ({err})")
+        else:
+            df = feedback_sums(ctx, fb, _seg(ctx))
+            for key, part in _sources(df):
+                d = {
+                    c: float(part[c].sum())
+                    for c in ("n_rating", "rating_sum", "rating_sq", "n_helpful", "n_helpful_known")
+                    if c in part
+                }
+                if d.get("n_rating"):
+                    nr, mean = d["n_rating"], d["rating_sum"] / d["n_rating"]
+                    var = max(0.0, d["rating_sq"] / nr - mean**2) * nr / max(1.0, nr - 1)
+                    ev.setdefault(key, {})["rating"] = Evidence(mean, math.sqrt(var / nr), int(nr))
+                if d.get("n_helpful_known"):
+                    nh = d["n_helpful_known"]
+                    ph = d["n_helpful"] / nh
+                    ev.setdefault(key, {})["helpful"] = Evidence(ph, math.sqrt(ph * (1 - ph) / nh), int(nh))
+    return ev, notes
+
+
+def experiment_arms(ctx: AnalysisContext) -> dict[str, dict[str, set[str]]]:
+    """endpoint -> experiment -> the models that each alone serve one of its variants."""
+    ix = ctx.interactions
+    if not ix.has("experiment", "variant"):
+        return {}
+    stmt = (
+        sa.select(
+            endpoint_expr(ix).label("e"),
+            sa.cast(ix.req("experiment"), sa.String).label("x"),
+            sa.cast(ix.req("variant"), sa.String).label("v"),
+            sa.cast(ix.req("model"), sa.String).label("m"),
+            sa.func.count().label("n"),
+        )
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix), ix.req("experiment").is_not(None), ix.req("variant").is_not(None))
+        .group_by(sa.literal_column("e"), sa.literal_column("x"), sa.literal_column("v"), sa.literal_column("m"))
+    )
+    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=["e", "x", "v", "m", "n"])
+    out: dict[str, dict[str, set[str]]] = {}
+    for (e, x), part in df.groupby(["e", "x"]):
+        models = set()
+        for _, arm in part.groupby("v"):
+            top = arm.sort_values("n", ascending=False).iloc[0]
+            if top["n"] >= DOMINANT * arm["n"].sum():
+                models.add(str(top["m"]))
+        if len(models) >= 2:
+            out.setdefault(str(e), {})[str(x)] = models
+    return out
+
+
+def compare(
+    current: dict[str, Evidence], candidate: dict[str, Evidence], cfg: SwitchConfig
+) -> tuple[str, dict[str, float]]:
+    """'pass', 'not_shown' (some figure's interval reaches below -max_quality_drop) or
+    'no_evidence', and the lower end of each shared figure's 95% interval of the
+    relative change."""
+    lows: dict[str, float] = {}
+    for metric in sorted(set(current) & set(candidate)):
+        a, b = current[metric], candidate[metric]
+        if min(a.n, b.n) < cfg.min_sample or a.value <= 0:
+            continue
+        ratio = b.value / a.value
+        se = math.sqrt(b.se**2 + (ratio * a.se) ** 2) / a.value
+        lows[metric] = ratio - 1.0 - Z95 * se
+    if not lows:
+        return "no_evidence", lows
+    return ("pass" if all(v > -cfg.max_quality_drop for v in lows.values()) else "not_shown"), lows
+
+
+def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame, scale: float) -> SwitchFindings:
+    """`spend`: the window's priced token sums; `scale`: window -> month."""
+    out = SwitchFindings()
+    per = spend.groupby(["endpoint", "model"], as_index=False)[["n", "cost"]].sum()
+    per = per[(per["n"] > 0) & (per["cost"] > 0)]
+    for r in per.itertuples(index=False):
+        out.records.append(
+            MetricRecord.of("llm_cost_per_request_usd", r.cost / r.n, model=r.model, endpoint=r.endpoint)
+        )
+    ev, notes = quality_evidence(ctx)
+    out.notes += notes
+    arms = experiment_arms(ctx)
+    for endpoint, part in per.groupby("endpoint"):
+        if len(part) < 2:
+            out.notes.append(f"model switch on {endpoint} skipped: one priced model serves it")
+            continue
+        cpr = {str(r.model): (r.cost / r.n, r.n) for r in part.itertuples(index=False)}
+        for a, (cost_a, n_a) in sorted(cpr.items(), key=lambda kv: -kv[1][0]):
+            best: Recommendation | None = None
+            missing: list[str] = []
+            not_shown: list[str] = []
+            for b, (cost_b, _) in cpr.items():
+                if cost_b >= cost_a:
+                    continue
+                source = next((x for x, ms in arms.get(str(endpoint), {}).items() if {a, b} <= ms), ALL_ROWS)
+                verdict, lows = compare(
+                    ev.get((str(endpoint), a, source), {}), ev.get((str(endpoint), b, source), {}), cfg
+                )
+                for metric, low in lows.items():
+                    out.records.append(
+                        MetricRecord.of(
+                            "llm_model_switch_quality_change_low",
+                            low,
+                            endpoint=endpoint,
+                            model=a,
+                            candidate=b,
+                            metric=metric,
+                        )
+                    )
+                if verdict == "no_evidence":
+                    missing.append(b)
+                    continue
+                if verdict != "pass":
+                    not_shown.append(f"{b} ({', '.join(f'{m} >= {v:+.1%}' for m, v in lows.items())})")
+                    continue
+                saving = n_a * (cost_a - cost_b) * scale
+                if best is None or saving > best.monthly_usd:
+                    where = f"A/B experiment {source}" if source else "all rows of the endpoint (not randomised)"
+                    figures = ", ".join(f"{m} >= {v:+.1%}" for m, v in lows.items())
+                    best = Recommendation(
+                        kind="model_switch",
+                        action=f"move {endpoint} from {a} to {b}",
+                        monthly_usd=saving,
+                        evidence=(
+                            f"${cost_a:.4f} vs ${cost_b:.4f} per request on {int(n_a):,} requests; quality change "
+                            f"(95% lower bound) {figures}, from {where}"
+                        ),
+                        confidence="high" if source else "medium",
+                        labels={"model": a, "endpoint": str(endpoint), "candidate": b},
+                    )
+            if best is not None:
+                out.recommendations.append(best)
+                continue
+            if not_shown:
+                out.notes.append(
+                    f"model switch on {endpoint}: no cheaper model shown within {cfg.max_quality_drop:.0%} of {a}'s "
+                    f"quality (95% lower bounds): {'; '.join(not_shown)}"
+                )
+            if missing:
+                out.notes.append(
+                    f"model switch on {endpoint}: not enough evidence to judge {a} -> {', '.join(sorted(missing))} "
+                    f"(no shared quality figure with {cfg.min_sample} rows for both)"
+                )
+    return out
