@@ -43,6 +43,7 @@ RUN_KEYS = {
     "figures",
     "analyzers",
     "alerts",
+    "recommendations",
     "notes",
     "stored_in",
 }

@@ -108,6 +108,20 @@ def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, r
     return found
 
 
+def savings_lines(summary: RunSummary, top: int = 5) -> list[str]:
+    """The cost optimiser's best recommendations (aimon.tasks.costopt), one line each."""
+    recs = next(
+        (o.result.details.get("recommendations", []) for o in summary.outcomes if o.name == "costopt" and o.result), []
+    )
+    lines = [
+        f"saving: {r['action']}: ~${r['monthly_usd']:,.0f}/month ({r['evidence']}; {r['confidence']} confidence)"
+        for r in recs[:top]
+    ]
+    if len(recs) > top:
+        lines.append(f"saving: {len(recs) - top} more in the report's cost page (llm_cost_saving_usd)")
+    return lines
+
+
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console = console or Console()
     colour = {"success": "green", "degraded": "yellow", "failed": "red"}[summary.status]
@@ -135,7 +149,12 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         scope = b.label("scope") or ""
         forecast = summary.value("llm_cost_forecast_usd", scope=scope) if b.label("period") == "month" else None
         extra = f", month-end forecast ${forecast:,.0f}" if forecast is not None else ""
+        low, high = (summary.value(f"llm_cost_forecast_usd_{end}", scope=scope) for end in ("low", "high"))
+        if forecast is not None and low is not None and high is not None:
+            extra += f" (interval ${low:,.0f}-${high:,.0f})"
         console.print(f"budget [bold]{scope}[/bold] ({b.label('period')}): {b.value:.0%} used{extra}")
+    for line in savings_lines(summary):
+        console.print(line)
     for o in summary.outcomes:  # A/B experiments: one table each (summary_ab.py)
         if o.name == "abtest" and o.result is not None and o.result.details.get("experiments"):
             for table in ab_tables(o.result.details):

@@ -87,6 +87,14 @@ def run_doc(summary: RunSummary, events: list[AlertEvent], states: Mapping[str, 
             "resolved": [e for e in mine if e["status"] == "resolved"],
             "silenced": [e for e in mine if e["status"] == "firing" and e["silenced_by"]],
         },
+        "recommendations": next(
+            (
+                list(o.result.details.get("recommendations", []))
+                for o in summary.outcomes
+                if o.name == "costopt" and o.result
+            ),
+            [],
+        ),
         "notes": list(summary.notes),
         "stored_in": summary.stored_in or None,
     }

@@ -48,8 +48,10 @@ def _text(value: str) -> sa.ColumnElement[Any]:
 
 
 def normalised_prompt(ctx: AnalysisContext, cfg: CacheConfig) -> sa.ColumnElement[Any]:
-    p = sa.func.trim(sa.cast(ctx.interactions.req("prompt"), sa.String))
-    norm: sa.ColumnElement[Any] = sa.func.regexp_replace(p, _text(r"\s+"), _text(" "), _text("g"))
+    # Collapse first, then trim: SQL's trim() drops spaces only, so a trailing newline
+    # must have become a space first.
+    p = sa.cast(ctx.interactions.req("prompt"), sa.String)
+    norm: sa.ColumnElement[Any] = sa.func.trim(sa.func.regexp_replace(p, _text(r"\s+"), _text(" "), _text("g")))
     if cfg.template_pattern:
         norm = sa.func.regexp_replace(norm, _text(cfg.template_pattern), _text("<var>"), _text("g"))
     return norm
@@ -210,7 +212,8 @@ def cache_findings(
                 per[c] = 0.0
         per["prefix_saving"] = [_prefix_saving(ctx, r) for r in per.itertuples(index=False)]
     sums = [c for c in per.columns if c not in ("model", "endpoint")]
-    totals = rollup(per, sums)
+    by_endpoint = per.groupby("endpoint", as_index=False)[sums].sum().assign(model=ALL) if len(per) else None
+    totals = pd.concat([rollup(per, sums), by_endpoint], ignore_index=True)  # and per endpoint, all models
     small = []
     for r in totals.itertuples(index=False):
         labels = {"model": r.model, "endpoint": r.endpoint}
