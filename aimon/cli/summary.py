@@ -110,7 +110,7 @@ def changes_vs_history(summary: RunSummary, store: Store, *, windows: int = 7, r
 
 def savings_lines(summary: RunSummary, top: int = 5) -> list[str]:
     """The cost optimiser's best recommendations (aimon.tasks.costopt), one line each."""
-    recs = next(
+    recs: list[dict[str, Any]] = next(
         (o.result.details.get("recommendations", []) for o in summary.outcomes if o.name == "costopt" and o.result), []
     )
     lines = [
