@@ -193,6 +193,7 @@ FORBIDDEN_LABELS = frozenset(
         "user_id",
         "request_id",
         "prompt",
+        "prompt_hash",
         "response",
         "reference",
         "comment",

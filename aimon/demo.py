@@ -77,8 +77,10 @@ def generate_day(
     day_offset: int,
     row_offset: int = 0,
     quality: bool = True,
+    prompts: bool | None = None,
 ) -> pa.Table:
-    """One UTC day of interactions. `day_offset` counts back from the last day and
+    """One UTC day of interactions (`prompts`: the prompt and finish_reason columns;
+    None: with the quality columns). `day_offset` counts back from the last day and
     decides which incidents apply; `row_offset` keeps request ids unique across chunks."""
     n = rows
     # Diurnal traffic: more in the (UTC) afternoon.
@@ -180,6 +182,7 @@ def generate_day(
     if quality:
         for name, col in quality_columns(day, model, endpoint, tuple(models), day_offset, row_offset).items():
             table = table.append_column(name, col)
+    if quality if prompts is None else prompts:
         for name, col in prompt_columns(day, endpoint, output_tokens, row_offset).items():
             table = table.append_column(name, col)
     return table

@@ -83,6 +83,8 @@ class AlertRule(Strict):
 
     name: str
     metric: str
+    # False: kept in the file (e.g. the shipped cost-saving rules) but never judged.
+    enabled: bool = True
     # Label matchers: 'v' equals, '!=v' differs, '=~re' matches, '!~re' does not match.
     labels: dict[str, str] = Field(default_factory=dict)
     op: Literal[">", ">=", "<", "<="]
@@ -277,6 +279,12 @@ class InhibitRule(Strict):
 class AlertsConfig(Strict):
     enabled: bool = True
     rules: tuple[AlertRule, ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _enabled_rules(cls, v: tuple[AlertRule, ...]) -> tuple[AlertRule, ...]:
+        return tuple(r for r in v if r.enabled)
+
     routes: tuple[RouteConfig, ...] = (RouteConfig(name="default"),)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     # A firing alert resolves once its series has been back within bounds for this many

@@ -1,12 +1,16 @@
 """Month-end spend forecasts with an interval.
 
-``weekday``: log daily spend = level + trend x day + weekday effect (effects summing
-to 0), fitted by least squares on the last weeks of complete days; the days left in the
-month are predicted from it, and the interval is simulated: the fit's parameters drawn
-from their sampling distribution plus each day's own noise (lognormal), so a short or
-noisy history widens it. Weekends and weekdays differ in most products (business tools
-drop at the weekend, consumer apps rise), so a month-to-date rate over-forecasts a month
-whose remaining days hold more weekends than its start, and under-forecasts the reverse.
+``weekday``: log daily spend = level + weekday effect (effects summing to 0). The
+weekday effects come from a least-squares fit with a trend over the last weeks of
+complete days (so growth does not leak into them); the level is the mean of the last
+two deseasonalised weekly means, and the part of their week-to-week change that a
+day's own noise cannot explain is a random walk (token lengths, the model mix and
+traffic wander). No trend is carried forward: in the backtest a drift read from a few
+weekly means cost more than the growth it caught. The interval is simulated from the
+level's, the walk's and each day's own uncertainty. Weekends and weekdays differ in
+most products (business tools drop at the weekend, consumer apps rise), so a
+month-to-date rate over-forecasts a month whose remaining days hold more weekends than
+its start, and under-forecasts the reverse.
 
 ``linear``: month-to-date spend / elapsed share of the month, with no interval unless
 three days are known (then the day-to-day spread). Used when the history is too short
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_WEEKDAY_DAYS = 14  # two of each weekday
-MIN_TREND_DAYS = 21
+WEEK = 7
+LEVEL_WEEKS = 2
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,7 @@ def linear_forecast(
         return MonthForecast(total, None, None, "linear")
     x = np.asarray(daily, dtype="float64")
     remaining_days = (1.0 - elapsed) / elapsed * len(x)
-    z = _z(interval)
-    half = z * float(np.std(x, ddof=1)) * np.sqrt(remaining_days * (1.0 + remaining_days / len(x)))
+    half = _z(interval) * float(np.std(x, ddof=1)) * np.sqrt(remaining_days * (1.0 + remaining_days / len(x)))
     return MonthForecast(total, max(to_date, total - half), total + half, "linear")
 
 
@@ -55,7 +59,7 @@ def weekday_forecast(
     remaining: Sequence[tuple[dt.date, float]],
     *,
     interval: float = 0.9,
-    draws: int = 2000,
+    draws: int = 4000,
     seed: int = 0,
 ) -> MonthForecast | None:
     """`history`: (local date, spend) of complete days, any order; `remaining`: (date,
@@ -64,50 +68,51 @@ def weekday_forecast(
     days = sorted(history)
     if len(days) < MIN_WEEKDAY_DAYS or any(v <= 0 for _, v in days):
         return None
-    if len({d.weekday() for d, _ in days}) < 7:
+    if len({d.weekday() for d, _ in days}) < WEEK:
         return None
+    if not remaining:
+        return MonthForecast(to_date, to_date, to_date, "weekday")
     origin = days[-1][0]
     t = np.array([(d - origin).days for d, _ in days], dtype="float64")
     y = np.log([v for _, v in days])
-    trend = len(days) >= MIN_TREND_DAYS
-    x = _design(t, [d.weekday() for d, _ in days], trend)
+    x = _design(t, [d.weekday() for d, _ in days])
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)
-    resid = y - x @ beta
-    dof = max(1, len(y) - x.shape[1])
-    sigma2 = float(resid @ resid) / dof
-    cov = sigma2 * np.linalg.pinv(x.T @ x)
-    if not remaining:
-        return MonthForecast(to_date, to_date, to_date, "weekday")
+    z = y - x[:, 2:] @ beta[2:]  # deseasonalised
+    blocks = z[len(z) - (len(z) // WEEK) * WEEK :].reshape(-1, WEEK)
+    within = float(np.sum((blocks - blocks.mean(axis=1, keepdims=True)) ** 2) / (blocks.size - len(blocks)))
+    means = blocks.mean(axis=1)
+    change = np.diff(means)
+    spread = float(np.var(change, ddof=1)) if len(change) > 1 else 0.0
+    # Weekly means move by their noise (2 within / 7) plus 7 days of the walk.
+    q = max(0.0, spread - 2 * within / WEEK) / WEEK
+    # The level: the last LEVEL_WEEKS weekly means, no trend carried forward (a drift read
+    # from five weekly means is mostly noise: extrapolated, it doubled the p90 error in
+    # the backtest); its age (days since the middle of those weeks) adds walk variance.
+    lw = min(LEVEL_WEEKS, len(means))
+    age = (WEEK * lw - 1) / 2
+    level = float(means[-lw:].mean())
+    level_sd = np.sqrt(within / (WEEK * lw) + q * age)
+
     tr = np.array([(d - origin).days for d, _ in remaining], dtype="float64")
     frac = np.array([f for _, f in remaining], dtype="float64")
-    xr = _design(tr, [d.weekday() for d, _ in remaining], trend)
-    mean_log = xr @ beta
-    expected = to_date + float(np.sum(frac * np.exp(mean_log + sigma2 / 2)))
+    weekday = _design(tr, [d.weekday() for d, _ in remaining])[:, 2:] @ beta[2:]
     rng = np.random.default_rng(seed)
-    b = rng.multivariate_normal(beta, cov, size=draws, method="cholesky" if _pd(cov) else "svd")
-    noise = rng.normal(0.0, np.sqrt(sigma2), size=(draws, len(tr)))
-    sims = to_date + (np.exp(b @ xr.T + noise) * frac).sum(axis=1)
+    lv = rng.normal(level, level_sd, size=(draws, 1))
+    gaps = np.diff(np.concatenate([[0.0], tr]))
+    walk = np.cumsum(rng.standard_normal((draws, len(tr))) * np.sqrt(q * gaps), axis=1)
+    own = rng.normal(0.0, np.sqrt(within), size=(draws, len(tr)))
+    sims = to_date + (np.exp(lv + weekday + walk + own) * frac).sum(axis=1)
     lo, hi = np.quantile(sims, [(1 - interval) / 2, (1 + interval) / 2])
-    return MonthForecast(expected, float(lo), float(hi), "weekday")
+    return MonthForecast(float(np.mean(sims)), float(lo), float(hi), "weekday")
 
 
-def _design(t: np.ndarray, weekdays: Sequence[int], trend: bool) -> np.ndarray:
-    """Intercept, optional trend, and 6 weekday contrasts (sum-to-zero coding)."""
+def _design(t: np.ndarray, weekdays: Sequence[int]) -> np.ndarray:
+    """Intercept, trend (per week), and 6 weekday contrasts (sum-to-zero coding)."""
     wd = np.asarray(weekdays)
-    cols = [np.ones_like(t)]
-    if trend:
-        cols.append(t / 7.0)
-    for k in range(6):
-        cols.append((wd == k).astype("float64") - (wd == 6).astype("float64"))
+    cols = [np.ones_like(t), t / WEEK]
+    for k in range(WEEK - 1):
+        cols.append((wd == k).astype("float64") - (wd == WEEK - 1).astype("float64"))
     return np.column_stack(cols)
-
-
-def _pd(cov: np.ndarray) -> bool:
-    try:
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        return False
-    return True
 
 
 def _z(interval: float) -> float:

@@ -18,7 +18,7 @@ from aimon.tasks.cost import TOKEN_TYPES, price_boundaries, price_frame, token_s
 from aimon.tasks.costopt.cache import cache_findings
 from aimon.tasks.costopt.recommend import Recommendation, as_details, ranked, saving_records
 from aimon.tasks.costopt.switch import switch_findings
-from aimon.tasks.costopt.tokens import group_costs, long_prompt_share, token_quantiles, truncation
+from aimon.tasks.costopt.tokens import group_costs, spend_shape, token_quantiles
 from aimon.tasks.orchestration.context import AnalysisContext
 
 
@@ -42,16 +42,16 @@ def cache_recommendations(table: pd.DataFrame, scale: float, lookback: int, pref
                 )
             )
         d = r._asdict()
-        if d.get("prefix_saving", 0.0) > 0 and d.get("prompt_input_tokens"):
+        if d.get("prefix_saving", 0.0) > 0 and d.get("input_tokens"):
             recs.append(
                 Recommendation(
                     kind="prompt_cache",
                     action=f"use the provider's prompt cache for {r.endpoint} on {r.model}",
                     monthly_usd=float(d["prefix_saving"]) * scale,
                     evidence=(
-                        f"{d['prompt_cached_tokens'] / d['prompt_input_tokens']:.0%} of input tokens served from it, "
-                        f"~{d['cacheable_tokens'] / d['prompt_input_tokens']:.0%} in repeated "
-                        f"{prefix_chars}-character prefixes"
+                        f"{d['cached_input_tokens'] / d['input_tokens']:.0%} of input tokens served from it, "
+                        f"~{d['cacheable_tokens'] / d['input_tokens']:.0%} in repeated "
+                        f"{prefix_chars}-character prefixes of long prompts"
                     ),
                     confidence="low",  # an estimate from prompt prefixes, not a measured hit rate
                     labels=labels,
@@ -81,11 +81,10 @@ def analyze_costopt(ctx: AnalysisContext) -> AnalyzerResult:
         notes += cache.notes
         recs += cache_recommendations(cache.table, scale, cfg.cache.lookback_windows, cfg.cache.prefix_chars)
 
-    records += token_quantiles(ctx)
-    records += long_prompt_share(ctx, cfg, boundaries, spend)
-    trunc, trunc_notes = truncation(ctx, cfg)
-    records += trunc
-    notes += trunc_notes
+    quantiles, thresholds = token_quantiles(ctx, cfg)
+    shape, shape_notes = spend_shape(ctx, cfg, boundaries, thresholds)
+    records += quantiles + shape
+    notes += shape_notes
     for group in cfg.groups:
         g_recs, g_notes = group_costs(ctx, group, boundaries)
         records += g_recs

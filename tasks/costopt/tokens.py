@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,104 +17,95 @@ from aimon.config.costopt import CostOptimisationConfig, GroupCost
 from aimon.records import ALL, MetricRecord
 from aimon.tasks.abtest.reads import interaction_column
 from aimon.tasks.contract import valid_rows
-from aimon.tasks.cost import price_frame, token_sums
-from aimon.tasks.operational import column_quantiles
+from aimon.tasks.cost import numeric_frame, price_frame, row_cost_expr, token_sums
+from aimon.tasks.operational import QUANTILES, column_quantiles
 from aimon.tasks.orchestration.context import UNKNOWN, AnalysisContext, endpoint_expr, rollup
 
 OTHER = "__other__"  # the values of a grouping column outside its top N
-ENDPOINT_LEVELS = (("model", "endpoint"), ("endpoint",), ())
+ENDPOINT_LEVELS = (("endpoint",), ())
 
 
-def token_quantiles(ctx: AnalysisContext) -> list[MetricRecord]:
+def token_quantiles(ctx: AnalysisContext, cfg: CostOptimisationConfig) -> tuple[list[MetricRecord], dict[str, float]]:
+    """Input and output tokens per request at QUANTILES (and the long-prompt quantile),
+    per endpoint and overall; and the input-token thresholds of the long prompts."""
     recs = []
+    qs = tuple(sorted({*QUANTILES, cfg.long_prompt_quantile}))
+    thresholds: dict[str, float] = {}
     for col, kind in (("input_tokens", "input"), ("output_tokens", "output")):
-        for r in column_quantiles(ctx, col, ENDPOINT_LEVELS).itertuples(index=False):
+        for r in column_quantiles(ctx, col, ENDPOINT_LEVELS, quantiles=qs).itertuples(index=False):
             recs.append(
                 MetricRecord.of(
                     "llm_tokens_quantile", r.value, type=kind, quantile=r.quantile, model=r.model, endpoint=r.endpoint
                 )
             )
-    return recs
+            if kind == "input" and r.quantile == cfg.long_prompt_quantile:
+                thresholds[str(r.endpoint)] = float(r.value)
+    return recs, thresholds
 
 
-def long_prompt_share(
-    ctx: AnalysisContext, cfg: CostOptimisationConfig, boundaries: Sequence[dt.datetime], spend: pd.DataFrame
-) -> list[MetricRecord]:
-    """Per endpoint (and overall): the share of the spend carried by the requests whose
-    input tokens are above the endpoint's `long_prompt_quantile`."""
+def spend_shape(
+    ctx: AnalysisContext, cfg: CostOptimisationConfig, boundaries: Sequence[dt.datetime], thresholds: dict[str, float]
+) -> tuple[list[MetricRecord], list[str]]:
+    """One scan for the long prompts' share of the spend (per endpoint and overall: the
+    requests above that level's input-token threshold) and the outputs cut off at
+    max_tokens (requests with a finish reason, and their output tokens)."""
     ix = ctx.interactions
-    inp = ix.col("input_tokens")
-    if inp is None:
-        return []
-    q = cfg.long_prompt_quantile
-    th = column_quantiles(ctx, "input_tokens", (("endpoint",), ()), quantiles=(q,))
-    if th.empty:
-        return []
-    per_ep = {str(r.endpoint): float(r.value) for r in th.itertuples(index=False) if r.endpoint != ALL}
-    overall = float(th[th["endpoint"] == ALL]["value"].iloc[0])
+    inp, fin, out = ix.col("input_tokens"), ix.col("finish_reason"), ix.col("output_tokens")
     ep = endpoint_expr(ix)
-    long_ep = sa.or_(
-        *[
-            sa.and_(ep == sa.literal(e), inp > sa.bindparam(f"lp{i}", t, type_=sa.Double))
-            for i, (e, t) in enumerate(per_ep.items())
-        ]
-    )
-    pricing, window = ctx.cfg.pricing, ctx.window
-    by_ep = price_frame(token_sums(ctx, boundaries, where=long_ep), pricing, window, boundaries)
-    over = price_frame(
-        token_sums(ctx, boundaries, where=inp > sa.bindparam("lp_all", overall, type_=sa.Double)),
-        pricing,
-        window,
-        boundaries,
-    )
-    total = spend.groupby("endpoint")["cost"].sum()
-    recs = []
-    for e, cost in by_ep.groupby("endpoint")["cost"].sum().items():
-        if total.get(e, 0.0) > 0:
-            recs.append(MetricRecord.of("llm_long_prompt_cost_share", cost / total[e], endpoint=e, quantile=q))
-    if spend["cost"].sum() > 0:
-        recs.append(
-            MetricRecord.of(
-                "llm_long_prompt_cost_share", over["cost"].sum() / spend["cost"].sum(), endpoint=ALL, quantile=q
-            )
+    cost = row_cost_expr(ctx, boundaries)
+    cols: list[Any] = [sa.func.sum(cost).label("cost")]
+    per_ep = {e: t for e, t in thresholds.items() if e != ALL}
+    if inp is not None and per_ep:
+        long_ep = sa.or_(
+            *[
+                sa.and_(ep == sa.literal(e), inp > sa.bindparam(f"lp{i}", t, type_=sa.Double))
+                for i, (e, t) in enumerate(per_ep.items())
+            ]
         )
-    return recs
-
-
-def truncation(ctx: AnalysisContext, cfg: CostOptimisationConfig) -> tuple[list[MetricRecord], list[str]]:
-    """Share of the requests (with a finish reason) whose output hit max_tokens."""
-    ix = ctx.interactions
-    fin = ix.col("finish_reason")
-    if fin is None:
-        return [], ["truncation skipped: no finish_reason column (map it in warehouse.columns)"]
-    reason = sa.func.lower(sa.func.trim(sa.cast(fin, sa.String)))
-    cut = reason.in_([r.lower() for r in cfg.truncation_reasons])
-    out = ix.col("output_tokens")
-    stmt = (
-        sa.select(
-            sa.cast(ix.req("model"), sa.String).label("model"),
-            endpoint_expr(ix).label("endpoint"),
-            sa.func.count(fin).label("n"),
+        long_all = inp > sa.bindparam("lp_all", thresholds.get(ALL, float("inf")), type_=sa.Double)
+        cols += [
+            sa.func.sum(sa.case((long_ep, cost), else_=None)).label("long_ep"),
+            sa.func.sum(sa.case((long_all, cost), else_=None)).label("long_all"),
+        ]
+    notes = []
+    if fin is not None:
+        cut = sa.func.lower(sa.func.trim(sa.cast(fin, sa.String))).in_([r.lower() for r in cfg.truncation_reasons])
+        cols += [
+            sa.func.count(fin).label("n_fin"),
             sa.func.sum(sa.case((cut, 1), else_=0)).label("cut"),
             sa.func.sum(sa.case((cut, out if out is not None else sa.literal_column("0")), else_=0)).label(
                 "cut_tokens"
             ),
-        )
+        ]
+    else:
+        notes.append("truncation skipped: no finish_reason column (map it in warehouse.columns)")
+    stmt = (
+        sa.select(sa.cast(ix.req("model"), sa.String).label("model"), ep.label("endpoint"), *cols)
         .select_from(ix.table)
         .where(ix.in_window(), valid_rows(ix))
         .group_by(sa.literal_column("model"), sa.literal_column("endpoint"))
     )
-    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=["model", "endpoint", "n", "cut", "cut_tokens"])
-    for c in ("n", "cut", "cut_tokens"):
-        df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), 0)).astype("float64")
+    df = numeric_frame(
+        pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns]),
+        ["model", "endpoint"],
+    )
     recs = []
-    for r in rollup(df, ["n", "cut", "cut_tokens"]).itertuples(index=False):
-        if r.n:
-            recs.append(MetricRecord.of("llm_truncated_share", r.cut / r.n, model=r.model, endpoint=r.endpoint))
-            recs.append(
-                MetricRecord.of("llm_truncated_output_tokens", r.cut_tokens, model=r.model, endpoint=r.endpoint)
-            )
-    return recs, []
+    q = cfg.long_prompt_quantile
+    if "long_ep" in df:
+        for e, part in df.groupby("endpoint"):
+            if part["cost"].sum() > 0:
+                share = part["long_ep"].sum() / part["cost"].sum()
+                recs.append(MetricRecord.of("llm_long_prompt_cost_share", share, endpoint=e, quantile=q))
+        if df["cost"].sum() > 0:
+            share = df["long_all"].sum() / df["cost"].sum()
+            recs.append(MetricRecord.of("llm_long_prompt_cost_share", share, endpoint=ALL, quantile=q))
+    if "n_fin" in df:
+        for r in rollup(df, ["n_fin", "cut", "cut_tokens"]).itertuples(index=False):
+            if r.n_fin:
+                labels = {"model": r.model, "endpoint": r.endpoint}
+                recs.append(MetricRecord.of("llm_truncated_share", r.cut / r.n_fin, **labels))
+                recs.append(MetricRecord.of("llm_truncated_output_tokens", r.cut_tokens, **labels))
+    return recs, notes
 
 
 def group_costs(
