@@ -102,6 +102,7 @@ bench-parts: install
 	nice -n 10 $(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_abtest.py
 	$(BIN)/python bench/bench_export.py
+	nice -n 10 $(BIN)/python bench/bench_costopt.py
 
 # Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
 # one with `prefect server start`); creates the process work pool if it is missing.
@@ -119,6 +120,7 @@ calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_cuped.py
 	nice -n 10 $(BIN)/python bench/calibrate_semantic.py
 	nice -n 10 $(BIN)/python bench/calibrate_ksample.py
+	nice -n 10 $(BIN)/python bench/backtest_forecast.py
 
 clean:
 	rm -rf $(VENV) .aimon build

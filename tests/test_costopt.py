@@ -362,3 +362,45 @@ def test_short_history_falls_back_to_the_month_to_date_rate() -> None:
     days = [(dt.date(2026, 11, d), 10.0) for d in range(1, 10)]
     assert weekday_forecast(days, 90.0, [(dt.date(2026, 11, 10), 1.0)]) is None
     assert linear_forecast(90.0, 9 / 30).total == pytest.approx(300.0)
+
+
+def test_shipped_saving_rules_are_off_and_on_when_enabled() -> None:
+    """The default config ships the cost-saving rules disabled; `enabled: true` turns one
+    on, and an invalid cost.optimisation key names itself."""
+    from aimon.config import load_config, parse_config
+    from aimon.config.loader import packaged_config
+    from aimon.errors import ConfigError
+
+    cfg = load_config(str(packaged_config()))
+    names = {r.name for r in cfg.alerts.rules}
+    assert "CostSpike" in names and not names & {"CacheSavingFound", "ModelSwitchSaving"}
+    rule = {"name": "R", "metric": "llm_cost_saving_usd", "op": ">", "threshold": 1}
+    on = parse_config({"warehouse": {"url": "duckdb:///x.duckdb"}, "alerts": {"rules": [rule]}}, source="<t>")
+    off = parse_config(
+        {"warehouse": {"url": "duckdb:///x.duckdb"}, "alerts": {"rules": [{**rule, "enabled": False}]}}, source="<t>"
+    )
+    assert [r.name for r in on.alerts.rules] == ["R"] and off.alerts.rules == ()
+    with pytest.raises(ConfigError, match="template_pattern"):
+        parse_config(
+            {"warehouse": {"url": "duckdb:///x.duckdb"}, "cost": {"optimisation": {"cache": {"template_pattern": "("}}}},
+            source="<t>",
+        )
+
+
+def test_run_summary_prints_the_best_savings(tmp_path: Path) -> None:
+    from aimon.cli.summary import savings_lines
+    from aimon.records import AnalyzerResult
+    from aimon.tasks.orchestration.run import AnalyzerOutcome
+
+    recs = [
+        {"action": f"cache e{i} prompts on m", "monthly_usd": 100.0 - i, "evidence": "x", "confidence": "medium"}
+        for i in range(7)
+    ]
+    outcome = AnalyzerOutcome("costopt", AnalyzerResult("costopt", (), (), {"recommendations": recs}), None, 0.0)
+
+    class Summary:
+        outcomes = (outcome,)
+
+    lines = savings_lines(Summary())  # type: ignore[arg-type]
+    assert lines[0] == "saving: cache e0 prompts on m: ~$100/month (x; medium confidence)"
+    assert len(lines) == 6 and "2 more" in lines[-1]

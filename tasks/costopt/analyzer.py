@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from aimon.records import AnalyzerResult, MetricRecord
-from aimon.tasks.cost import TOKEN_TYPES, price_boundaries, price_frame, token_sums
+from aimon.tasks.cost import TOKEN_TYPES, price_boundaries
 from aimon.tasks.costopt.cache import cache_findings
 from aimon.tasks.costopt.recommend import Recommendation, as_details, ranked, saving_records
 from aimon.tasks.costopt.switch import switch_findings
@@ -68,12 +68,16 @@ def analyze_costopt(ctx: AnalysisContext) -> AnalyzerResult:
     if not any(ix.has(c) for c in TOKEN_TYPES) and not ix.has("cost_usd"):
         return AnalyzerResult("costopt", (), ("cost optimisation skipped: no token columns and no cost_usd",))
     boundaries = price_boundaries(ctx.cfg.pricing, ctx.window)
-    spend = price_frame(token_sums(ctx, boundaries), ctx.cfg.pricing, ctx.window, boundaries)
     scale = cfg.month_days * 86400.0 / (ctx.window.end - ctx.window.start).total_seconds()
     records: list[MetricRecord] = []
     notes: list[str] = []
     recs: list[Recommendation] = []
     details: dict[str, Any] = {}
+
+    quantiles, thresholds = token_quantiles(ctx, cfg)
+    shape, shape_notes, spend = spend_shape(ctx, cfg, boundaries, thresholds)
+    records += quantiles + shape
+    notes += shape_notes
 
     if cfg.cache.enabled:
         cache = cache_findings(ctx, cfg.cache, boundaries, spend)
@@ -81,10 +85,6 @@ def analyze_costopt(ctx: AnalysisContext) -> AnalyzerResult:
         notes += cache.notes
         recs += cache_recommendations(cache.table, scale, cfg.cache.lookback_windows, cfg.cache.prefix_chars)
 
-    quantiles, thresholds = token_quantiles(ctx, cfg)
-    shape, shape_notes = spend_shape(ctx, cfg, boundaries, thresholds)
-    records += quantiles + shape
-    notes += shape_notes
     for group in cfg.groups:
         g_recs, g_notes = group_costs(ctx, group, boundaries)
         records += g_recs

@@ -143,7 +143,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
     """Per model and endpoint, over the prompts longer than `prefix_chars` (a shorter
     one is all prefix: the exact cache's case): their input and cached input tokens,
     and the estimated tokens of their repeated prefixes: a request whose first
-    `prefix_chars` characters (after normalising its first 4 x prefix_chars) repeat
+    `prefix_chars` characters (after normalising its first 2 x prefix_chars) repeat
     an earlier request's counts prefix_chars / its length of its input tokens."""
     ix = ctx.interactions
     inp = ix.req("input_tokens")
@@ -151,7 +151,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
     in_win = ix.req("timestamp") >= sa.bindparam("window_start", type_=sa.DateTime)
     raw = sa.cast(ix.req("prompt"), sa.String)
     chars: sa.ColumnElement[Any] = sa.literal_column(str(int(cfg.prefix_chars)))
-    head = sa.func.substr(normalised_prompt(ctx, cfg, sa.func.substr(raw, 1, 4 * int(cfg.prefix_chars))), 1, chars)
+    head = sa.func.substr(normalised_prompt(ctx, cfg, sa.func.substr(raw, 1, 2 * int(cfg.prefix_chars))), 1, chars)
     frac = sa.cast(chars, sa.Double) / sa.cast(sa.func.length(raw), sa.Double)
 
     def win(x: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -192,7 +192,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
 def cache_findings(
     ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.datetime], spend: pd.DataFrame
 ) -> CacheFindings:
-    """`spend`: the window's priced token sums per (model, endpoint, segment)."""
+    """`spend`: the window's spend and token sums per (model, endpoint)."""
     out = CacheFindings()
     ix = ctx.interactions
     if not ix.has("prompt") and not ix.has("prompt_hash"):

@@ -166,7 +166,7 @@ def compare(
 
 
 def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame, scale: float) -> SwitchFindings:
-    """`spend`: the window's priced token sums; `scale`: window -> month."""
+    """`spend`: the window's requests and spend per (model, endpoint); `scale`: window -> month."""
     out = SwitchFindings()
     per = spend.groupby(["endpoint", "model"], as_index=False)[["n", "cost"]].sum()
     per = per[(per["n"] > 0) & (per["cost"] > 0)]
