@@ -182,10 +182,12 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
             out.notes.append(f"model switch on {endpoint} skipped: one priced model serves it")
             continue
         cpr = {str(r.model): (r.cost / r.n, r.n) for r in part.itertuples(index=False)}
+        missing: list[str] = []  # "a -> b" pairs without enough evidence, on this endpoint
+        not_shown: list[str] = []  # ... and pairs whose interval reaches below the margin
         for a, (cost_a, n_a) in sorted(cpr.items(), key=lambda kv: -kv[1][0]):
             best: Recommendation | None = None
-            missing: list[str] = []
-            not_shown: list[str] = []
+            pairs_missing: list[str] = []
+            pairs_not_shown: list[str] = []
             for b, (cost_b, _) in cpr.items():
                 if cost_b >= cost_a:
                     continue
@@ -205,10 +207,10 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
                         )
                     )
                 if verdict == "no_evidence":
-                    missing.append(b)
+                    pairs_missing.append(f"{a} -> {b}")
                     continue
                 if verdict != "pass":
-                    not_shown.append(f"{b} ({', '.join(f'{m} >= {v:+.1%}' for m, v in lows.items())})")
+                    pairs_not_shown.append(f"{a} -> {b} ({', '.join(f'{m} >= {v:+.1%}' for m, v in lows.items())})")
                     continue
                 saving = n_a * (cost_a - cost_b) * scale
                 if best is None or saving > best.monthly_usd:
@@ -227,15 +229,17 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
                     )
             if best is not None:
                 out.recommendations.append(best)
-                continue
-            if not_shown:
-                out.notes.append(
-                    f"model switch on {endpoint}: no cheaper model shown within {cfg.max_quality_drop:.0%} of {a}'s "
-                    f"quality (95% lower bounds): {'; '.join(not_shown)}"
-                )
-            if missing:
-                out.notes.append(
-                    f"model switch on {endpoint}: not enough evidence to judge {a} -> {', '.join(sorted(missing))} "
-                    f"(no shared quality figure with {cfg.min_sample} rows for both)"
-                )
+            else:
+                missing += pairs_missing
+                not_shown += pairs_not_shown
+        if not_shown:
+            out.notes.append(
+                f"model switch on {endpoint}: no cheaper model shown within {cfg.max_quality_drop:.0%} of the "
+                f"quality (95% lower bounds): {'; '.join(not_shown)}"
+            )
+        if missing:
+            out.notes.append(
+                f"model switch on {endpoint}: not enough evidence (no shared quality figure with "
+                f"{cfg.min_sample} rows for both) for {', '.join(missing)}"
+            )
     return out

@@ -25,9 +25,7 @@ from aimon.tasks.orchestration.context import UNKNOWN, AnalysisContext, endpoint
 OTHER = "__other__"  # the values of a grouping column outside its top N
 
 
-def count_quantiles(
-    ctx: AnalysisContext, name: str, quantiles: Sequence[float]
-) -> list[tuple[str, float, float, int]]:
+def count_quantiles(ctx: AnalysisContext, name: str, quantiles: Sequence[float]) -> list[tuple[str, float, float, int]]:
     """(endpoint or __all__, quantile, value, n) of a token column, exact: the window's
     value counts per endpoint come from the warehouse (a few thousand distinct token
     counts, not 10M rows; 4x faster than quantile_cont on DuckDB and the same on every
