@@ -381,10 +381,8 @@ def test_shipped_saving_rules_are_off_and_on_when_enabled() -> None:
     )
     assert [r.name for r in on.alerts.rules] == ["R"] and off.alerts.rules == ()
     with pytest.raises(ConfigError, match="template_pattern"):
-        parse_config(
-            {"warehouse": {"url": "duckdb:///x.duckdb"}, "cost": {"optimisation": {"cache": {"template_pattern": "("}}}},
-            source="<t>",
-        )
+        bad = {"optimisation": {"cache": {"template_pattern": "("}}}
+        parse_config({"warehouse": {"url": "duckdb:///x.duckdb"}, "cost": bad}, source="<t>")
 
 
 def test_run_summary_prints_the_best_savings(tmp_path: Path) -> None:
