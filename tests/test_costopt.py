@@ -402,3 +402,20 @@ def test_run_summary_prints_the_best_savings(tmp_path: Path) -> None:
     lines = savings_lines(Summary())  # type: ignore[arg-type]
     assert lines[0] == "saving: cache e0 prompts on m: ~$100/month (x; medium confidence)"
     assert len(lines) == 6 and "2 more" in lines[-1]
+
+
+def test_macro_f1_evidence_equals_sklearn_and_its_bootstrap() -> None:
+    from sklearn.metrics import f1_score
+
+    from aimon.tasks.costopt.switch import macro_f1_evidence
+
+    rng = np.random.default_rng(4)
+    y = rng.choice(["a", "b", "c"], 2000, p=[0.5, 0.3, 0.2])
+    yhat = np.where(rng.random(2000) < 0.8, y, rng.choice(["a", "b", "d"], 2000))
+    part = pd.DataFrame({"g_label": y, "g_prediction": yhat, "n": 1})
+    ev = macro_f1_evidence(part)
+    assert ev.value == pytest.approx(f1_score(y, yhat, average="macro", zero_division=0), rel=1e-12)
+    rows = [rng.integers(0, 2000, 2000) for _ in range(300)]
+    boot = [f1_score(y[i], yhat[i], average="macro", zero_division=0) for i in rows]
+    assert ev.se == pytest.approx(np.std(boot, ddof=1), rel=0.2)
+    assert ev.n == 2000

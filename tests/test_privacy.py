@@ -32,14 +32,14 @@ SECRET = "webhooksecret42"  # the last part of the Slack server's webhook URL
 
 
 def private_demo(tmp_path: Path, end: dt.date) -> Path:
-    """The demo's data with a canary in every private column (prompt is added)."""
+    """The demo's data with a canary in every private column (the cost optimiser reads
+    the prompts: hashes and lengths in SQL, never the text)."""
     db = tmp_path / "wh.duckdb"
     seed_duckdb(db, days=5, rows_per_day=3000, seed=7, end=end)
     with duckdb.connect(str(db)) as con:
-        con.execute("ALTER TABLE interactions ADD COLUMN prompt VARCHAR")
         con.execute(
             f"""UPDATE interactions SET
-                prompt = 'write about {CANARY} ' || coalesce(request_id, ''),
+                prompt = 'write about {CANARY} ' || prompt,
                 user_id = '{CANARY}-' || coalesce(user_id, 'anon'),
                 response = CASE WHEN response IS NULL THEN NULL ELSE '{CANARY} ' || response END,
                 reference = CASE WHEN reference IS NULL THEN NULL ELSE '{CANARY} ' || reference END"""

@@ -1,8 +1,9 @@
 """Cheaper-model candidates per endpoint.
 
 Per endpoint, the models serving it, their cost per request, and their quality on that
-endpoint: accuracy (label vs prediction), mean rating and helpful ratio (the feedback
-table), each with its n and standard error. A cheaper model B is a candidate for the
+endpoint: accuracy and macro F1 (label vs prediction; F1's standard error from
+resampled confusion counts), mean rating and helpful ratio (the feedback table), each
+with its n and standard error. A cheaper model B is a candidate for the
 traffic of model A when, for every quality figure both have with at least
 `switch.min_sample` rows, the lower end of the 95% interval of the relative change
 (q_B - q_A) / q_A is above -`switch.max_quality_drop`: judged with the intervals, not
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -91,6 +93,7 @@ def quality_evidence(ctx: AnalysisContext) -> tuple[EvidenceMap, list[str]]:
             if n:
                 p = float(part["right"].sum()) / n
                 ev.setdefault(key, {})["accuracy"] = Evidence(p, math.sqrt(p * (1 - p) / n), n)
+                ev[key]["f1_macro"] = macro_f1_evidence(part)
     name = ctx.cfg.warehouse.feedback_table
     if name and ix.has("request_id"):
         try:
@@ -114,6 +117,33 @@ def quality_evidence(ctx: AnalysisContext) -> tuple[EvidenceMap, list[str]]:
                     ph = d["n_helpful"] / nh
                     ev.setdefault(key, {})["helpful"] = Evidence(ph, math.sqrt(ph * (1 - ph) / nh), int(nh))
     return ev, notes
+
+
+def macro_f1(counts: np.ndarray, labels: np.ndarray, preds: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Macro F1 over `classes` (the labels present in either column, as scikit-learn
+    averages them; a class never predicted scores 0) of each row of `counts` (draws x
+    cells, one cell per (label, prediction) pair)."""
+    f1s = []
+    for c in classes:
+        tp = counts[:, (labels == c) & (preds == c)].sum(axis=1)
+        pred_c = counts[:, preds == c].sum(axis=1)
+        true_c = counts[:, labels == c].sum(axis=1)
+        denom = pred_c + true_c
+        f1s.append(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0))
+    return np.mean(f1s, axis=0)
+
+
+def macro_f1_evidence(part: pd.DataFrame, draws: int = 400, seed: int = 0) -> Evidence:
+    """Macro F1 of the labelled rows and its standard error from multinomial resamples
+    of their confusion counts (F1 has no closed-form variance)."""
+    cells = part.groupby(["g_label", "g_prediction"], as_index=False)["n"].sum()
+    labels, preds = cells["g_label"].to_numpy(dtype=str), cells["g_prediction"].to_numpy(dtype=str)
+    counts = cells["n"].to_numpy(dtype="int64")
+    classes = np.unique(np.concatenate([labels, preds]))
+    n = int(counts.sum())
+    value = float(macro_f1(counts[None, :], labels, preds, classes)[0])
+    boot = np.random.default_rng(seed).multinomial(n, counts / n, size=draws)
+    return Evidence(value, float(np.std(macro_f1(boot, labels, preds, classes), ddof=1)), n)
 
 
 def experiment_arms(ctx: AnalysisContext) -> dict[str, dict[str, set[str]]]:
