@@ -223,4 +223,7 @@ def series_problem(metric: str, labels: dict[str, str] | tuple[tuple[str, str], 
             return f"{metric}: label {key!r} is unbounded and never becomes a Prometheus label"
         if key in RESERVED_LABELS:
             return f"{metric}: label {key!r} is reserved for the push's grouping key"
+    group = dict(labels).get("group")
+    if group in FORBIDDEN_LABELS:  # llm_group_cost_usd{group="user_id", key=<a user id>}
+        return f"{metric}: values of {group!r} (group={group}) are unbounded and never become Prometheus series"
     return None

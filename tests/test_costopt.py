@@ -419,3 +419,10 @@ def test_macro_f1_evidence_equals_sklearn_and_its_bootstrap() -> None:
     boot = [f1_score(y[i], yhat[i], average="macro", zero_division=0) for i in rows]
     assert ev.se == pytest.approx(np.std(boot, ddof=1), rel=0.2)
     assert ev.n == 2000
+
+
+def test_per_user_costs_never_become_prometheus_series() -> None:
+    from aimon.catalogue import series_problem
+
+    assert series_problem("llm_group_cost_usd", {"group": "user_id", "key": "u1"}) is not None
+    assert series_problem("llm_group_cost_usd", {"group": "user_tier", "key": "pro"}) is None

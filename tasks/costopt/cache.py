@@ -80,8 +80,22 @@ def _window_from(ctx: AnalysisContext, lookback: int) -> dt.datetime:
 def _repeat_share(t: Any) -> tuple[Any, Any]:
     """Per prompt group: its in-window repeats (all but the first, unless the lookback
     saw it) and their share of the group's in-window requests."""
-    rep = t.c.n_win - sa.case((t.c.n_before == 0, 1), else_=0)
+    first = sa.case((t.c.n_before == 0, 1), else_=0) if "n_before" in t.c else 1
+    rep = t.c.n_win - first
     return rep, sa.cast(rep, sa.Double) / sa.cast(t.c.n_win, sa.Double)
+
+
+def _window_counts(ctx: AnalysisContext, cfg: CacheConfig) -> tuple[list[Any], Any]:
+    """The per-group counts, and a wrapper keeping an aggregate to the window's rows:
+    without a lookback every row read is in the window, so no CASE per row."""
+    in_win = ctx.interactions.req("timestamp") >= sa.bindparam("window_start", type_=sa.DateTime)
+    if not cfg.lookback_windows:
+        return [sa.func.count().label("n_win")], lambda x: sa.func.sum(x)
+    counts = [
+        sa.func.sum(sa.case((in_win, 1), else_=0)).label("n_win"),
+        sa.func.sum(sa.case((in_win, 0), else_=1)).label("n_before"),
+    ]
+    return counts, lambda x: sa.func.sum(sa.case((in_win, x), else_=None))
 
 
 def _prompt_rows(ctx: AnalysisContext, cfg: CacheConfig, *extra: sa.ColumnElement[bool]) -> list[Any]:
@@ -102,7 +116,7 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
     the table has one (hashed by the app, no text read here), else a hash of the
     normalised prompt."""
     ix = ctx.interactions
-    in_win = ix.req("timestamp") >= sa.bindparam("window_start", type_=sa.DateTime)
+    counts, win = _window_counts(ctx, cfg)
     given = ix.col("prompt_hash")
     if given is None:
         key = text_hash(ctx, normalised_prompt(ctx, cfg))
@@ -114,9 +128,8 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
             sa.cast(ix.req("model"), sa.String).label("g_model"),
             endpoint_expr(ix).label("g_endpoint"),
             key.label("g_key"),
-            sa.func.sum(sa.case((in_win, 1), else_=0)).label("n_win"),
-            sa.func.sum(sa.case((in_win, 0), else_=1)).label("n_before"),
-            sa.func.sum(sa.case((in_win, row_cost_expr(ctx, boundaries)), else_=None)).label("cost"),
+            *counts,
+            win(row_cost_expr(ctx, boundaries)).label("cost"),
         )
         .select_from(ix.table)
         .where(*_prompt_rows(ctx, cfg, source.is_not(None)))
@@ -148,22 +161,18 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
     ix = ctx.interactions
     inp = ix.req("input_tokens")
     cached = ix.col("cached_input_tokens")
-    in_win = ix.req("timestamp") >= sa.bindparam("window_start", type_=sa.DateTime)
+    counts, win = _window_counts(ctx, cfg)
     raw = sa.cast(ix.req("prompt"), sa.String)
     chars: sa.ColumnElement[Any] = sa.literal_column(str(int(cfg.prefix_chars)))
     head = sa.func.substr(normalised_prompt(ctx, cfg, sa.func.substr(raw, 1, 2 * int(cfg.prefix_chars))), 1, chars)
     frac = sa.cast(chars, sa.Double) / sa.cast(sa.func.length(raw), sa.Double)
-
-    def win(x: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.sum(sa.case((in_win, x), else_=None))
 
     inner = (
         sa.select(
             sa.cast(ix.req("model"), sa.String).label("g_model"),
             endpoint_expr(ix).label("g_endpoint"),
             text_hash(ctx, head).label("g_key"),
-            sa.func.sum(sa.case((in_win, 1), else_=0)).label("n_win"),
-            sa.func.sum(sa.case((in_win, 0), else_=1)).label("n_before"),
+            *counts,
             win(inp).label("tokens"),
             win(sa.literal_column("0") if cached is None else cached).label("cached"),
             win(sa.cast(inp, sa.Double) * frac).label("prefix"),
