@@ -88,12 +88,13 @@ def token_aggregates(ctx: AnalysisContext, keep: sa.ColumnElement[bool] | None =
 
 
 def numeric_frame(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Every column but `keys` as float64: SUM of nothing is NULL, PostgreSQL sums
-    integers as Decimal."""
+    """Every column but `keys` as float64 (SUM of nothing is NULL, PostgreSQL sums
+    integers as Decimal), the rows sorted by `keys`: an engine returns groups in any
+    order, and the roll-ups summed from them must not change with it."""
     for c in df.columns:
         if c not in keys:
             df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), 0), errors="raise").astype("float64")
-    return df
+    return df.sort_values(list(keys), kind="stable").reset_index(drop=True) if keys and len(df) else df
 
 
 def token_sums(
@@ -144,11 +145,19 @@ def price_frame(
     return out_df.assign(cost=out_df["cost_priced"] + out_df.get("cost_logged", 0.0))
 
 
+def exact(x: sa.ColumnElement[Any], scale: int = 12) -> sa.ColumnElement[Any]:
+    """`x` as a fixed-point decimal, so that sums of it are exact: a parallel engine adds
+    floats in whatever order its threads meet the rows, and a rerun of the same window
+    must store the same figures (tests/test_prometheus.py compares them bit for bit)."""
+    return sa.cast(x, sa.Numeric(38, scale))
+
+
 def row_cost_expr(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa.ColumnElement[Any]:
     """One request's cost as SQL, priced exactly as price_frame prices the sums: the
     logged cost_usd (unless cost.reprice), else its tokens at the price in effect at
     the start of its price segment; 0 when it cannot be priced. For aggregates over
-    many small groups (the cost optimiser's prompt groups), where one sum beats ten."""
+    many small groups (the cost optimiser's prompt groups), where one sum beats ten.
+    A fixed-point decimal (`exact`), so its sums do not depend on the summation order."""
     ix = ctx.interactions
     cost = ix.col("cost_usd")
     model = sa.cast(ix.req("model"), sa.String)
@@ -174,8 +183,8 @@ def row_cost_expr(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa
         sa.case(*cases, else_=sa.literal_column("0.0")) if cases else sa.literal_column("0.0")
     )
     if cost is None or ctx.cfg.cost.reprice:
-        return priced
-    return sa.case((cost.is_(None), priced), else_=sa.cast(cost, sa.Double))
+        return exact(priced)
+    return exact(sa.case((cost.is_(None), priced), else_=sa.cast(cost, sa.Double)))
 
 
 def budget_figures(

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from aimon.config.costopt import CacheConfig
 from aimon.records import ALL, MetricRecord
 from aimon.tasks.contract import valid_rows
-from aimon.tasks.cost import numeric_frame, price_at, row_cost_expr
+from aimon.tasks.cost import exact, numeric_frame, price_at, row_cost_expr
 from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr, rollup
 
 
@@ -143,7 +143,7 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
             inner.c.g_endpoint.label("endpoint"),
             sa.func.sum(inner.c.n_win).label("requests"),
             sa.func.sum(rep).label("repeats"),
-            sa.func.sum(inner.c.cost * share).label("repeat_cost"),
+            sa.func.sum(exact(inner.c.cost * share)).label("repeat_cost"),
         )
         .where(inner.c.n_win > 0)
         .group_by(inner.c.g_model, inner.c.g_endpoint)
@@ -175,7 +175,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
             *counts,
             win(inp).label("tokens"),
             win(sa.literal_column("0") if cached is None else cached).label("cached"),
-            win(sa.cast(inp, sa.Double) * frac).label("prefix"),
+            win(exact(sa.cast(inp, sa.Double) * frac, 6)).label("prefix"),
         )
         .select_from(ix.table)
         .where(*_prompt_rows(ctx, cfg, raw.is_not(None), inp.is_not(None), sa.func.length(raw) > chars))
@@ -189,7 +189,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
             inner.c.g_endpoint.label("endpoint"),
             sa.func.sum(inner.c.tokens).label("long_input_tokens"),
             sa.func.sum(inner.c.cached).label("long_cached_tokens"),
-            sa.func.sum(inner.c.prefix * share).label("cacheable_tokens"),
+            sa.func.sum(exact(inner.c.prefix * share, 6)).label("cacheable_tokens"),
         )
         .where(inner.c.n_win > 0)
         .group_by(inner.c.g_model, inner.c.g_endpoint)
