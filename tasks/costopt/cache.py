@@ -143,7 +143,7 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
             inner.c.g_endpoint.label("endpoint"),
             sa.func.sum(inner.c.n_win).label("requests"),
             sa.func.sum(rep).label("repeats"),
-            sa.func.sum(exact(inner.c.cost * share)).label("repeat_cost"),
+            sa.func.sum(exact(inner.c.cost * share, precision=38)).label("repeat_cost"),
         )
         .where(inner.c.n_win > 0)
         .group_by(inner.c.g_model, inner.c.g_endpoint)
@@ -189,7 +189,7 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
             inner.c.g_endpoint.label("endpoint"),
             sa.func.sum(inner.c.tokens).label("long_input_tokens"),
             sa.func.sum(inner.c.cached).label("long_cached_tokens"),
-            sa.func.sum(exact(inner.c.prefix * share, 6)).label("cacheable_tokens"),
+            sa.func.sum(exact(inner.c.prefix * share, 6, precision=38)).label("cacheable_tokens"),
         )
         .where(inner.c.n_win > 0)
         .group_by(inner.c.g_model, inner.c.g_endpoint)
