@@ -121,6 +121,7 @@ calibrate: install
 	nice -n 10 $(BIN)/python bench/calibrate_semantic.py
 	nice -n 10 $(BIN)/python bench/calibrate_ksample.py
 	nice -n 10 $(BIN)/python bench/backtest_forecast.py
+	nice -n 10 $(BIN)/python bench/calibrate_switch.py
 
 clean:
 	rm -rf $(VENV) .aimon build
