@@ -426,3 +426,19 @@ def test_per_user_costs_never_become_prometheus_series() -> None:
 
     assert series_problem("llm_group_cost_usd", {"group": "user_id", "key": "u1"}) is not None
     assert series_problem("llm_group_cost_usd", {"group": "user_tier", "key": "pro"}) is None
+
+
+def test_switch_evidence_is_pooled_over_the_last_windows(tmp_path: Path) -> None:
+    """gpt-4o-mini's labelled rows spread over the week: one day's 40 are not enough
+    evidence, the seven days' 280 are (switch.evidence_windows, default 7)."""
+    df = switch_frame(280, 0.90)
+    mini = (df["model"] == "gpt-4o-mini").to_numpy()
+    days_back = np.where(mini, np.arange(len(df)) % 7, 0)
+    df["timestamp"] = df["timestamp"] - pd.to_timedelta(days_back, unit="D")
+    url = write_duckdb(tmp_path / "w.duckdb", df)
+    notes = {}
+    for windows in (1, 7):
+        cfg = make_config(url, budgets=[], cost={"optimisation": {"switch": {"evidence_windows": windows}}})
+        notes[windows] = " | ".join(analyze_costopt(open_window(cfg, daily_window(DAY), Store(cfg))).notes)
+    assert "not enough evidence" in notes[1]
+    assert "not enough evidence" not in notes[7] and "gpt-4o -> gpt-4o-mini" in notes[7]

@@ -54,6 +54,9 @@ class SwitchConfig(Strict):
     max_quality_drop: float = Field(default=0.02, ge=0, lt=1)
     # Rows behind a quality figure, per model on the endpoint; fewer: not enough evidence.
     min_sample: int = Field(default=200, ge=10)
+    # The quality evidence is pooled over this many windows ending with the current one
+    # (bench/calibrate_switch.py: a 2% margin needs thousands of labelled rows per model).
+    evidence_windows: int = Field(default=7, ge=1, le=90)
 
 
 class GroupCost(Strict):

@@ -1,7 +1,7 @@
 """Cheaper-model candidates per endpoint.
 
 Per endpoint, the models serving it, their cost per request, and their quality on that
-endpoint: accuracy and macro F1 (label vs prediction; F1's standard error from
+endpoint over the last `switch.evidence_windows` windows: accuracy and macro F1 (label vs prediction; F1's standard error from
 resampled confusion counts), mean rating and helpful ratio (the feedback table), each
 with its n and standard error. A cheaper model B is a candidate for the
 traffic of model A when, for every quality figure both have with at least
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from aimon.tasks.costopt.recommend import Recommendation
 from aimon.tasks.orchestration.context import AnalysisContext, endpoint_expr
 from aimon.tasks.quality.classification import confusion_counts
 from aimon.tasks.quality.feedback import feedback_sums, feedback_table
+from aimon.windows import Window
 
 Z95 = 1.959963984540054
 ALL_ROWS = ""  # evidence source: every row of the endpoint (else an experiment's name)
@@ -195,6 +196,16 @@ def compare(
     return ("pass" if all(v > -cfg.max_quality_drop for v in lows.values()) else "not_shown"), lows
 
 
+def evidence_context(ctx: AnalysisContext, windows: int) -> AnalysisContext:
+    """The context whose window spans the `windows` windows ending with this one: the
+    quality evidence is pooled over them (one day's labels rarely decide a 2% margin)."""
+    if windows <= 1:
+        return ctx
+    w = ctx.window
+    start = w.start - (windows - 1) * (w.end - w.start)
+    return replace(ctx, window=Window(start, w.end, w.granularity, w.timezone))
+
+
 def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame, scale: float) -> SwitchFindings:
     """`spend`: the window's requests and spend per (model, endpoint); `scale`: window -> month."""
     out = SwitchFindings()
@@ -204,9 +215,10 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
         out.records.append(
             MetricRecord.of("llm_cost_per_request_usd", r.cost / r.n, model=r.model, endpoint=r.endpoint)
         )
-    ev, notes = quality_evidence(ctx)
+    pooled = evidence_context(ctx, cfg.evidence_windows)
+    ev, notes = quality_evidence(pooled)
     out.notes += notes
-    arms = experiment_arms(ctx)
+    arms = experiment_arms(pooled)
     for endpoint, part in per.groupby("endpoint"):
         if len(part) < 2:
             out.notes.append(f"model switch on {endpoint} skipped: one priced model serves it")
