@@ -1,18 +1,19 @@
 """Cheaper-model candidates per endpoint.
 
 Per endpoint, the models serving it, their cost per request, and their quality on that
-endpoint over the last `switch.evidence_windows` windows: accuracy and macro F1 (label vs prediction; F1's standard error from
-resampled confusion counts), mean rating and helpful ratio (the feedback table), each
-with its n and standard error. A cheaper model B is a candidate for the
-traffic of model A when, for every quality figure both have with at least
-`switch.min_sample` rows, the lower end of the 95% interval of the relative change
-(q_B - q_A) / q_A is above -`switch.max_quality_drop`: judged with the intervals, not
-the point values, so a small sample never passes. When an A/B experiment on the
-endpoint assigns A and B to different variants, the figures are taken from the
-experiment's rows only (randomised evidence, confidence high); otherwise from all the
-endpoint's rows (observational: the models may see different traffic, confidence
-medium). ROUGE/BLEU and semantic similarity are per model only (the quality analyzer)
-and are not used here.
+endpoint over the last `switch.evidence_windows` windows: accuracy and macro F1 (label
+vs prediction; F1's standard error from resampled confusion counts), mean rating and
+helpful ratio (the feedback table), each with its n and standard error. A cheaper model
+B is a candidate for the traffic of model A when, for every quality figure both have
+with at least `switch.min_sample` rows, the lower end of the 95% interval of the
+relative change (q_B - q_A) / q_A is above -`switch.max_quality_drop`: judged with the
+intervals, not the point values, so a small sample never passes. When an A/B
+experiment on the endpoint assigns A and B to different variants, the figures are
+taken from the experiment's rows only (randomised evidence, confidence high);
+otherwise from all the endpoint's rows (observational: the models may see different
+traffic, confidence medium). ROUGE/BLEU and semantic similarity are per model only
+(the quality analyzer) and are not used here. bench/calibrate_switch.py checks the
+rule's error rates.
 """
 
 from __future__ import annotations
