@@ -253,7 +253,8 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
                     pairs_missing.append(f"{a} -> {b}")
                     continue
                 if verdict != "pass":
-                    pairs_not_shown.append(f"{a} -> {b} ({', '.join(f'{m} >= {v:+.1%}' for m, v in lows.items())})")
+                    worst = min(lows, key=lambda m: lows[m])  # the figure that decides it
+                    pairs_not_shown.append(f"{a} -> {b} ({worst} >= {lows[worst]:+.1%})")
                     continue
                 saving = n_a * (cost_a - cost_b) * scale
                 if best is None or saving > best.monthly_usd:
@@ -278,7 +279,7 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
         if not_shown:
             out.notes.append(
                 f"model switch on {endpoint}: no cheaper model shown within {cfg.max_quality_drop:.0%} of the "
-                f"quality (95% lower bounds): {'; '.join(not_shown)}"
+                f"quality (the deciding figure's 95% lower bound): {'; '.join(not_shown)}"
             )
         if missing:
             out.notes.append(
