@@ -145,11 +145,12 @@ def price_frame(
     return out_df.assign(cost=out_df["cost_priced"] + out_df.get("cost_logged", 0.0))
 
 
-def exact(x: sa.ColumnElement[Any], scale: int = 12, precision: int = 18) -> sa.ColumnElement[Any]:
+def exact(x: sa.ColumnElement[Any], scale: int = 12, precision: int = 38) -> sa.ColumnElement[Any]:
     """`x` as a fixed-point decimal, so that sums of it are exact: a parallel engine adds
     floats in whatever order its threads meet the rows, and a rerun of the same window
     must store the same figures (tests/test_prometheus.py compares them bit for bit).
-    Precision 18 keeps a row's value in 64 bits (DuckDB sums those fast, into 128)."""
+    Precision 38: a logged cost in micro-dollars must not overflow it (as fast as 18 on
+    DuckDB in bench_costopt.py)."""
     return sa.cast(x, sa.Numeric(precision, scale))
 
 
@@ -186,6 +187,30 @@ def row_cost_expr(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa
     if cost is None or ctx.cfg.cost.reprice:
         return exact(priced)
     return exact(sa.case((cost.is_(None), priced), else_=sa.cast(cost, sa.Double)))
+
+
+def row_priced_expr(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa.ColumnElement[Any]:
+    """1 for a request row_cost_expr can price (a logged cost, or a price for its model
+    in its segment and some tokens), else 0: the divisor of a cost per request, so an
+    unpriced request does not make a model look cheaper."""
+    ix = ctx.interactions
+    cost = ix.col("cost_usd")
+    model = sa.cast(ix.req("model"), sa.String)
+    segment = price_segment(ctx, boundaries)
+    starts = [ctx.window.start, *boundaries]
+    tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
+    has_tokens = sa.or_(*[t.is_not(None) for t in tok if t is not None]) if tok else sa.false()
+    whens = []
+    for m in sorted({p.model for p in ctx.cfg.pricing}):
+        for i, start in enumerate(starts):
+            if price_at(ctx.cfg.pricing, m, start) is not None:
+                whens.append(
+                    model == sa.literal(m) if len(starts) == 1 else sa.and_(model == sa.literal(m), segment == i)
+                )
+    priced = sa.and_(sa.or_(*whens), has_tokens) if whens else sa.false()
+    if cost is not None and not ctx.cfg.cost.reprice:
+        priced = sa.or_(cost.is_not(None), priced)
+    return sa.case((priced, 1), else_=0)
 
 
 def budget_figures(
@@ -236,12 +261,12 @@ def budget_figures(
             forecast = weekday_forecast(complete, to_date, _remaining(window, next_month.date()), interval=fc.interval)
         if forecast is None:
             month_days = [v for d, v in daily.items() if d >= month_start_local.date() and d < end_date]
-            forecast = linear_forecast(to_date, elapsed, month_days, interval=fc.interval)
+            forecast = linear_forecast(to_date, elapsed, month_days, interval=fc.interval, days=days_in_month)
         recs.append(MetricRecord.of("llm_cost_forecast_usd", forecast.total, scope=b.scope))
+        recs.append(MetricRecord.of("llm_budget_forecast_ratio", forecast.total / b.usd, scope=b.scope))
         if forecast.low is not None and forecast.high is not None:
             recs.append(MetricRecord.of("llm_cost_forecast_usd_low", forecast.low, scope=b.scope))
             recs.append(MetricRecord.of("llm_cost_forecast_usd_high", forecast.high, scope=b.scope))
-            recs.append(MetricRecord.of("llm_budget_forecast_ratio", forecast.total / b.usd, scope=b.scope))
         expected = round((window.start - month_start) / (window.end - window.start))
         if len(prior) < expected:
             notes.append(

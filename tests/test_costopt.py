@@ -442,3 +442,30 @@ def test_switch_evidence_is_pooled_over_the_last_windows(tmp_path: Path) -> None
         notes[windows] = " | ".join(analyze_costopt(open_window(cfg, daily_window(DAY), Store(cfg))).notes)
     assert "not enough evidence" in notes[1]
     assert "not enough evidence" not in notes[7] and "gpt-4o -> gpt-4o-mini" in notes[7]
+
+
+def test_mapped_endpoint_and_unpriced_rows(tmp_path: Path) -> None:
+    """A table whose `route` is the endpoint and which also has an unrelated `endpoint`
+    column groups by the route; requests without tokens (unpriced) do not lower the
+    cost per request."""
+    n = 400
+    df = pd.DataFrame(
+        {
+            "timestamp": [START + dt.timedelta(minutes=i) for i in range(n)],
+            "model": ["gpt-4o"] * n,
+            "status": ["ok"] * n,
+            "route": ["a", "b"] * (n // 2),
+            "endpoint": ["x"] * n,
+            "input_tokens": [1000.0 if i % 4 else None for i in range(n)],
+            "output_tokens": [100.0 if i % 4 else None for i in range(n)],
+        }
+    )
+    url = write_duckdb(tmp_path / "r.duckdb", df)
+    cfg = make_config(url, budgets=[], warehouse={"columns": {"endpoint": "route"}})
+    got = figures(analyze_costopt(open_window(cfg, daily_window(DAY), Store(cfg))))
+    per_request = (1000 * 2.5 + 100 * 10.0) / 1e6
+    for route in ("a", "b"):
+        assert got[reference.key("llm_cost_per_request_usd", model="gpt-4o", endpoint=route)] == pytest.approx(
+            per_request
+        )
+    assert got[reference.key("llm_tokens_quantile", type="input", quantile=0.5, model=ALL, endpoint="a")] == 1000

@@ -41,14 +41,15 @@ class MonthForecast:
 
 
 def linear_forecast(
-    to_date: float, elapsed: float, daily: Sequence[float] = (), interval: float = 0.9
+    to_date: float, elapsed: float, daily: Sequence[float] = (), interval: float = 0.9, days: int | None = None
 ) -> MonthForecast:
-    """`elapsed`: share of the month gone (0-1]; `daily`: the month's complete days."""
+    """`elapsed`: share of the month gone (0-1]; `daily`: the month's complete days
+    stored; `days`: the month's length (None: as many as `daily` over `elapsed`)."""
     total = to_date / elapsed
     if len(daily) < 3:
         return MonthForecast(total, None, None, "linear")
     x = np.asarray(daily, dtype="float64")
-    remaining_days = (1.0 - elapsed) / elapsed * len(x)
+    remaining_days = (1.0 - elapsed) * days if days is not None else (1.0 - elapsed) / elapsed * len(x)
     half = _z(interval) * float(np.std(x, ddof=1)) * np.sqrt(remaining_days * (1.0 + remaining_days / len(x)))
     return MonthForecast(total, max(to_date, total - half), total + half, "linear")
 

@@ -132,7 +132,7 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
             win(row_cost_expr(ctx, boundaries)).label("cost"),
         )
         .select_from(ix.table)
-        .where(*_prompt_rows(ctx, cfg, source.is_not(None)))
+        .where(*_prompt_rows(ctx, cfg, source.is_not(None), sa.func.length(sa.cast(source, sa.String)) > 0))
         .group_by(*[sa.literal_column(c) for c in ("g_model", "g_endpoint", "g_key")])
         .subquery("prompts")
     )

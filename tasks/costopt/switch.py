@@ -88,7 +88,10 @@ def quality_evidence(ctx: AnalysisContext) -> tuple[EvidenceMap, list[str]]:
     ix = ctx.interactions
     if ix.has("label", "prediction"):
         cc = confusion_counts(ctx, _seg(ctx))
-        both = cc[cc["g_label"].notna() & cc["g_prediction"].notna()]
+        # As the classification figures read them: trimmed, blanks left out.
+        lab, pred = cc["g_label"].astype("string").str.strip(), cc["g_prediction"].astype("string").str.strip()
+        cc = cc.assign(g_label=lab, g_prediction=pred)
+        both = cc[(lab.notna() & pred.notna() & (lab != "") & (pred != "")).fillna(False).to_numpy(dtype=bool)]
         both = both.assign(right=(both["g_label"] == both["g_prediction"]).astype("int64") * both["n"])
         for key, part in _sources(both):
             n = int(part["n"].sum())
@@ -210,11 +213,13 @@ def evidence_context(ctx: AnalysisContext, windows: int) -> AnalysisContext:
 def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame, scale: float) -> SwitchFindings:
     """`spend`: the window's requests and spend per (model, endpoint); `scale`: window -> month."""
     out = SwitchFindings()
-    per = spend.groupby(["endpoint", "model"], as_index=False)[["n", "cost"]].sum()
-    per = per[(per["n"] > 0) & (per["cost"] > 0)]
+    per = spend.groupby(["endpoint", "model"], as_index=False)[["n", "n_priced", "cost"]].sum()
+    # Per priced request: an unpriced one (no price yet, no tokens) adds $0 and would make
+    # its model look cheaper.
+    per = per[(per["n_priced"] > 0) & (per["cost"] > 0)]
     for r in per.itertuples(index=False):
         out.records.append(
-            MetricRecord.of("llm_cost_per_request_usd", r.cost / r.n, model=r.model, endpoint=r.endpoint)
+            MetricRecord.of("llm_cost_per_request_usd", r.cost / r.n_priced, model=r.model, endpoint=r.endpoint)
         )
     pooled = evidence_context(ctx, cfg.evidence_windows)
     ev, notes = quality_evidence(pooled)
@@ -224,7 +229,7 @@ def switch_findings(ctx: AnalysisContext, cfg: SwitchConfig, spend: pd.DataFrame
         if len(part) < 2:
             out.notes.append(f"model switch on {endpoint} skipped: one priced model serves it")
             continue
-        cpr = {str(r.model): (r.cost / r.n, r.n) for r in part.itertuples(index=False)}
+        cpr = {str(r.model): (r.cost / r.n_priced, r.n) for r in part.itertuples(index=False)}
         missing: list[str] = []  # "a -> b" pairs without enough evidence, on this endpoint
         not_shown: list[str] = []  # ... and pairs whose interval reaches below the margin
         for a, (cost_a, n_a) in sorted(cpr.items(), key=lambda kv: -kv[1][0]):

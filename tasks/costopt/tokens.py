@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from aimon.catalogue import FORBIDDEN_LABELS
 from aimon.config.costopt import CostOptimisationConfig, GroupCost
 from aimon.records import ALL, MetricRecord
 from aimon.tasks.abtest.reads import interaction_column
 from aimon.tasks.contract import valid_rows
-from aimon.tasks.cost import numeric_frame, price_frame, row_cost_expr, token_sums
+from aimon.tasks.cost import numeric_frame, row_cost_expr, row_priced_expr
 from aimon.tasks.operational import QUANTILES
 from aimon.tasks.orchestration.context import UNKNOWN, AnalysisContext, endpoint_expr, rollup
 
@@ -36,12 +37,14 @@ def count_quantiles(ctx: AnalysisContext, name: str, quantiles: Sequence[float])
     if col is None:
         return []
     stmt = (
-        sa.select(endpoint_expr(ix).label("e"), col.label("v"), sa.func.count().label("n"))
+        sa.select(endpoint_expr(ix).label("g_e"), col.label("g_v"), sa.func.count().label("n"))
         .select_from(ix.table)
         .where(ix.in_window(), valid_rows(ix), col.is_not(None))
-        .group_by(sa.literal_column("e"), sa.literal_column("v"))
+        .group_by(sa.literal_column("g_e"), sa.literal_column("g_v"))
     )
-    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=["e", "v", "n"])
+    # g_ names: a bare alias that is also a column of the table would group by the column.
+    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=["g_e", "g_v", "n"])
+    df = df.rename(columns={"g_e": "e", "g_v": "v"})
     if df.empty:
         return []
     df["v"] = pd.to_numeric(df["v"].astype(object)).astype("float64")
@@ -89,7 +92,11 @@ def spend_shape(
     inp, fin, out = ix.col("input_tokens"), ix.col("finish_reason"), ix.col("output_tokens")
     ep = endpoint_expr(ix)
     cost = row_cost_expr(ctx, boundaries)
-    cols: list[Any] = [sa.func.count().label("n"), sa.func.sum(cost).label("cost")]
+    cols: list[Any] = [
+        sa.func.count().label("n"),
+        sa.func.sum(cost).label("cost"),
+        sa.func.sum(row_priced_expr(ctx, boundaries)).label("n_priced"),
+    ]
     for name in ("input_tokens", "cached_input_tokens"):
         c = ix.col(name)
         if c is not None:
@@ -120,15 +127,13 @@ def spend_shape(
     else:
         notes.append("truncation skipped: no finish_reason column (map it in warehouse.columns)")
     stmt = (
-        sa.select(sa.cast(ix.req("model"), sa.String).label("model"), ep.label("endpoint"), *cols)
+        sa.select(sa.cast(ix.req("model"), sa.String).label("g_model"), ep.label("g_endpoint"), *cols)
         .select_from(ix.table)
         .where(ix.in_window(), valid_rows(ix))
-        .group_by(sa.literal_column("model"), sa.literal_column("endpoint"))
+        .group_by(sa.literal_column("g_model"), sa.literal_column("g_endpoint"))
     )
-    df = numeric_frame(
-        pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns]),
-        ["model", "endpoint"],
-    )
+    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns])
+    df = numeric_frame(df.rename(columns={"g_model": "model", "g_endpoint": "endpoint"}), ["model", "endpoint"])
     recs = []
     q = cfg.long_prompt_quantile
     if "long_ep" in df:
@@ -157,25 +162,38 @@ def group_costs(
     if col is None:
         return [], [f"cost per {group.column} skipped: no column {group.column!r} in the table"]
     value = sa.func.coalesce(sa.cast(col, sa.String), sa.literal_column(f"'{UNKNOWN}'"))
-    priced = price_frame(token_sums(ctx, boundaries, by={"key": value}), ctx.cfg.pricing, ctx.window, boundaries)
-    per = priced.groupby("key")["cost"].sum().sort_values(ascending=False, kind="stable")
+    ix = ctx.interactions
+    stmt = (
+        sa.select(value.label("g_key"), sa.func.sum(row_cost_expr(ctx, boundaries)).label("cost"))
+        .select_from(ix.table)
+        .where(ix.in_window(), valid_rows(ix))
+        .group_by(sa.literal_column("g_key"))
+    )
+    priced = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=["g_key", "cost"]).rename(
+        columns={"g_key": "key"}
+    )
+    priced = numeric_frame(priced, ["key"])
+    per = priced.set_index("key")["cost"].sort_values(ascending=False, kind="stable")
+    # A column mapped to an unbounded contract column (user_id, ...) is labelled by that
+    # name, so the push keeps its values out of Prometheus (aimon.catalogue.series_problem).
+    label = next((k for k, phys in ix.present.items() if phys == group.column and k in FORBIDDEN_LABELS), group.column)
     keep = list(per.index[: group.top]) + [
         k for k in group.budgets if k in per.index and k not in per.index[: group.top]
     ]
-    recs = [MetricRecord.of("llm_group_cost_usd", per[k], group=group.column, key=k) for k in keep]
+    recs = [MetricRecord.of("llm_group_cost_usd", per[k], group=label, key=k) for k in keep]
     rest = per.drop(index=keep)
     if len(rest):
-        recs.append(MetricRecord.of("llm_group_cost_usd", rest.sum(), group=group.column, key=OTHER))
-        recs.append(MetricRecord.of("llm_group_folded_values", len(rest), group=group.column))
+        recs.append(MetricRecord.of("llm_group_cost_usd", rest.sum(), group=label, key=OTHER))
+        recs.append(MetricRecord.of("llm_group_folded_values", len(rest), group=label))
     if per.sum() > 0 and len(per):
-        recs.append(
-            MetricRecord.of("llm_group_top_cost_share", per.iloc[: group.top].sum() / per.sum(), group=group.column)
-        )
-    budget_recs, notes = group_budgets(ctx, group, per)
+        recs.append(MetricRecord.of("llm_group_top_cost_share", per.iloc[: group.top].sum() / per.sum(), group=label))
+    budget_recs, notes = group_budgets(ctx, group, per, label)
     return recs + budget_recs, notes
 
 
-def group_budgets(ctx: AnalysisContext, group: GroupCost, per: pd.Series) -> tuple[list[MetricRecord], list[str]]:
+def group_budgets(
+    ctx: AnalysisContext, group: GroupCost, per: pd.Series, label: str
+) -> tuple[list[MetricRecord], list[str]]:
     """Used ratio per budgeted value: this window plus its stored earlier windows of the
     period (the llm_group_cost_usd figures)."""
     recs: list[MetricRecord] = []
@@ -189,14 +207,12 @@ def group_budgets(ctx: AnalysisContext, group: GroupCost, per: pd.Series) -> tup
         prior = ctx.store.figures(
             granularity=window.granularity,
             metric="llm_group_cost_usd",
-            labels={"group": group.column, "key": key},
+            labels={"group": label, "key": key},
             start_from=period_start,
             before=window.start,
         )
         spent = float(per.get(key, 0.0)) + sum(f.value for f in prior)
         recs.append(
-            MetricRecord.of(
-                "llm_group_budget_used_ratio", spent / usd, group=group.column, key=key, period=group.period
-            )
+            MetricRecord.of("llm_group_budget_used_ratio", spent / usd, group=label, key=key, period=group.period)
         )
     return recs, []
