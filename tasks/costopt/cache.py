@@ -109,6 +109,45 @@ def _prompt_rows(ctx: AnalysisContext, cfg: CacheConfig, *extra: sa.ColumnElemen
     ]
 
 
+def _prompt_groups(
+    ctx: AnalysisContext,
+    cfg: CacheConfig,
+    key: sa.ColumnElement[Any],
+    sums: Any,
+    where: Sequence[sa.ColumnElement[bool]],
+    name: str,
+) -> Any:
+    """The window's (and the lookback's) prompt rows grouped by model, endpoint and
+    `key`, with the group's counts and `sums(win)` (`win` keeps an aggregate to the
+    window's rows)."""
+    ix = ctx.interactions
+    counts, win = _window_counts(ctx, cfg)
+    return (
+        sa.select(
+            sa.cast(ix.req("model"), sa.String).label("g_model"),
+            endpoint_expr(ix).label("g_endpoint"),
+            key.label("g_key"),
+            *counts,
+            *sums(win),
+        )
+        .select_from(ix.table)
+        .where(*_prompt_rows(ctx, cfg, *where))
+        .group_by(*[sa.literal_column(c) for c in ("g_model", "g_endpoint", "g_key")])
+        .subquery(name)
+    )
+
+
+def _per_model_endpoint(ctx: AnalysisContext, inner: Any, *sums: Any) -> pd.DataFrame:
+    """The prompt groups summed per model and endpoint (groups seen in the window)."""
+    stmt = (
+        sa.select(inner.c.g_model.label("model"), inner.c.g_endpoint.label("endpoint"), *sums)
+        .where(inner.c.n_win > 0)
+        .group_by(inner.c.g_model, inner.c.g_endpoint)
+    )
+    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns])
+    return numeric_frame(df, ["model", "endpoint"])
+
+
 def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.datetime]) -> pd.DataFrame:
     """Per model and endpoint: requests with a prompt, repeats, and the repeats'
     dollars (each request priced in SQL, aimon.tasks.cost.row_cost_expr: one sum per
@@ -116,40 +155,28 @@ def exact_sums(ctx: AnalysisContext, cfg: CacheConfig, boundaries: Sequence[dt.d
     the table has one (hashed by the app, no text read here), else a hash of the
     normalised prompt."""
     ix = ctx.interactions
-    counts, win = _window_counts(ctx, cfg)
     given = ix.col("prompt_hash")
     if given is None:
         key = text_hash(ctx, normalised_prompt(ctx, cfg))
     else:  # DuckDB groups a 64-bit hash of the logged one faster than its text (7.7M md5 hex: 3.5 s -> 1 s)
         key = sa.func.hash(given) if ctx.warehouse.backend == "duckdb" else given
     source = given if given is not None else ix.req("prompt")
-    inner = (
-        sa.select(
-            sa.cast(ix.req("model"), sa.String).label("g_model"),
-            endpoint_expr(ix).label("g_endpoint"),
-            key.label("g_key"),
-            *counts,
-            win(row_cost_expr(ctx, boundaries)).label("cost"),
-        )
-        .select_from(ix.table)
-        .where(*_prompt_rows(ctx, cfg, source.is_not(None), sa.func.length(sa.cast(source, sa.String)) > 0))
-        .group_by(*[sa.literal_column(c) for c in ("g_model", "g_endpoint", "g_key")])
-        .subquery("prompts")
+    inner = _prompt_groups(
+        ctx,
+        cfg,
+        key,
+        lambda win: [win(row_cost_expr(ctx, boundaries)).label("cost")],
+        [source.is_not(None), sa.func.length(sa.cast(source, sa.String)) > 0],
+        "prompts",
     )
     rep, share = _repeat_share(inner)
-    stmt = (
-        sa.select(
-            inner.c.g_model.label("model"),
-            inner.c.g_endpoint.label("endpoint"),
-            sa.func.sum(inner.c.n_win).label("requests"),
-            sa.func.sum(rep).label("repeats"),
-            sa.func.sum(exact(inner.c.cost * share, precision=38)).label("repeat_cost"),
-        )
-        .where(inner.c.n_win > 0)
-        .group_by(inner.c.g_model, inner.c.g_endpoint)
+    return _per_model_endpoint(
+        ctx,
+        inner,
+        sa.func.sum(inner.c.n_win).label("requests"),
+        sa.func.sum(rep).label("repeats"),
+        sa.func.sum(exact(inner.c.cost * share, precision=38)).label("repeat_cost"),
     )
-    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns])
-    return numeric_frame(df, ["model", "endpoint"])
 
 
 def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
@@ -161,41 +188,30 @@ def prefix_sums(ctx: AnalysisContext, cfg: CacheConfig) -> pd.DataFrame:
     ix = ctx.interactions
     inp = ix.req("input_tokens")
     cached = ix.col("cached_input_tokens")
-    counts, win = _window_counts(ctx, cfg)
     raw = sa.cast(ix.req("prompt"), sa.String)
     chars: sa.ColumnElement[Any] = sa.literal_column(str(int(cfg.prefix_chars)))
     head = sa.func.substr(normalised_prompt(ctx, cfg, sa.func.substr(raw, 1, 2 * int(cfg.prefix_chars))), 1, chars)
     frac = sa.cast(chars, sa.Double) / sa.cast(sa.func.length(raw), sa.Double)
-
-    inner = (
-        sa.select(
-            sa.cast(ix.req("model"), sa.String).label("g_model"),
-            endpoint_expr(ix).label("g_endpoint"),
-            text_hash(ctx, head).label("g_key"),
-            *counts,
+    inner = _prompt_groups(
+        ctx,
+        cfg,
+        text_hash(ctx, head),
+        lambda win: [
             win(inp).label("tokens"),
             win(sa.literal_column("0") if cached is None else cached).label("cached"),
             win(exact(sa.cast(inp, sa.Double) * frac, 6)).label("prefix"),
-        )
-        .select_from(ix.table)
-        .where(*_prompt_rows(ctx, cfg, raw.is_not(None), inp.is_not(None), sa.func.length(raw) > chars))
-        .group_by(*[sa.literal_column(c) for c in ("g_model", "g_endpoint", "g_key")])
-        .subquery("prefixes")
+        ],
+        [raw.is_not(None), inp.is_not(None), sa.func.length(raw) > chars],
+        "prefixes",
     )
     _, share = _repeat_share(inner)
-    stmt = (
-        sa.select(
-            inner.c.g_model.label("model"),
-            inner.c.g_endpoint.label("endpoint"),
-            sa.func.sum(inner.c.tokens).label("long_input_tokens"),
-            sa.func.sum(inner.c.cached).label("long_cached_tokens"),
-            sa.func.sum(exact(inner.c.prefix * share, 6, precision=38)).label("cacheable_tokens"),
-        )
-        .where(inner.c.n_win > 0)
-        .group_by(inner.c.g_model, inner.c.g_endpoint)
+    return _per_model_endpoint(
+        ctx,
+        inner,
+        sa.func.sum(inner.c.tokens).label("long_input_tokens"),
+        sa.func.sum(inner.c.cached).label("long_cached_tokens"),
+        sa.func.sum(exact(inner.c.prefix * share, 6, precision=38)).label("cacheable_tokens"),
     )
-    df = pd.DataFrame(ctx.warehouse.fetch(stmt, ctx.params), columns=[c.key for c in stmt.selected_columns])
-    return numeric_frame(df, ["model", "endpoint"])
 
 
 def cache_findings(
