@@ -29,6 +29,7 @@ SHOTS = {
     "report-window": f"windows/daily-{END}.html",  # the incident day
     "report-drift": "drift.html",
     "report-ab": "ab.html",
+    "report-cost": "cost.html",
 }
 MAX_BYTES = 500_000
 
