@@ -60,33 +60,6 @@ def price_segment(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> sa
     )
 
 
-def token_aggregates(ctx: AnalysisContext, keep: sa.ColumnElement[bool] | None = None) -> list[Any]:
-    """The sums price_frame needs (n, n_price, token sums, rows to price, logged cost),
-    over the rows where `keep` holds (all rows when None)."""
-    ix = ctx.interactions
-    cost = ix.col("cost_usd")
-
-    def only(x: Any) -> Any:
-        return x if keep is None else sa.case((keep, x), else_=None)
-
-    needs_price: sa.ColumnElement[bool] = sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
-    cols: list[Any] = [
-        sa.func.sum(only(sa.literal_column("1"))).label("n"),
-        sa.func.sum(only(sa.case((needs_price, 1), else_=0))).label("n_price"),
-    ]
-    for name in TOKEN_TYPES:
-        c = ix.col(name)
-        if c is not None:
-            cols.append(sa.func.sum(only(c)).label(name))
-            cols.append(sa.func.sum(only(sa.case((needs_price, c), else_=None))).label(f"price_{name}"))
-    tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
-    no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok if t is not None]) if tok else needs_price
-    cols.append(sa.func.sum(only(sa.case((no_tokens, 1), else_=0))).label("n_no_tokens"))
-    if cost is not None and not ctx.cfg.cost.reprice:
-        cols.append(sa.func.sum(only(cost)).label("cost_logged"))
-    return cols
-
-
 def numeric_frame(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Every column but `keys` as float64 (SUM of nothing is NULL, PostgreSQL sums
     integers as Decimal), the rows sorted by `keys`: an engine returns groups in any
@@ -97,27 +70,37 @@ def numeric_frame(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return df.sort_values(list(keys), kind="stable").reset_index(drop=True) if keys and len(df) else df
 
 
-def token_sums(
-    ctx: AnalysisContext,
-    boundaries: Sequence[dt.datetime],
-    *,
-    by: dict[str, sa.ColumnElement[Any]] | None = None,
-    where: sa.ColumnElement[bool] | None = None,
-) -> pd.DataFrame:
-    """Per model, price segment and the `by` keys (default: endpoint): token sums,
-    logged cost, rows to price, over the window's valid rows (and `where`)."""
+def token_sums(ctx: AnalysisContext, boundaries: Sequence[dt.datetime]) -> pd.DataFrame:
+    """Per model, endpoint and price segment: token sums, logged cost, rows to price."""
     ix = ctx.interactions
-    keys = {"model": sa.cast(ix.req("model"), sa.String), **(by or {"endpoint": endpoint_expr(ix)})}
-    keys["segment"] = price_segment(ctx, boundaries)
+    cost = ix.col("cost_usd")
+    needs_price: sa.ColumnElement[bool] = sa.true() if cost is None or ctx.cfg.cost.reprice else cost.is_(None)
+    cols: list[Any] = [
+        sa.cast(ix.req("model"), sa.String).label("g_model"),
+        endpoint_expr(ix).label("g_endpoint"),
+        price_segment(ctx, boundaries).label("g_segment"),
+        sa.func.count().label("n"),
+        sa.func.sum(sa.case((needs_price, 1), else_=0)).label("n_price"),
+    ]
+    for name in TOKEN_TYPES:
+        c = ix.col(name)
+        if c is not None:
+            cols.append(sa.func.sum(c).label(name))
+            cols.append(sa.func.sum(sa.case((needs_price, c), else_=None)).label(f"price_{name}"))
+    tok = [ix.col(n) for n in ("input_tokens", "output_tokens") if ix.col(n) is not None]
+    no_tokens = sa.and_(needs_price, *[t.is_(None) for t in tok if t is not None]) if tok else needs_price
+    cols.append(sa.func.sum(sa.case((no_tokens, 1), else_=0)).label("n_no_tokens"))
+    if cost is not None and not ctx.cfg.cost.reprice:
+        cols.append(sa.func.sum(cost).label("cost_logged"))
     q = (
-        sa.select(*[e.label(f"g_{k}") for k, e in keys.items()], *token_aggregates(ctx))
+        sa.select(*cols)
         .select_from(ix.table)
-        .where(ix.in_window(), valid_rows(ix), *([] if where is None else [where]))
-        .group_by(*[sa.literal_column(f"g_{k}") for k in keys])
+        .where(ix.in_window(), valid_rows(ix))
+        .group_by(sa.literal_column("g_model"), sa.literal_column("g_endpoint"), sa.literal_column("g_segment"))
     )
     df = pd.DataFrame(ctx.warehouse.fetch(q, ctx.params), columns=[c.key for c in q.selected_columns])
-    df = df.rename(columns={f"g_{k}": k for k in keys})
-    return numeric_frame(df, [k for k in keys if k != "segment"])
+    df = df.rename(columns={"g_model": "model", "g_endpoint": "endpoint", "g_segment": "segment"})
+    return numeric_frame(df, ["model", "endpoint"])
 
 
 def price_frame(

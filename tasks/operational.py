@@ -43,103 +43,95 @@ def request_counts(ctx: AnalysisContext) -> pd.DataFrame:
     return df
 
 
-# Roll-up levels of the quantiles: the label keys kept, the others are __all__.
-Levels = tuple[tuple[str, ...], ...]
-MODEL_LEVELS: Levels = (("model", "endpoint"), ("model",), ())
-
-
 def latency_quantiles(ctx: AnalysisContext) -> pd.DataFrame:
     """Columns model, endpoint, quantile, value, n (rolled up like the counts)."""
-    return column_quantiles(ctx, "latency_seconds")
-
-
-def column_quantiles(
-    ctx: AnalysisContext, name: str, levels: Levels = MODEL_LEVELS, quantiles: tuple[float, ...] = QUANTILES
-) -> pd.DataFrame:
-    """`quantiles` of a numeric contract column at each roll-up level: columns model,
-    endpoint, quantile, value, n."""
     ix = ctx.interactions
-    col = ix.col(name)
+    lat = ix.col("latency_seconds")
     cols = ["model", "endpoint", "quantile", "value", "n"]
-    if col is None:
+    if lat is None:
         return pd.DataFrame(columns=cols)
     backend = ctx.warehouse.backend
-    where = sa.and_(ix.in_window(), valid_rows(ix), col.is_not(None))
-    keys = {"model": sa.cast(ix.req("model"), sa.String), "endpoint": endpoint_expr(ix)}
+    where = sa.and_(ix.in_window(), valid_rows(ix), lat.is_not(None))
+    model = sa.cast(ix.req("model"), sa.String)
+    if backend not in ("duckdb", "postgresql"):
+        return _quantiles_numpy(ctx, model, lat, where)
+
     if backend == "duckdb":
-        return _quantiles_duckdb(ctx, keys, col, where, levels, quantiles)
-    if backend != "postgresql":
-        return _quantiles_numpy(ctx, keys, col, where, levels, quantiles)
-    # A literal, not a bound parameter: PostgreSQL wants a constant fraction.
-    aggs = [
-        sa.func.percentile_cont(sa.literal_column(repr(float(q)))).within_group(col).label(f"q{i}")
-        for i, q in enumerate(quantiles)
-    ] + [sa.func.count(col).label("n")]
-    all_: sa.ColumnElement[Any] = sa.literal_column(f"'{ALL}'")
+        return _quantiles_duckdb(ctx, model, lat, where)
+
+    def agg(q: float) -> sa.ColumnElement[Any]:
+        # A literal, not a bound parameter: both engines want a constant fraction.
+        frac: sa.ColumnElement[Any] = sa.literal_column(repr(float(q)))
+        if backend == "duckdb":
+            return sa.func.quantile_cont(lat, frac)
+        return sa.func.percentile_cont(frac).within_group(lat)
+
+    aggs = [agg(q).label(f"q{i}") for i, q in enumerate(QUANTILES)] + [sa.func.count(lat).label("n")]
+    levels = [
+        (model.label("g_model"), endpoint_expr(ix).label("g_endpoint")),
+        (model.label("g_model"), sa.literal_column(f"'{ALL}'").label("g_endpoint")),
+        (sa.literal_column(f"'{ALL}'").label("g_model"), sa.literal_column(f"'{ALL}'").label("g_endpoint")),
+    ]
     out = []
-    for level in levels:
-        labelled = [(keys[k] if k in level else all_).label(f"g_{k}") for k in keys]
-        stmt = sa.select(*labelled, *aggs).select_from(ix.table).where(where)
-        if level:
-            stmt = stmt.group_by(*[sa.literal_column(f"g_{k}") for k in level])
+    for i, (m, e) in enumerate(levels):
+        stmt = sa.select(m, e, *aggs).select_from(ix.table).where(where)
+        group = ("g_model", "g_endpoint")[: 2 - i]
+        if group:
+            stmt = stmt.group_by(*[sa.literal_column(g) for g in group])
         for r in ctx.warehouse.fetch(stmt, ctx.params):
             if not r["n"]:
                 continue
-            for j, q in enumerate(quantiles):
+            for j, q in enumerate(QUANTILES):
                 out.append((r["g_model"], r["g_endpoint"], q, float(r[f"q{j}"]), int(r["n"])))
     return pd.DataFrame(out, columns=cols)
 
 
-def _quantiles_duckdb(
-    ctx: AnalysisContext, keys: dict[str, Any], col: Any, where: Any, levels: Levels, quantiles: tuple[float, ...]
-) -> pd.DataFrame:
-    """One pass: every quantile at once, all roll-up levels as GROUPING SETS (half the
-    time of one query per level and quantile at 10M rows)."""
+def _quantiles_duckdb(ctx: AnalysisContext, model: Any, lat: Any, where: Any) -> pd.DataFrame:
+    """One pass: every quantile at once, all three roll-up levels as GROUPING SETS
+    (half the time of one query per level and quantile at 10M rows)."""
     ix = ctx.interactions
-    fracs: sa.ColumnElement[Any] = sa.literal_column("[" + ", ".join(repr(float(q)) for q in quantiles) + "]")
+    fracs: sa.ColumnElement[Any] = sa.literal_column("[" + ", ".join(repr(float(q)) for q in QUANTILES) + "]")
+    ep = endpoint_expr(ix)
     all_: sa.ColumnElement[Any] = sa.literal_column(f"'{ALL}'")
-    sets = [sa.tuple_(*[keys[k] for k in level]) if level else sa.text("()") for level in levels]
     stmt = (
         sa.select(
-            *[
-                (sa.case((sa.func.grouping(e) == 1, all_), else_=e) if any(k in lv for lv in levels) else all_).label(
-                    f"g_{k}"
-                )
-                for k, e in keys.items()
-            ],
-            sa.func.quantile_cont(col, fracs).label("qs"),
-            sa.func.count(col).label("n"),
+            sa.case((sa.func.grouping(model) == 1, all_), else_=model).label("g_model"),
+            sa.case((sa.func.grouping(ep) == 1, all_), else_=ep).label("g_endpoint"),
+            sa.func.quantile_cont(lat, fracs).label("qs"),
+            sa.func.count(lat).label("n"),
         )
         .select_from(ix.table)
         .where(where)
-        .group_by(sa.func.grouping_sets(*sets))
+        .group_by(sa.func.grouping_sets(sa.tuple_(model, ep), sa.tuple_(model), sa.text("()")))
     )
     out = [
         (r["g_model"], r["g_endpoint"], q, float(v), int(r["n"]))
         for r in ctx.warehouse.fetch(stmt, ctx.params)
         if r["n"]
-        for q, v in zip(quantiles, r["qs"], strict=True)
+        for q, v in zip(QUANTILES, r["qs"], strict=True)
     ]
     return pd.DataFrame(out, columns=["model", "endpoint", "quantile", "value", "n"])
 
 
-def _quantiles_numpy(
-    ctx: AnalysisContext, keys: dict[str, Any], col: Any, where: Any, levels: Levels, quantiles: tuple[float, ...]
-) -> pd.DataFrame:
+def _quantiles_numpy(ctx: AnalysisContext, model: Any, lat: Any, where: Any) -> pd.DataFrame:
     ix = ctx.interactions
-    stmt = sa.select(*[e.label(k) for k, e in keys.items()], col.label("x")).select_from(ix.table).where(where)
+    stmt = (
+        sa.select(model.label("model"), endpoint_expr(ix).label("endpoint"), lat.label("latency"))
+        .select_from(ix.table)
+        .where(where)
+    )
     df = ctx.warehouse.fetch_arrow(stmt, ctx.params).to_pandas()
     out = []
     if len(df):
-        x = df["x"].to_numpy(dtype="float64")
-        for level in levels:
-            groups = df.groupby(list(level)).indices.items() if level else [((), np.arange(len(df)))]
-            for key, idx in groups:
-                key = key if isinstance(key, tuple) else (key,)
-                got = dict(zip(level, key, strict=True))
-                qs = np.quantile(x[idx], quantiles, method="linear")
-                m, e = str(got.get("model", ALL)), str(got.get("endpoint", ALL))
-                out += [(m, e, q, float(v), len(idx)) for q, v in zip(quantiles, qs, strict=True)]
+        x = df["latency"].to_numpy(dtype="float64")
+        groups: list[tuple[str, str, np.ndarray]] = [
+            (str(m), str(e), x[idx]) for (m, e), idx in df.groupby(["model", "endpoint"]).indices.items()
+        ]
+        groups += [(str(m), ALL, x[idx]) for m, idx in df.groupby("model").indices.items()]
+        groups.append((ALL, ALL, x))
+        for m, e, vals in groups:
+            qs = np.quantile(vals, QUANTILES, method="linear")
+            out += [(m, e, q, float(v), len(vals)) for q, v in zip(QUANTILES, qs, strict=True)]
     return pd.DataFrame(out, columns=["model", "endpoint", "quantile", "value", "n"])
 
 
