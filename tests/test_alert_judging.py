@@ -41,34 +41,42 @@ def shipped(name: str) -> AlertRule:
 # -- the learned bound -------------------------------------------------------------------------
 
 
-def reference_bound(hist: np.ndarray, phases: np.ndarray, phase: int, k: float, floor: float | None) -> float:
+def reference_bound(
+    hist: np.ndarray, phases: np.ndarray, phase: int, k: float, floor: float | None, log: bool = False
+) -> float:
     """The learned bound written out in numpy, for positive values: centre = median of
     the same-phase windows (when >= 3 of them); residuals = each window's leave-one-out
     deviation from the median of the rest of its phase group, as a share of that
     median; spread = their SD after dropping those beyond 3.5 x 1.4826 MAD, times the
-    centre; the farther of centre + k spread and floor x centre."""
-    same = hist[phases == phase]
+    centre; the farther of centre + k spread and floor x centre. `log`: the same on
+    log(hist), residuals in log units, the bound exp(log centre + k spread)."""
+    values = np.log(hist) if log else hist
+    same = values[phases == phase]
     seasonal = len(same) >= 3
-    centre = float(np.median(same)) if seasonal else float(np.median(hist))
+    centre = float(np.median(same)) if seasonal else float(np.median(values))
     groups = [np.flatnonzero(phases == p) for p in np.unique(phases)] if seasonal else [np.arange(len(hist))]
     res = []
     for g in groups:
         for i in g if len(g) >= 2 else []:
-            rest = np.median(hist[np.setdiff1d(g, [i])])
-            res.append((hist[i] - rest) / rest)
+            rest = np.median(values[np.setdiff1d(g, [i])])
+            res.append(values[i] - rest if log else (values[i] - rest) / rest)
     r = np.array(res)
     mad = 1.4826 * np.median(np.abs(r - np.median(r)))
     kept = r[np.abs(r - np.median(r)) <= 3.5 * mad]
-    spread = max(float(np.std(kept, ddof=1)) * centre, 0.01 * abs(centre))
-    out = centre + k * spread
+    if log:
+        out = float(np.exp(centre + k * max(float(np.std(kept, ddof=1)), np.log(1.01))))
+        centre = float(np.exp(centre))
+    else:
+        out = centre + k * max(float(np.std(kept, ddof=1)) * centre, 0.01 * abs(centre))
     return max(out, floor * centre) if floor is not None else out
 
 
-@pytest.mark.parametrize("seasonal", [True, False])
-def test_learned_bound_matches_a_numpy_reference(seasonal: bool) -> None:
+@pytest.mark.parametrize(("seasonal", "scale"), [(True, "linear"), (False, "linear"), (True, "log"), (False, "log")])
+def test_learned_bound_matches_a_numpy_reference(seasonal: bool, scale: str) -> None:
     rng = np.random.default_rng(5)
-    r = rule(baseline={"method": "learned", "seasonal": seasonal})
-    floored = rule(baseline={"method": "learned", "factor": 1.3, "seasonal": seasonal})
+    r = rule(baseline={"method": "learned", "seasonal": seasonal, "scale": scale})
+    floored = rule(baseline={"method": "learned", "factor": 1.3, "seasonal": seasonal, "scale": scale})
+    log = scale == "log"
     for _ in range(40):
         n = int(rng.integers(7, 29))
         hist = rng.lognormal(3.0, 0.2, size=n) * (1 + 0.4 * (np.arange(n) % 7 == 2))
@@ -77,11 +85,11 @@ def test_learned_bound_matches_a_numpy_reference(seasonal: bool) -> None:
         value = float(rng.lognormal(3.2, 0.3))
         use = phases if seasonal else np.zeros(n, dtype=int)
         c = judge(r, value, list(hist), phases=list(phases), phase=phase)
-        want = reference_bound(hist, use, phase if seasonal else 0, 5.0, None)
+        want = reference_bound(hist, use, phase if seasonal else 0, 5.0, None, log)
         assert c.bound == pytest.approx(want, rel=1e-9)
         assert c.breaching is (value > want)
         cf = judge(floored, value, list(hist), phases=list(phases), phase=phase)
-        assert cf.bound == pytest.approx(reference_bound(hist, use, phase if seasonal else 0, 5.0, 1.3), rel=1e-9)
+        assert cf.bound == pytest.approx(reference_bound(hist, use, phase if seasonal else 0, 5.0, 1.3, log), rel=1e-9)
 
 
 def test_the_ratio_floor_holds_for_a_quiet_series_and_k_widens_a_noisy_one() -> None:
@@ -100,8 +108,11 @@ def test_the_ratio_floor_holds_for_a_quiet_series_and_k_widens_a_noisy_one() -> 
 def test_a_constant_history_does_not_make_the_bound_its_centre() -> None:
     r = rule(baseline={"method": "learned"})
     c = judge(r, 10.2, [10.0] * 28)
-    assert c.bound == pytest.approx(10.0 + 5 * 0.01 * 10.0) and not c.breaching  # min_spread_percent 1
+    # min_spread_percent 1, on the log scale (a positive series): 10 x 1.01^5.
+    assert c.bound == pytest.approx(10.0 * 1.01**5) and not c.breaching
     assert judge(r, 10.6, [10.0] * 28).breaching
+    linear = rule(baseline={"method": "learned", "scale": "linear"})
+    assert judge(linear, 10.2, [10.0] * 28).bound == pytest.approx(10.0 + 5 * 0.01 * 10.0)
     # Mostly zero with a few blips: the MAD is 0, so the blips are the spread (plain SD).
     blips = [0.0] * 20 + [0.02, 0.0, 0.03, 0.0, 0.01, 0.0, 0.0, 0.02]
     cb = judge(rule(baseline={"method": "learned"}), 0.05, blips)
@@ -152,12 +163,12 @@ def test_growth_and_weekly_seasonality_do_not_page_and_a_spike_does() -> None:
     r = rule(baseline={"method": "learned"})  # no floor: the learned bound alone
     values = daily_series(365 + 28, rng)
     assert sum(judge_days(r, values, 28)) <= 1
-    # A doubled Tuesday pages, and so does a +60% Saturday, though that is only about a
+    # A doubled Tuesday pages, and so does a doubled Saturday, though that is only 1.2x a
     # weekday's level: the centre is the same weekday's median, not the week's.
     spiked = list(values)
     assert (D0 + dt.timedelta(days=99)).weekday() == 1 and (D0 + dt.timedelta(days=208)).weekday() == 5
     spiked[99] *= 2.0
-    spiked[208] *= 1.6
+    spiked[208] *= 2.0
     flags = judge_days(r, spiked, 28)
     assert flags[99 - 28] and flags[208 - 28]
     # Centred on the whole week instead, the weekend swing hides the Saturday.

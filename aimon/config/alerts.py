@@ -192,15 +192,21 @@ class AlertRule(Strict):
             edge = max(history) if self.upward else min(history)
             candidates = [edge + b.cold_start_factor * (self.baseline_bound(edge) - edge)]
         elif b.method == "learned":
+            log = all(v > 0 for v in history) and (b.scale == "log" or (b.scale == "auto" and b.uncertainty is None))
             got = learn(
                 history,
                 phases=phases if b.seasonal else None,
                 phase=phase if b.seasonal else None,
                 min_relative_spread=b.min_spread_percent / 100.0,
                 min_spread=b.min_spread,
+                log=log,
             )
             centre, spread, seasonal = got.centre, got.spread, got.seasonal
-            candidates = [centre + sign * b.k * spread]
+            if log:  # the bound in the original units; the spread reported as its share of the centre
+                candidates = [centre * math.exp(sign * b.k * spread)]
+                spread *= centre
+            else:
+                candidates = [centre + sign * b.k * spread]
             if b.factor is not None or b.percent is not None:
                 candidates.append(self.baseline_bound(centre))
         else:

@@ -49,6 +49,11 @@ class BaselineCondition(Strict):
     # learned: the spread is at least this share of |centre| (a constant history) ...
     min_spread_percent: float = Field(default=1.0, ge=0)
     min_spread: float = Field(default=0.0, ge=0)  # ... and at least this absolute amount
+    # learned: the scale the spread is learned on. log: centre x exp(+/- k x spread of the
+    # log values), for noise that is a multiple of the level (spend, latency, counts);
+    # linear: centre +/- k x spread. auto: log when every history value is > 0 and the
+    # rule has no `uncertainty` (a proportion's sampling error adds, it does not multiply).
+    scale: Literal["auto", "log", "linear"] = "auto"
     # Leave out windows where this series' alert was pending, firing or folded.
     exclude_alerting: bool = True
     # How far back to look for `windows` windows without the alert; default 3 x windows.
@@ -70,7 +75,15 @@ class BaselineCondition(Strict):
         if self.method == "ratio":
             if (self.factor is None) == (self.percent is None):
                 raise ValueError("a baseline needs exactly one of factor or percent (or method: learned)")
-            learned_only = {"k", "seasonal", "min_spread_percent", "min_spread", "learn_windows", "cold_start_factor"}
+            learned_only = {
+                "k",
+                "seasonal",
+                "min_spread_percent",
+                "min_spread",
+                "learn_windows",
+                "cold_start_factor",
+                "scale",
+            }
             learned_only &= self.model_fields_set
             if learned_only:
                 raise ValueError(f"{', '.join(sorted(learned_only))}: only with method: learned")

@@ -24,6 +24,7 @@ class Learned:
     spread: float  # robust sigma of a window's value around the centre (floored)
     windows: int  # history values used
     seasonal: bool  # the centre is over same-phase windows only (same weekday / hour)
+    log: bool = False  # centre and spread of log(values): the bound is centre x exp(+/- k x spread)
 
 
 def _stdev(xs: Sequence[float]) -> float:
@@ -82,6 +83,8 @@ def learn(
     min_same_phase: int = 3,
     min_relative_spread: float = 0.0,
     min_spread: float = 0.0,
+    log: bool = False,
+    absolute: bool = False,
 ) -> Learned:
     """Centre and spread of `history` (the previous windows' values).
 
@@ -92,10 +95,28 @@ def learn(
     phase group when seasonal, else all), so it is the spread of "a window's value minus
     a centre estimated like this one", centre estimation noise included (trimmed_sigma);
     for all-positive values as a share of that median, times this window's centre. A spread below
-    `min_relative_spread * |centre|` or `min_spread` is raised to it (constant history)."""
+    `min_relative_spread * |centre|` or `min_spread` is raised to it (constant history).
+
+    `log`: the same on log(values) (all must be > 0), for a series whose noise is a
+    multiple of its level (spend = requests x tokens x price): the returned centre is
+    exp(the log centre) and the spread is in log units, at least log(1 +
+    min_relative_spread) and log(1 + min_spread / centre); the bound is centre x
+    exp(+/- k x spread). A relative spread is symmetric where the noise is not: with 12%
+    lognormal day noise, centre x (1 + 5 x spread) is crossed by 3x more normal windows
+    than centre x exp(5 x spread) (docs/alerts.md, "Why log scale"). `absolute`:
+    residuals in the values' own units even when all are positive (the log values)."""
     values = [float(v) for v in history]
     if not values:
         raise ValueError("learn() needs at least one value")
+    if log:
+        if any(v <= 0 for v in values):
+            raise ValueError("learn(log=True) needs values > 0")
+        got = learn(
+            [math.log(v) for v in values], phases=phases, phase=phase, min_same_phase=min_same_phase, absolute=True
+        )
+        centre = math.exp(got.centre)
+        floor = max(math.log1p(min_relative_spread), math.log1p(min_spread / centre))
+        return Learned(centre, max(got.spread, floor), got.windows, got.seasonal, log=True)
     groups: list[list[int]]
     seasonal = False
     if phases is not None and phase is not None:
@@ -117,7 +138,7 @@ def learn(
     # level, so a weekday's and a weekend's residuals are pooled as shares of their own
     # centre and the spread scaled back at this window's centre; one with zeros or
     # negatives (an error rate that is 0 on most days) in its own units.
-    relative = all(v > 0 for v in values)
+    relative = not absolute and all(v > 0 for v in values)
     residuals = []
     for g in groups:
         group = [values[i] for i in g]
