@@ -178,6 +178,33 @@ def test_growth_and_weekly_seasonality_do_not_page_and_a_spike_does() -> None:
     assert sum(judge_days(shipped("CostSpike").model_copy(update={"unless": ()}), values, 28)) == 0
 
 
+def test_on_noisy_spend_the_log_scale_holds_the_false_breaches_that_a_linear_bound_lets_through() -> None:
+    """15% lognormal day noise (the simulated consumer app has 12% on its volume alone):
+    a linear bound, centre x (1 + 5 x spread), is crossed by chance several times as
+    often as centre x exp(5 x spread of the logs), the shipped rules' `scale: auto` for a
+    positive series; both still catch a quadrupled day."""
+    rng = np.random.default_rng(7)
+    rules = {
+        "linear": rule(baseline={"method": "learned", "scale": "linear"}),
+        "log": rule(baseline={"method": "learned"}),
+    }
+    false = dict.fromkeys(rules, 0)
+    caught = dict.fromkeys(rules, 0)
+    days = 0
+    for _ in range(60):
+        values = daily_series(28 + 150, rng, noise=0.15)
+        for d in range(28, len(values)):
+            hist = values[d - 28 : d][::-1]
+            phases = [(D0 + dt.timedelta(days=d - 1 - i)).weekday() for i in range(28)]
+            phase = (D0 + dt.timedelta(days=d)).weekday()
+            for name, r in rules.items():
+                false[name] += judge(r, values[d], hist, phases=phases, phase=phase).breaching
+                caught[name] += judge(r, 4 * values[d], hist, phases=phases, phase=phase).breaching
+            days += 1
+    assert false["linear"] >= 6 and false["linear"] >= 3 * false["log"], false
+    assert min(caught.values()) >= 0.97 * days, caught
+
+
 # -- minimum evidence and unless ---------------------------------------------------------------
 
 
