@@ -19,6 +19,8 @@ AimonError                  base class (exit status 1)
 │   └── WindowDone          the redo mode says the window needs no run
 ├── BackfillFailed          a backfill flow could not run its windows
 ├── PushError               the Pushgateway did not take a push (after its retries)
+├── CaptureError            a log call with bad input (aimon.capture, strict mode), or a
+│                           JSONL/OTLP file that cannot be read at all (also a ValueError)
 └── SendError               a notification channel did not take a message; `transient`
                             says whether a later run should retry it
 """
@@ -103,6 +105,13 @@ class BackfillFailed(AimonError):
 
 class PushError(AimonError):
     """The Pushgateway did not take the push (after the retries, where they apply)."""
+
+
+class CaptureError(AimonError, ValueError):
+    """A logged interaction that breaks the data contract (aimon.capture: raised in
+    strict mode, counted and dropped otherwise), or an ingest file that cannot be read."""
+
+    exit_code = 2
 
 
 class SendError(AimonError):

@@ -25,6 +25,7 @@ from aimon.cli.backfill import backfill  # noqa: E402
 from aimon.cli.check import config_app  # noqa: E402
 from aimon.cli.common import describe_error, fail  # noqa: E402
 from aimon.cli.export import export_app  # noqa: E402
+from aimon.cli.ingest import ingest_app  # noqa: E402
 from aimon.cli.init import init  # noqa: E402
 from aimon.cli.report import report  # noqa: E402
 from aimon.cli.run import demo, run  # noqa: E402
@@ -105,6 +106,7 @@ app.command()(report)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(annotate_app, name="annotate")
 app.add_typer(slo_app, name="slo")
+app.add_typer(ingest_app, name="ingest")
 
 
 def main() -> None:

@@ -1,0 +1,464 @@
+"""InteractionLogger: log one interaction in the data contract's terms from the
+monitored app, off the request path.
+
+`log()` builds the row and appends it to a bounded in-memory queue (a deque: no lock,
+no I/O); a background flusher takes batches (by size, or by age: `flush_interval`),
+checks them (aimon.capture.record.check), masks prompts, responses and user ids
+(aimon.capture.masking), and writes them to the sink. On a sink failure the batch goes
+to the spool (when one is set) and later batches follow it there until a replay, every
+`retry_interval` seconds, loads it all in order; a new process replays what an old one
+left. A full queue spills to the spool; when that is full too (or there is none) the
+row is dropped, counted, and logged once a minute. Nothing is raised into the request
+path unless `strict=True` (development): then a bad call raises CaptureError at once.
+docs/capture.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aimon.capture.masking import Masker, StoreText
+from aimon.capture.record import check
+from aimon.capture.sinks import JsonlSink, Sink, WarehouseSink
+from aimon.capture.spool import Spool
+from aimon.errors import CaptureError
+from aimon.prompts import prompt_hash
+
+log = logging.getLogger("aimon.capture")
+UTC = dt.UTC
+
+
+@dataclass
+class CaptureStats:
+    """What the logger did since it started (read them for a /metrics endpoint)."""
+
+    logged: int = 0  # log() calls taken
+    written: int = 0  # rows the sink took (replays included)
+    spooled: int = 0  # rows written to the spool (outage or full queue)
+    replayed: int = 0  # spooled rows loaded later
+    dropped: int = 0  # rows lost: full queue and no room in the spool, or no spool at close
+    rejected: dict[str, int] = field(default_factory=dict)  # rows refused by check(), by reason
+    sink_errors: int = 0  # failed sink writes
+
+
+def error_type_of(exc: BaseException) -> str:
+    """The contract's error type for an exception from a provider SDK or HTTP client:
+    by its HTTP status (status_code / status / response.status_code), else its name."""
+    code = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    if code is None:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+    name = type(exc).__name__.lower()
+    if "ratelimit" in name or code == 429:
+        return "rate_limit_exceeded"
+    if "timeout" in name or isinstance(exc, TimeoutError) or code in (408, 504):
+        return "timeout"
+    if "contentfilter" in name or "content_filter" in str(exc).lower():
+        return "content_filter"
+    if "notfound" in name or code == 404:
+        return "model_not_found"
+    if isinstance(code, int) and 400 <= code < 500:
+        return "invalid_request"
+    if (isinstance(code, int) and code >= 500) or "server" in name or "connection" in name:
+        return "server_error"
+    return "other"
+
+
+_LOG_FIELDS = frozenset(
+    [
+        "model",
+        "status",
+        "endpoint",
+        "latency_seconds",
+        "input_tokens",
+        "output_tokens",
+        "cached_input_tokens",
+        "cost_usd",
+        "request_id",
+        "timestamp",
+        "experiment",
+        "variant",
+        "prompt",
+        "response",
+        "finish_reason",
+        "user_id",
+        "label",
+        "prediction",
+        "confidence",
+        "retrieved_ids",
+        "relevant_ids",
+        "embedding",
+        "features",
+        "metadata",
+    ]
+)
+
+
+class CallRecord:
+    """What `logger.call(...)` yields: set its attributes (input_tokens, response, ...)
+    or `usage(...)` an OpenAI-shaped usage object; the call's latency and an exception's
+    error type are recorded when the block ends."""
+
+    def __init__(self, fields: dict[str, Any]):
+        self.__dict__["fields"] = fields
+
+    def __getattr__(self, name: str) -> Any:
+        return self.__dict__["fields"].get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__["fields"][name] = value
+
+    def usage(self, usage: Any) -> None:
+        """Tokens from an OpenAI (prompt_tokens, completion_tokens,
+        prompt_tokens_details.cached_tokens) or Anthropic (input_tokens, output_tokens,
+        cache_read_input_tokens) usage object or dict."""
+        get = usage.get if isinstance(usage, Mapping) else (lambda k, d=None: getattr(usage, k, d))
+        f = self.__dict__["fields"]
+        inp = get("prompt_tokens", None)
+        if inp is None:
+            inp = get("input_tokens", None)
+            cached = get("cache_read_input_tokens", None)
+            if inp is not None and cached:
+                inp += cached  # Anthropic counts cache reads apart from input_tokens
+        else:
+            details = get("prompt_tokens_details", None)
+            dget = details.get if isinstance(details, Mapping) else (lambda k, d=None: getattr(details, k, d))
+            cached = dget("cached_tokens", None) if details is not None else None
+        out = get("completion_tokens", None)
+        f["input_tokens"] = inp if inp is not None else f.get("input_tokens")
+        f["output_tokens"] = out if out is not None else get("output_tokens", f.get("output_tokens"))
+        if cached is not None:
+            f["cached_input_tokens"] = cached
+
+
+class InteractionLogger:
+    def __init__(
+        self,
+        sink: Sink | str,
+        *,
+        table: str = "interactions",
+        create_table: bool = False,
+        features: Mapping[str, str] | None = None,
+        store_text: StoreText = "masked",
+        mask_patterns: Sequence[str] = (),
+        user_id_key: str | bytes | None = None,
+        batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        queue_size: int = 100_000,
+        spool: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        retry_interval: float = 5.0,
+        strict: bool = False,
+        spans: Any = None,
+    ):
+        """`sink`: a Sink, a SQLAlchemy URL (the warehouse table `table`, created with
+        `create_table`), or ``jsonl:DIR`` (hourly files). `features`: extra columns
+        (name -> SQL type) rows may carry. `spans`: an aimon.capture.otel.GenAISpans to
+        also emit each call as an OpenTelemetry GenAI span."""
+        if isinstance(sink, str):
+            sink = (
+                JsonlSink(sink[len("jsonl:") :])
+                if sink.startswith("jsonl:")
+                else WarehouseSink(sink, table, create=create_table, features=features)
+            )
+        self.sink: Sink = sink
+        self.features = dict(features or {})
+        self.masker = Masker(store_text, mask_patterns, user_id_key)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.queue_size = queue_size
+        self.retry_interval = retry_interval
+        self.strict = strict
+        self.spans = spans
+        self.spool = Spool(spool, spool_max_bytes) if spool is not None else None
+        self.stats = CaptureStats()
+        self._q: collections.deque[dict[str, Any]] = collections.deque()
+        self._held: list[dict[str, Any]] = []  # prepared rows waiting for the sink (no spool)
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:16]
+        self._down_since: float | None = None
+        self._last_try = 0.0
+        self._dropped_reported = 0
+        self._last_report = time.monotonic()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="aimon-capture-flusher", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- the request path ---------------------------------------------------------------------
+
+    def log(
+        self,
+        model: str | None = None,
+        *,
+        status: str = "ok",
+        endpoint: str | None = None,
+        latency_seconds: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        cost_usd: float | None = None,
+        request_id: str | None = None,
+        timestamp: dt.datetime | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        prompt: str | None = None,
+        response: str | None = None,
+        finish_reason: str | None = None,
+        user_id: str | None = None,
+        label: Any = None,
+        prediction: Any = None,
+        confidence: float | None = None,
+        retrieved_ids: Sequence[str] | None = None,
+        relevant_ids: Sequence[str] | None = None,
+        embedding: Sequence[float] | None = None,
+        features: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Queue one interaction; returns its request_id (made up when not given)."""
+        rid = request_id if request_id is not None else f"{self._prefix}-{next(self._ids)}"
+        try:
+            row = {
+                "timestamp": timestamp if timestamp is not None else dt.datetime.now(UTC),
+                "request_id": rid,
+                "model": model,
+                "status": status,
+                "endpoint": endpoint,
+                "latency_seconds": latency_seconds,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cached_input_tokens": cached_input_tokens,
+                "cost_usd": cost_usd,
+                "experiment": experiment,
+                "variant": variant,
+                "prompt": prompt,
+                "response": response,
+                "finish_reason": finish_reason,
+                "user_id": user_id,
+                "label": label,
+                "prediction": prediction,
+                "confidence": confidence,
+                "retrieved_ids": retrieved_ids,
+                "relevant_ids": relevant_ids,
+                "embedding": embedding,
+                "metadata": metadata,
+            }
+            if features:
+                row.update(features)
+            if self.strict:
+                reason = check(row, self.features)
+                if reason is not None:
+                    raise CaptureError(f"aimon.capture: interaction {rid} refused: {reason}")
+            self.stats.logged += 1
+            if len(self._q) >= self.queue_size:
+                self._overflow(row)
+            else:
+                self._q.append(row)
+                if len(self._q) >= self.batch_size:
+                    self._wake.set()
+        except CaptureError:
+            raise
+        except Exception:  # never into the request path
+            self.stats.rejected["internal"] = self.stats.rejected.get("internal", 0) + 1
+        return rid
+
+    @contextlib.contextmanager
+    def call(self, model: str, endpoint: str | None = None, **fields: Any) -> Iterator[CallRecord]:
+        """Time a call: `with logger.call(model="gpt-4o", endpoint="chat") as rec:`; an
+        exception is recorded as its error type (error_type_of) and re-raised."""
+        rec = CallRecord({"model": model, "endpoint": endpoint, "status": "ok", **fields})
+        t0 = time.perf_counter()
+        try:
+            yield rec
+        except BaseException as exc:
+            if rec.status == "ok":
+                rec.status = error_type_of(exc)
+            raise
+        finally:
+            f = rec.fields
+            if f.get("latency_seconds") is None:
+                f["latency_seconds"] = time.perf_counter() - t0
+            known = {k: v for k, v in f.items() if k in _LOG_FIELDS}
+            extra = {k: v for k, v in f.items() if k not in _LOG_FIELDS}
+            if extra:  # unknown names ride along as metadata rather than fail the call
+                known["metadata"] = {**(f.get("metadata") or {}), **extra}
+            f["request_id"] = self.log(**known)
+            if self.spans is not None:
+                self.spans.record(f, self.masker)
+
+    def log_rag(
+        self,
+        query: str | None,
+        retrieved_ids: Sequence[str],
+        relevant_ids: Sequence[str] | None = None,
+        *,
+        model: str = "retriever",
+        endpoint: str | None = "rag",
+        **fields: Any,
+    ) -> str:
+        """A retrieval: the query (masked like a prompt), the ids retrieved in rank order,
+        and the ids known to be relevant when there is a judgement."""
+        return self.log(
+            model, endpoint=endpoint, prompt=query, retrieved_ids=retrieved_ids, relevant_ids=relevant_ids, **fields
+        )
+
+    # -- the flusher ----------------------------------------------------------------------------
+
+    def _prepare(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        m = self.masker
+        for row in rows:
+            row = {k: v for k, v in row.items() if v is not None}
+            reason = check(row, self.features)
+            if reason is not None:
+                self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
+                continue
+            prompt = row.get("prompt")
+            if prompt is not None and "prompt_hash" not in row:
+                row["prompt_hash"] = prompt_hash(prompt)  # of the text as sent: the cache potential needs no text
+            for key in ("prompt", "response"):
+                if key in row:
+                    row[key] = m.text(row[key])
+            if "user_id" in row:
+                row["user_id"] = m.user_id(row["user_id"])
+            out.append(row)
+        return out
+
+    def _overflow(self, row: dict[str, Any]) -> None:
+        prepared = self._prepare([row])
+        taken = self.spool.append(prepared) if self.spool is not None and prepared else 0
+        self.stats.spooled += taken
+        self.stats.dropped += len(prepared) - taken
+
+    def _deliver(self, rows: list[dict[str, Any]]) -> None:
+        if self.spool is not None and (self.spool.pending() or self._down_since is not None):
+            taken = self.spool.append(rows)
+            self.stats.spooled += taken
+            self.stats.dropped += len(rows) - taken
+            self._retry()
+            return
+        batch = self._held + rows
+        try:
+            self.sink.write(batch)
+        except Exception as exc:
+            self._failed(exc)
+            if self.spool is not None:
+                taken = self.spool.append(batch)
+                self.stats.spooled += taken
+                self.stats.dropped += len(batch) - taken
+                self._held = []
+            else:  # kept in memory, at most a queue's worth, for the next try
+                self.stats.dropped += max(0, len(batch) - self.queue_size)
+                self._held = batch[-self.queue_size :]
+            return
+        self._held = []
+        self._down_since = None
+        self.stats.written += len(batch)
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.sink_errors += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("aimon.capture: the sink failed (%s); rows go to the spool until it is back", exc)
+        self._last_try = time.monotonic()
+
+    def _retry(self, force: bool = False) -> None:
+        if self.spool is None or not self.spool.pending():
+            return
+        if not force and time.monotonic() - self._last_try < self.retry_interval and self._down_since is not None:
+            return
+        self._last_try = time.monotonic()
+        before = self.stats.replayed
+
+        def write(batch: list[dict[str, Any]]) -> None:
+            self.sink.write(batch)
+            self.stats.replayed += len(batch)
+            self.stats.written += len(batch)
+
+        try:
+            self.spool.replay(write, self.batch_size)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        if self._down_since is not None or self.stats.replayed > before:
+            log.warning("aimon.capture: the sink is back; %d spooled rows loaded", self.stats.replayed - before)
+        self._down_since = None
+
+    def flush(self, *, force_retry: bool = True) -> None:
+        """Write everything queued now (the flusher does it every flush_interval; a
+        spool left by an outage is tried again at once, not after retry_interval)."""
+        with self._flush_lock:
+            self._retry(force=force_retry)
+            while self._q or self._held:
+                n = min(len(self._q), self.batch_size)
+                batch = [self._q.popleft() for _ in range(n)]
+                prepared = self._prepare(batch)
+                if prepared or self._held:
+                    self._deliver(prepared)
+                if self._held and not self._q:
+                    break  # the sink is down and there is no spool: kept for the next flush
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self.flush(force_retry=False)
+            except Exception:  # a bug here must not kill the flusher
+                log.exception("aimon.capture: flush failed")
+            now = time.monotonic()
+            new_drops = self.stats.dropped > self._dropped_reported
+            if new_drops and (self._dropped_reported == 0 or now - self._last_report >= 60):  # once a minute
+                log.warning(
+                    "aimon.capture: %d rows dropped (queue and spool full, or no spool)",
+                    self.stats.dropped - self._dropped_reported,
+                )
+                self._dropped_reported = self.stats.dropped
+                self._last_report = now
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush and stop the flusher (registered at exit). Rows the sink cannot take by
+        then stay in the spool, or are counted as dropped without one."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("aimon.capture: the last flush failed")
+        if self._held:
+            self.stats.dropped += len(self._held)
+            log.warning(
+                "aimon.capture: %d rows dropped at close: the sink is down and there is no spool", len(self._held)
+            )
+            self._held = []
+        self.sink.close()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> InteractionLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def spool_path(directory: str | os.PathLike[str], name: str = "aimon-capture") -> Path:
+    """The conventional spool file under `directory`."""
+    return Path(directory) / f"{name}.spool.jsonl"

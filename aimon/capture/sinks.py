@@ -1,0 +1,230 @@
+"""Where the logger's batches go: the warehouse table itself, or rotating JSONL files.
+
+A sink's `write(rows)` takes one batch (contract column names, checked and masked) and
+raises on failure: the logger then spools the batch and retries later. Loading is
+idempotent on request_id: a row whose id the table already holds (in the batch's time
+range) is skipped, and a batch holding an id twice keeps its first row, so a replayed
+spool never doubles a row.
+
+- `WarehouseSink(url, table)`: any SQLAlchemy URL. DuckDB gets the batch as Arrow (one
+  statement per batch, the file opened only for it: the monitoring runs need its lock
+  too); PostgreSQL gets it by COPY into a temporary table; others by executemany into a
+  temporary table. Then one INSERT ... SELECT of the new ids. `create=True` creates the
+  contract table (aimon.capture.record.create_table_sql) when it is missing.
+- `JsonlSink(directory, rotate="hour"|"day")`: one file per hour or day of the rows'
+  timestamps (interactions-2026-12-06T14.jsonl), appended; `aimon ingest jsonl` loads
+  them later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from aimon.capture.record import COLUMNS, create_table_sql, to_json, utc_naive
+
+
+class Sink(Protocol):
+    def write(self, rows: list[dict[str, Any]]) -> int | None: ...  # rows added, when the sink knows
+
+    def close(self) -> None: ...
+
+
+def _cell(name: str, v: Any) -> Any:
+    """A value as the created table stores it: lists and mappings as JSON text."""
+    if v is None:
+        return None
+    kind = COLUMNS[name][0] if name in COLUMNS else "scalar"
+    if kind in ("ids", "vector", "json"):
+        return json.dumps(list(v) if kind != "json" else v, separators=(",", ":"))
+    if kind == "any":
+        return v if isinstance(v, str) else json.dumps(v)
+    if kind == "ts":
+        return utc_naive(v)
+    return v
+
+
+def first_per_id(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        rid = r["request_id"]
+        if rid not in seen:
+            seen.add(rid)
+            out.append(r)
+    return out
+
+
+class WarehouseSink:
+    def __init__(
+        self,
+        url: str,
+        table: str = "interactions",
+        *,
+        create: bool = False,
+        features: Mapping[str, str] | None = None,
+    ):
+        import sqlalchemy as sa  # noqa: PLC0415  lazy: the logger with a JSONL sink needs no SQLAlchemy
+
+        self.url = url
+        self.table = table
+        self.features = dict(features or {})
+        self.create = create
+        self._sa = sa
+        self.backend = sa.engine.make_url(url).get_backend_name()
+        self._engine: Any = None if self.backend == "duckdb" else sa.create_engine(url)
+        self._columns: list[str] | None = None
+        self._lock = threading.Lock()
+
+    # -- the table --------------------------------------------------------------------------
+
+    def _duckdb(self) -> Any:
+        import duckdb  # noqa: PLC0415
+
+        path = self._sa.engine.make_url(self.url).database or ":memory:"
+        return duckdb.connect(path)
+
+    def _prepare(self, con: Any) -> list[str]:
+        """The table's columns that a row may fill (created first when asked)."""
+        if self._columns is not None:
+            return self._columns
+        if self.create:
+            sql = create_table_sql(self.table, self.features, unique=False)
+            if self.backend == "duckdb":
+                con.execute(sql)
+            else:
+                with self._engine.begin() as c:
+                    c.exec_driver_sql(sql)
+                    c.exec_driver_sql(f'CREATE INDEX IF NOT EXISTS "{self.table}_ts" ON "{self.table}" ("timestamp")')
+        if self.backend == "duckdb":
+            names = [r[0] for r in con.execute(f'DESCRIBE "{self.table}"').fetchall()]
+        else:
+            names = [c["name"] for c in self._sa.inspect(self._engine).get_columns(self.table)]
+        if "request_id" not in names:
+            raise ValueError(f"table {self.table} has no request_id column: loading could not be idempotent")
+        known = set(COLUMNS) | set(self.features)
+        self._columns = [n for n in names if n in known]
+        return self._columns
+
+    def _insert_new(self, src: str, cols: list[str]) -> str:
+        q = ", ".join(f'"{c}"' for c in cols)
+        return (
+            f'INSERT INTO "{self.table}" ({q}) SELECT {q} FROM {src} AS b WHERE NOT EXISTS '
+            f'(SELECT 1 FROM "{self.table}" AS t WHERE t."timestamp" >= (SELECT min("timestamp") FROM {src}) '
+            f'AND t."timestamp" <= (SELECT max("timestamp") FROM {src}) AND t.request_id = b.request_id)'
+        )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose request_id the table does not hold; returns how many."""
+        if not rows:
+            return 0
+        rows_ = first_per_id(rows)
+        with self._lock:
+            if self.backend == "duckdb":
+                return self._write_duckdb(rows_)
+            if self.backend == "postgresql":
+                return self._write_postgres(rows_)
+            return self._write_generic(rows_)
+
+    def _write_duckdb(self, rows: list[Mapping[str, Any]]) -> int:
+        import pyarrow as pa  # noqa: PLC0415
+
+        con = self._duckdb()
+        try:
+            cols = self._prepare(con)
+            batch = pa.table({c: pa.array([_cell(c, r.get(c)) for r in rows], _arrow_type(c)) for c in cols})
+            con.register("aimon_batch", batch)
+            got = con.execute(self._insert_new("aimon_batch", cols)).fetchone()
+            return int(got[0]) if got else 0
+        finally:
+            con.close()
+
+    def _write_postgres(self, rows: list[Mapping[str, Any]]) -> int:
+        raw = self._engine.raw_connection()
+        try:
+            cols = self._prepare(None)
+            q = ", ".join(f'"{c}"' for c in cols)
+            cur = raw.cursor()
+            cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS aimon_batch (LIKE "{self.table}" INCLUDING DEFAULTS)')
+            cur.execute("TRUNCATE aimon_batch")
+            with cur.copy(f"COPY aimon_batch ({q}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row([_cell(c, r.get(c)) for c in cols])
+            cur.execute(self._insert_new("aimon_batch", cols))
+            added = int(cur.rowcount)
+            raw.commit()
+            return added
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+
+    def _write_generic(self, rows: list[Mapping[str, Any]]) -> int:
+        sa = self._sa
+        cols = self._prepare(None)
+        q = ", ".join(f'"{c}"' for c in cols)
+        params = ", ".join(f":p{i}" for i in range(len(cols)))
+        with self._engine.begin() as c:
+            c.exec_driver_sql("DROP TABLE IF EXISTS aimon_batch")
+            c.exec_driver_sql(f'CREATE TEMP TABLE aimon_batch AS SELECT {q} FROM "{self.table}" WHERE 1 = 0')
+            c.execute(
+                sa.text(f"INSERT INTO aimon_batch ({q}) VALUES ({params})"),
+                [{f"p{i}": _cell(col, r.get(col)) for i, col in enumerate(cols)} for r in rows],
+            )
+            added = int(c.exec_driver_sql(self._insert_new("aimon_batch", cols)).rowcount)
+            c.exec_driver_sql("DROP TABLE aimon_batch")
+            return added
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _arrow_type(name: str) -> Any:
+    import pyarrow as pa  # noqa: PLC0415
+
+    kind = COLUMNS[name][0] if name in COLUMNS else None
+    return {
+        "ts": pa.timestamp("us"),
+        "int": pa.int64(),
+        "float": pa.float64(),
+    }.get(kind or "")
+
+
+class JsonlSink:
+    def __init__(
+        self, directory: str | os.PathLike[str], rotate: Literal["hour", "day"] = "hour", prefix: str = "interactions"
+    ):
+        if rotate not in ("hour", "day"):
+            raise ValueError(f"rotate must be hour or day, not {rotate!r}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rotate = rotate
+        self.prefix = prefix
+        self._lock = threading.Lock()
+
+    def path_for(self, ts: dt.datetime) -> Path:
+        ts = utc_naive(ts)
+        stamp = ts.strftime("%Y-%m-%dT%H") if self.rotate == "hour" else ts.strftime("%Y-%m-%d")
+        return self.directory / f"{self.prefix}-{stamp}.jsonl"
+
+    def write(self, rows: list[dict[str, Any]]) -> int:
+        by_file: dict[Path, list[str]] = {}
+        for r in rows:
+            by_file.setdefault(self.path_for(r["timestamp"]), []).append(to_json(r) + "\n")
+        with self._lock:
+            for path, lines in by_file.items():
+                with open(path, "a", encoding="utf-8") as f:
+                    f.writelines(lines)
+        return len(rows)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,62 @@
+"""`aimon ingest jsonl PATH...`: load captured interactions into the warehouse table
+(aimon.capture.ingest). Idempotent on request_id: loading a file twice adds nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aimon.capture.ingest import ingest_jsonl
+from aimon.capture.sinks import WarehouseSink
+from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, fail, load, print_json
+from aimon.errors import CaptureError
+
+ingest_app = typer.Typer(no_args_is_help=True, help="Load captured interactions (JSONL files) into the warehouse.")
+
+
+@ingest_app.command("jsonl")
+def jsonl(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files (one interaction per line, contract column names)")],
+    config: ConfigOpt = None,
+    url: Annotated[
+        str | None, typer.Option(help="warehouse SQLAlchemy URL (default: the config's warehouse.url)")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="table (default: the config's warehouse.interactions_table)")
+    ] = None,
+    create: Annotated[bool, typer.Option(help="create the contract table when it is missing")] = False,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Load JSONL files of interactions; bad lines are skipped and counted by reason."""
+    cfg = load(config)
+    target = table or cfg.warehouse.interactions_table
+    if table is None and cfg.warehouse.columns:
+        fail(
+            f"aimon ingest writes the contract's column names, and warehouse.columns maps {len(cfg.warehouse.columns)}",
+            "give --table of a table in the contract's names (a view can map it for the monitor)",
+            2,
+        )
+    sink = WarehouseSink(url or cfg.warehouse.url, target, create=create)
+    try:
+        report = ingest_jsonl(paths, sink)
+    except CaptureError as err:
+        fail("ingest failed", str(err), 2)
+    except Exception as err:  # the warehouse: one line, the table named
+        fail(f"ingest into {target} failed", str(err).splitlines()[0])
+    finally:
+        sink.close()
+    if fmt == Format.json:
+        print_json(
+            {
+                "files": report.files,
+                "lines": report.lines,
+                "valid": report.valid,
+                "loaded": report.loaded,
+                "skipped": dict(report.skipped),
+                "table": target,
+            }
+        )
+    else:
+        console.print(f"{target}: {report.summary()}", highlight=False)
