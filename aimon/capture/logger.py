@@ -230,7 +230,7 @@ class InteractionLogger:
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
         """Queue one interaction; returns its request_id (made up when not given)."""
-        rid = request_id if request_id is not None else f"{self._prefix}-{next(self._ids)}"
+        rid = request_id if request_id is not None else self.new_id()
         try:
             row = {
                 "timestamp": timestamp if timestamp is not None else dt.datetime.now(UTC),
@@ -276,6 +276,19 @@ class InteractionLogger:
             self.stats.rejected["internal"] = self.stats.rejected.get("internal", 0) + 1
         return rid
 
+    def new_id(self) -> str:
+        """A request id unique to this process's logger (a random prefix and a counter)."""
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def log_fields(self, fields: Mapping[str, Any]) -> str:
+        """`log(**fields)`, where names log() does not take ride along in metadata
+        instead of failing the call (what the middleware and call() use)."""
+        known = {k: v for k, v in fields.items() if k in _LOG_FIELDS}
+        extra = {k: v for k, v in fields.items() if k not in _LOG_FIELDS}
+        if extra:
+            known["metadata"] = {**(fields.get("metadata") or {}), **extra}
+        return self.log(**known)
+
     @contextlib.contextmanager
     def call(self, model: str, endpoint: str | None = None, **fields: Any) -> Iterator[CallRecord]:
         """Time a call: `with logger.call(model="gpt-4o", endpoint="chat") as rec:`; an
@@ -292,11 +305,7 @@ class InteractionLogger:
             f = rec.fields
             if f.get("latency_seconds") is None:
                 f["latency_seconds"] = time.perf_counter() - t0
-            known = {k: v for k, v in f.items() if k in _LOG_FIELDS}
-            extra = {k: v for k, v in f.items() if k not in _LOG_FIELDS}
-            if extra:  # unknown names ride along as metadata rather than fail the call
-                known["metadata"] = {**(f.get("metadata") or {}), **extra}
-            f["request_id"] = self.log(**known)
+            f["request_id"] = self.log_fields(f)
             if self.spans is not None:
                 self.spans.record(f, self.masker)
 
