@@ -166,7 +166,8 @@ class InteractionLogger:
         """`sink`: a Sink, a SQLAlchemy URL (the warehouse table `table`, created with
         `create_table`), or ``jsonl:DIR`` (hourly files). `features`: extra columns
         (name -> SQL type) rows may carry. `spans`: an aimon.capture.otel.GenAISpans to
-        also emit each call as an OpenTelemetry GenAI span."""
+        also emit each row as an OpenTelemetry GenAI span (from the flusher, after
+        masking)."""
         if isinstance(sink, str):
             sink = (
                 JsonlSink(sink[len("jsonl:") :])
@@ -306,8 +307,6 @@ class InteractionLogger:
             if f.get("latency_seconds") is None:
                 f["latency_seconds"] = time.perf_counter() - t0
             f["request_id"] = self.log_fields(f)
-            if self.spans is not None:
-                self.spans.record(f, self.masker)
 
     def log_rag(
         self,
@@ -344,6 +343,11 @@ class InteractionLogger:
                     row[key] = m.text(row[key])
             if "user_id" in row:
                 row["user_id"] = m.user_id(row["user_id"])
+            if self.spans is not None:
+                try:
+                    self.spans.record(row)
+                except Exception:  # a tracing failure never costs the row
+                    self.stats.rejected["span failed"] = self.stats.rejected.get("span failed", 0) + 1
             out.append(row)
         return out
 
@@ -458,6 +462,9 @@ class InteractionLogger:
             )
             self._held = []
         self.sink.close()
+        if self.spans is not None:
+            with contextlib.suppress(Exception):
+                self.spans.flush()
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
 

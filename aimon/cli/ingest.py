@@ -11,9 +11,20 @@ import typer
 from aimon.capture.ingest import ingest_jsonl
 from aimon.capture.sinks import WarehouseSink
 from aimon.cli.common import ConfigOpt, Format, FormatOpt, console, fail, load, print_json
+from aimon.config import Config
 from aimon.errors import CaptureError
 
 ingest_app = typer.Typer(no_args_is_help=True, help="Load captured interactions (JSONL files) into the warehouse.")
+
+
+def _target(cfg: Config, table: str | None) -> str:
+    if table is None and cfg.warehouse.columns:
+        fail(
+            f"aimon ingest writes the contract's column names, and warehouse.columns maps {len(cfg.warehouse.columns)}",
+            "give --table of a table in the contract's names (a view can map it for the monitor)",
+            2,
+        )
+    return table or cfg.warehouse.interactions_table
 
 
 @ingest_app.command("jsonl")
@@ -31,13 +42,7 @@ def jsonl(
 ) -> None:
     """Load JSONL files of interactions; bad lines are skipped and counted by reason."""
     cfg = load(config)
-    target = table or cfg.warehouse.interactions_table
-    if table is None and cfg.warehouse.columns:
-        fail(
-            f"aimon ingest writes the contract's column names, and warehouse.columns maps {len(cfg.warehouse.columns)}",
-            "give --table of a table in the contract's names (a view can map it for the monitor)",
-            2,
-        )
+    target = _target(cfg, table)
     sink = WarehouseSink(url or cfg.warehouse.url, target, create=create)
     try:
         report = ingest_jsonl(paths, sink)
@@ -52,6 +57,55 @@ def jsonl(
             {
                 "files": report.files,
                 "lines": report.lines,
+                "valid": report.valid,
+                "loaded": report.loaded,
+                "skipped": dict(report.skipped),
+                "table": target,
+            }
+        )
+    else:
+        console.print(f"{target}: {report.summary()}", highlight=False)
+
+
+@ingest_app.command("otlp")
+def otlp(
+    paths: Annotated[list[Path], typer.Argument(help="OTLP JSON trace exports (a request per file or per line)")],
+    config: ConfigOpt = None,
+    url: Annotated[
+        str | None, typer.Option(help="warehouse SQLAlchemy URL (default: the config's warehouse.url)")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="table (default: the config's warehouse.interactions_table)")
+    ] = None,
+    create: Annotated[bool, typer.Option(help="create the contract table when it is missing")] = False,
+    store_text: Annotated[str, typer.Option(help="prompt and response text: full, masked or none")] = "masked",
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Load the LLM spans of OTLP JSON exports (GenAI conventions or OpenInference) as
+    interactions; other spans are counted as not LLM calls."""
+    from aimon.capture.masking import Masker  # noqa: PLC0415
+    from aimon.capture.otlp import ingest_otlp  # noqa: PLC0415
+
+    cfg = load(config)
+    target = _target(cfg, table)
+    try:
+        masker = Masker(store_text)  # type: ignore[arg-type]
+    except ValueError as err:
+        fail("bad option", str(err), 2)
+    sink = WarehouseSink(url or cfg.warehouse.url, target, create=create)
+    try:
+        report = ingest_otlp(paths, sink, masker)
+    except CaptureError as err:
+        fail("ingest failed", str(err), 2)
+    except Exception as err:
+        fail(f"ingest into {target} failed", str(err).splitlines()[0])
+    finally:
+        sink.close()
+    if fmt == Format.json:
+        print_json(
+            {
+                "spans": report.spans,
+                "unmapped": report.unmapped,
                 "valid": report.valid,
                 "loaded": report.loaded,
                 "skipped": dict(report.skipped),

@@ -1,0 +1,217 @@
+"""Interactions from traces: OTLP JSON span exports (the OpenTelemetry Collector's file
+exporter, one ExportTraceServiceRequest per line or one per file) and spans read from a
+Phoenix project, with GenAI-convention (OpenLLMetry, aimon.capture.otel) or
+OpenInference attributes. `aimon ingest otlp FILE...` / `aimon ingest phoenix`.
+
+The mapping (docs/capture.md, "Ingest from traces"):
+
+| contract column | GenAI semantic conventions | OpenInference |
+|---|---|---|
+| timestamp | the span's start | the span's start |
+| request_id | aimon.request_id, gen_ai.response.id, else trace id-span id | the same |
+| model | gen_ai.request.model, gen_ai.response.model | llm.model_name |
+| endpoint | aimon.endpoint, else the resource's service.name | the same |
+| status | error.type if a contract error type; an ERROR status: server_error | the same |
+| latency_seconds | end - start | end - start |
+| input_tokens | gen_ai.usage.input_tokens | llm.token_count.prompt |
+| output_tokens | gen_ai.usage.output_tokens | llm.token_count.completion |
+| cached_input_tokens | gen_ai.usage.cache_read.input_tokens | llm.token_count.prompt_details.cache_read |
+| finish_reason | gen_ai.response.finish_reasons[0] | - |
+| prompt, response | gen_ai.input/output.messages' text parts | input.value, output.value |
+
+A span that is not an LLM call (no model attribute: an HTTP or database span, a chain
+or retriever span) is counted as unmapped and skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aimon.capture.masking import Masker
+from aimon.capture.record import STATUSES, check
+from aimon.capture.sinks import Sink
+from aimon.errors import CaptureError
+
+
+@dataclass
+class TraceReport:
+    spans: int = 0
+    loaded: int = 0  # new rows (a span already loaded is skipped)
+    valid: int = 0
+    unmapped: int = 0  # spans that are not LLM calls
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> spans or lines
+
+    def summary(self) -> str:
+        out = f"{self.loaded:,} new rows from {self.spans:,} spans ({self.unmapped:,} not LLM calls)"
+        if self.valid > self.loaded:
+            out += f", {self.valid - self.loaded:,} already loaded"
+        if self.skipped:
+            out += "; skipped: " + ", ".join(f"{n:,} {reason}" for reason, n in self.skipped.most_common())
+        return out
+
+
+def _value(v: Mapping[str, Any]) -> Any:
+    """An OTLP AnyValue in JSON (intValue is a string in proto3 JSON)."""
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in v:
+            return v[key]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "arrayValue" in v:
+        return [_value(x) for x in v["arrayValue"].get("values", [])]
+    if "kvlistValue" in v:
+        return {kv["key"]: _value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])}
+    return None
+
+
+def attributes(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {kv["key"]: _value(kv.get("value", {})) for kv in items}
+
+
+def _text(messages: Any) -> str | None:
+    """The text parts of gen_ai.*.messages (a JSON string or a list)."""
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except ValueError:
+            return messages
+    if not isinstance(messages, list):
+        return None
+    parts = []
+    for m in messages:
+        for p in m.get("parts", []) if isinstance(m, dict) else []:
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("content"), str):
+                parts.append(p["content"])
+        if isinstance(m, dict) and isinstance(m.get("content"), str):
+            parts.append(m["content"])
+    return "\n".join(parts) if parts else None
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)) and v == int(v):
+        return int(v)
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return None
+
+
+def span_row(
+    span: Mapping[str, Any], attrs: Mapping[str, Any], resource: Mapping[str, Any], masker: Masker
+) -> dict[str, Any] | None:
+    """The interaction of one span, or None when it is not an LLM call."""
+    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or attrs.get("llm.model_name")
+    if not model:
+        return None
+    start, end = int(span["startTimeUnixNano"]), int(span.get("endTimeUnixNano") or span["startTimeUnixNano"])
+    error = attrs.get("error.type")
+    failed = (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR")
+    status = error if error in STATUSES else ("server_error" if failed or error else "ok")
+    rid = (
+        attrs.get("aimon.request_id")
+        or attrs.get("gen_ai.response.id")
+        or f"{span.get('traceId')}-{span.get('spanId')}"
+    )
+    reasons = attrs.get("gen_ai.response.finish_reasons")
+    prompt = _text(attrs.get("gen_ai.input.messages")) or attrs.get("input.value")
+    response = _text(attrs.get("gen_ai.output.messages")) or attrs.get("output.value")
+    row: dict[str, Any] = {
+        "timestamp": dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=start // 1000),
+        "request_id": str(rid),
+        "model": str(model),
+        "endpoint": attrs.get("aimon.endpoint") or resource.get("service.name"),
+        "status": status,
+        "latency_seconds": max(0, end - start) / 1e9,
+        "input_tokens": _int(attrs.get("gen_ai.usage.input_tokens", attrs.get("llm.token_count.prompt"))),
+        "output_tokens": _int(attrs.get("gen_ai.usage.output_tokens", attrs.get("llm.token_count.completion"))),
+        "cached_input_tokens": _int(
+            attrs.get("gen_ai.usage.cache_read.input_tokens", attrs.get("llm.token_count.prompt_details.cache_read"))
+        ),
+        "finish_reason": str(reasons[0]) if isinstance(reasons, list) and reasons else None,
+        "experiment": attrs.get("aimon.experiment"),
+        "variant": attrs.get("aimon.variant"),
+        "prompt": masker.text(prompt) if isinstance(prompt, str) else None,
+        "response": masker.text(response) if isinstance(response, str) else None,
+    }
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _requests(path: Path, report: TraceReport) -> Iterator[Mapping[str, Any]]:
+    """The ExportTraceServiceRequest documents of a file: the whole file, or one per line."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+        yield from (doc if isinstance(doc, list) else [doc])
+        return
+    except ValueError:
+        pass
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            report.skipped["line not JSON"] += 1
+
+
+def spans_of(docs: Iterable[Any], report: TraceReport, masker: Masker) -> Iterator[dict[str, Any]]:
+    for doc in docs:
+        if not isinstance(doc, dict) or "resourceSpans" not in doc:
+            report.skipped["not an OTLP trace export"] += 1
+            continue
+        for rs in doc["resourceSpans"]:
+            resource = attributes((rs.get("resource") or {}).get("attributes", []))
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    report.spans += 1
+                    try:
+                        row = span_row(span, attributes(span.get("attributes", [])), resource, masker)
+                    except (KeyError, TypeError, ValueError) as err:
+                        report.skipped[f"malformed span ({type(err).__name__})"] += 1
+                        continue
+                    if row is None:
+                        report.unmapped += 1
+                        continue
+                    reason = check(row)
+                    if reason is not None:
+                        report.skipped[reason] += 1
+                        continue
+                    yield row
+
+
+def load_rows(rows: Iterable[dict[str, Any]], sink: Sink, report: TraceReport, batch_size: int = 10_000) -> None:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            _flush(sink, batch, report)
+            batch = []
+    if batch:
+        _flush(sink, batch, report)
+
+
+def _flush(sink: Sink, batch: list[dict[str, Any]], report: TraceReport) -> None:
+    added = sink.write(batch)
+    report.valid += len(batch)
+    report.loaded += len(batch) if added is None else added
+
+
+def ingest_otlp(paths: Iterable[Path], sink: Sink, masker: Masker | None = None) -> TraceReport:
+    report = TraceReport()
+    m = masker or Masker("masked")
+
+    def docs() -> Iterator[Any]:
+        for path in paths:
+            if not path.is_file():
+                raise CaptureError(f"{path}: no such file")
+            yield from _requests(path, report)
+
+    load_rows(spans_of(docs(), report, m), sink, report)
+    return report
