@@ -49,6 +49,25 @@ def _cell(name: str, v: Any) -> Any:
     return v
 
 
+_PLAIN = ("text", "int", "float", "scalar")
+
+
+def column(name: str, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """One column of a batch as the table stores it (no per-value call for plain ones)."""
+    kind = COLUMNS[name][0] if name in COLUMNS else "scalar"
+    if kind in _PLAIN:
+        return [r.get(name) for r in rows]
+    if kind == "ts":
+        return [v if v is None or v.tzinfo is None else utc_naive(v) for v in (r.get(name) for r in rows)]
+    return [_cell(name, r.get(name)) for r in rows]
+
+
+def present(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table's columns some row of the batch fills (the rest stay NULL)."""
+    keys: set[str] = set().union(*rows)
+    return [c for c in columns if c in keys]
+
+
 def first_per_id(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     seen: set[str] = set()
     out = []
@@ -111,13 +130,18 @@ class WarehouseSink:
         self._columns = [n for n in names if n in known]
         return self._columns
 
-    def _insert_new(self, src: str, cols: list[str]) -> str:
+    def _insert_new(self, src: str, cols: list[str], rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The INSERT of the batch's rows whose id the table does not hold. The id check
+        reads only the batch's time range (given as parameters, so the engine prunes by
+        its zone maps or timestamp index: a duplicate carries its original's timestamp)."""
         q = ", ".join(f'"{c}"' for c in cols)
-        return (
+        stamps = [utc_naive(r["timestamp"]) for r in rows]
+        sql = (
             f'INSERT INTO "{self.table}" ({q}) SELECT {q} FROM {src} AS b WHERE NOT EXISTS '
-            f'(SELECT 1 FROM "{self.table}" AS t WHERE t."timestamp" >= (SELECT min("timestamp") FROM {src}) '
-            f'AND t."timestamp" <= (SELECT max("timestamp") FROM {src}) AND t.request_id = b.request_id)'
+            f'(SELECT 1 FROM "{self.table}" AS t WHERE t."timestamp" >= :lo AND t."timestamp" <= :hi '
+            "AND t.request_id = b.request_id)"
         )
+        return sql, {"lo": min(stamps), "hi": max(stamps)}
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -138,10 +162,11 @@ class WarehouseSink:
 
         con = self._duckdb()
         try:
-            cols = self._prepare(con)
-            batch = pa.table({c: pa.array([_cell(c, r.get(c)) for r in rows], _arrow_type(c)) for c in cols})
+            cols = present(self._prepare(con), rows)
+            batch = pa.table({c: pa.array(column(c, rows), _arrow_type(c)) for c in cols})
             con.register("aimon_batch", batch)
-            got = con.execute(self._insert_new("aimon_batch", cols)).fetchone()
+            sql, p = self._insert_new("aimon_batch", cols, rows)
+            got = con.execute(sql.replace(":lo", "$lo").replace(":hi", "$hi"), p).fetchone()
             return int(got[0]) if got else 0
         finally:
             con.close()
@@ -149,15 +174,16 @@ class WarehouseSink:
     def _write_postgres(self, rows: list[Mapping[str, Any]]) -> int:
         raw = self._engine.raw_connection()
         try:
-            cols = self._prepare(None)
+            cols = present(self._prepare(None), rows)
             q = ", ".join(f'"{c}"' for c in cols)
             cur = raw.cursor()
             cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS aimon_batch (LIKE "{self.table}" INCLUDING DEFAULTS)')
             cur.execute("TRUNCATE aimon_batch")
             with cur.copy(f"COPY aimon_batch ({q}) FROM STDIN") as copy:
-                for r in rows:
-                    copy.write_row([_cell(c, r.get(c)) for c in cols])
-            cur.execute(self._insert_new("aimon_batch", cols))
+                for values in zip(*(column(c, rows) for c in cols), strict=True):
+                    copy.write_row(values)
+            sql, p = self._insert_new("aimon_batch", cols, rows)
+            cur.execute(sql.replace(":lo", "%(lo)s").replace(":hi", "%(hi)s"), p)
             added = int(cur.rowcount)
             raw.commit()
             return added
@@ -169,7 +195,7 @@ class WarehouseSink:
 
     def _write_generic(self, rows: list[Mapping[str, Any]]) -> int:
         sa = self._sa
-        cols = self._prepare(None)
+        cols = present(self._prepare(None), rows)
         q = ", ".join(f'"{c}"' for c in cols)
         params = ", ".join(f":p{i}" for i in range(len(cols)))
         with self._engine.begin() as c:
@@ -179,7 +205,8 @@ class WarehouseSink:
                 sa.text(f"INSERT INTO aimon_batch ({q}) VALUES ({params})"),
                 [{f"p{i}": _cell(col, r.get(col)) for i, col in enumerate(cols)} for r in rows],
             )
-            added = int(c.exec_driver_sql(self._insert_new("aimon_batch", cols)).rowcount)
+            sql, p = self._insert_new("aimon_batch", cols, rows)
+            added = int(c.execute(sa.text(sql), p).rowcount)
             c.exec_driver_sql("DROP TABLE aimon_batch")
             return added
 

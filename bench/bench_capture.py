@@ -1,0 +1,269 @@
+"""The capture side's costs (docs/capture.md, "Costs"): what `log()` adds to the
+request path, what AimonMiddleware adds to a request, how fast the sinks load, and how
+fast `aimon ingest otlp` reads spans.
+
+- log(): per-call wall time of 200,000 calls (p50 / p99), the flusher running;
+- middleware: a trivial JSON endpoint called through the ASGI interface in-process
+  with and without AimonMiddleware (the added time per request, p50 / p99, no network
+  noise), then under uvicorn with an httpx load at a fixed rate, side by side;
+- sinks: rows/s into DuckDB (Arrow) and PostgreSQL (COPY), 10,000-row batches, the
+  idempotency check included; JSONL;
+- ingest: OTLP JSON spans/s into DuckDB.
+
+    nice .venv/bin/python bench/bench_capture.py [--rows 1000000] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink
+from aimon.capture.asgi import AimonMiddleware
+from aimon.capture.otlp import ingest_otlp
+
+T0 = dt.datetime(2026, 12, 6)
+
+
+def pct(xs: list[float] | np.ndarray, q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def bench_log(work: Path, n: int = 200_000) -> tuple[float, float]:
+    lg = InteractionLogger(JsonlSink(work / "log"), queue_size=n + 1, flush_interval=0.05)
+    times = np.empty(n)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t = clock()
+        lg.log("gpt-4o", endpoint="chat", input_tokens=120, output_tokens=40, latency_seconds=0.8, prompt="hello")
+        times[i] = clock() - t
+    lg.close()
+    return pct(times, 50) / 1e3, pct(times, 99) / 1e3
+
+
+def rows(n: int, offset: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": T0 + dt.timedelta(milliseconds=offset + i),
+            "request_id": f"r{offset + i}",
+            "model": "gpt-4o",
+            "endpoint": "chat",
+            "status": "ok",
+            "latency_seconds": 0.8,
+            "input_tokens": 120,
+            "output_tokens": 40,
+            "prompt_hash": "9510a32c5419fbad946f7e1e92b8fc84",
+        }
+        for i in range(n)
+    ]
+
+
+def bench_sink(sink: Any, total: int, batch: int = 10_000) -> float:
+    data = [rows(batch, k * batch) for k in range(total // batch)]
+    t = time.perf_counter()
+    for b in data:
+        sink.write(b)
+    took = time.perf_counter() - t
+    sink.close()
+    return total / took
+
+
+async def _asgi_times(app: Any, n: int) -> list[float]:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+    }
+    body = json.dumps({"model": "gpt-4o"}).encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(msg: dict[str, Any]) -> None:
+        pass
+
+    out = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        await app(dict(scope, state={}), receive, send)
+        out.append(time.perf_counter_ns() - t)
+    return out
+
+
+async def trivial(scope: Any, receive: Any, send: Any) -> None:
+    """A trivial JSON endpoint as a bare ASGI app (the framework's own cost left out)."""
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {"type": "http.response.body", "body": b'{"model":"gpt-4o","usage":{"prompt_tokens":3,"completion_tokens":2}}'}
+    )
+
+
+def bench_middleware(work: Path, n: int = 50_000) -> tuple[float, float, float, float]:
+    lg = InteractionLogger(JsonlSink(work / "mw"), queue_size=n + 1)
+    wrapped = AimonMiddleware(trivial, lg, paths=("/v1/",))
+    bare_t: list[float] = []
+    wrapped_t: list[float] = []
+    for _ in range(5):  # interleaved rounds: the machine's drift hits both alike
+        bare_t += asyncio.run(_asgi_times(trivial, n // 5))
+        wrapped_t += asyncio.run(_asgi_times(wrapped, n // 5))
+    lg.close()
+    return pct(bare_t, 50) / 1e3, pct(bare_t, 99) / 1e3, pct(wrapped_t, 50) / 1e3, pct(wrapped_t, 99) / 1e3
+
+
+UVICORN_APP = """
+import sys
+from fastapi import FastAPI
+from aimon.capture import InteractionLogger, JsonlSink
+from aimon.capture.asgi import AimonMiddleware
+app = FastAPI()
+@app.post("/v1/chat")
+async def chat():
+    return {"model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+if sys.argv[2] == "with":
+    app = AimonMiddleware(app, InteractionLogger(JsonlSink(sys.argv[3])), paths=("/v1/",))
+import uvicorn
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+async def _load(url: str, rate: float, seconds: float) -> list[float]:
+    import httpx
+
+    lat: list[float] = []
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256), timeout=60) as c:
+
+        async def one() -> None:
+            t = time.perf_counter()
+            r = await c.post(url, json={"model": "gpt-4o"})
+            r.raise_for_status()
+            lat.append(time.perf_counter() - t)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return lat
+
+
+def bench_uvicorn(work: Path, rate: float, seconds: float) -> dict[str, tuple[float, float]]:
+    import socket
+
+    out = {}
+    for mode in ("without", "with"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        script = work / "app.py"
+        script.write_text(UVICORN_APP)
+        proc = subprocess.Popen([sys.executable, str(script), str(port), mode, str(work / "uv")])
+        try:
+            url = f"http://127.0.0.1:{port}/v1/chat"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    asyncio.run(_load(url, 10, 0.2))
+                    break
+                except Exception:
+                    time.sleep(0.2)
+            asyncio.run(_load(url, rate, 2))  # warm up
+            lat = asyncio.run(_load(url, rate, seconds))
+            out[mode] = (pct(lat, 50) * 1e3, pct(lat, 99) * 1e3)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return out
+
+
+def otlp_file(path: Path, n: int) -> None:
+    spans = [
+        {
+            "traceId": f"{i:032x}",
+            "spanId": f"{i:016x}",
+            "name": "chat gpt-4o",
+            "kind": 3,
+            "startTimeUnixNano": str(1_765_000_000_000_000_000 + i * 1_000_000),
+            "endTimeUnixNano": str(1_765_000_000_800_000_000 + i * 1_000_000),
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "120"}},
+                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "40"}},
+            ],
+        }
+        for i in range(n)
+    ]
+    with open(path, "w") as f:
+        for k in range(0, n, 10_000):
+            doc = {
+                "resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans[k : k + 10_000]}]}]
+            }
+            f.write(json.dumps(doc) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows for the DuckDB sink")
+    ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--rate", type=float, default=2000, help="requests/s of the uvicorn load")
+    ap.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aimon-capture-bench-"))
+    print("| what | figure |\n|---|---|")
+    p50, p99 = bench_log(work)
+    print(f"| log() on the request path | p50 {p50:.2f} µs, p99 {p99:.2f} µs |", flush=True)
+    b50, b99, w50, w99 = bench_middleware(work)
+    print(
+        f"| middleware, in-process ASGI (trivial endpoint) | bare p50 {b50:.1f} µs p99 {b99:.1f} µs; "
+        f"with p50 {w50:.1f} µs p99 {w99:.1f} µs; added p50 {w50 - b50:.1f} µs, p99 {w99 - b99:.1f} µs |",
+        flush=True,
+    )
+    uv = bench_uvicorn(work, args.rate, args.seconds)
+    print(
+        f"| uvicorn + FastAPI at {args.rate:.0f} req/s, client latency | without p50 {uv['without'][0]:.2f} ms "
+        f"p99 {uv['without'][1]:.2f} ms; with p50 {uv['with'][0]:.2f} ms p99 {uv['with'][1]:.2f} ms |",
+        flush=True,
+    )
+    rate = bench_sink(WarehouseSink(f"duckdb:///{work / 'w.duckdb'}", create=True), args.rows)
+    print(f"| DuckDB sink ({args.rows:,} rows, 10k batches) | {rate:,.0f} rows/s |", flush=True)
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(args.pg)
+    with eng.begin() as c:
+        c.exec_driver_sql("DROP TABLE IF EXISTS aimon_capture_bench")
+    eng.dispose()
+    rate = bench_sink(WarehouseSink(args.pg, "aimon_capture_bench", create=True), 200_000)
+    print(f"| PostgreSQL sink (200,000 rows, COPY) | {rate:,.0f} rows/s |", flush=True)
+    rate = bench_sink(JsonlSink(work / "jsonl"), 200_000)
+    print(f"| JSONL sink (200,000 rows) | {rate:,.0f} rows/s |", flush=True)
+    otlp_file(work / "spans.jsonl", 200_000)
+    sink = WarehouseSink(f"duckdb:///{work / 'spans.duckdb'}", create=True)
+    t = time.perf_counter()
+    report = ingest_otlp([work / "spans.jsonl"], sink)
+    took = time.perf_counter() - t
+    sink.close()
+    print(f"| aimon ingest otlp ({report.spans:,} spans into DuckDB) | {report.spans / took:,.0f} spans/s |")
+    with eng.begin() as c:
+        c.exec_driver_sql("DROP TABLE IF EXISTS aimon_capture_bench")
+    eng.dispose()
+
+
+if __name__ == "__main__":
+    main()
