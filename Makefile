@@ -96,13 +96,14 @@ bench-report: install
 
 # Single-part benchmarks, each with its own table in docs/benchmarks.md.
 .PHONY: bench-parts
-bench-parts: install
+bench-parts: install-test
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_quality.py
 	nice -n 10 $(BIN)/python bench/bench_drift.py
 	$(BIN)/python bench/bench_abtest.py
 	$(BIN)/python bench/bench_export.py
 	nice -n 10 $(BIN)/python bench/bench_costopt.py
+	$(BIN)/python bench/bench_capture.py
 
 # Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
 # one with `prefect server start`); creates the process work pool if it is missing.
