@@ -42,3 +42,4 @@ class AnalyzerResult:
     notes: tuple[str, ...] = ()  # one-line findings for the summary ("no latency column")
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the analyzer, set by the runner
+    started: float = 0.0  # when it started (epoch seconds), set by the runner: its trace span

@@ -7,6 +7,7 @@ anything shared."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ from aimon.tasks.orchestration.schedule import catchup_windows, scheduled_time
 from aimon.tasks.prometheus import push_run_failure, push_task
 from aimon.tasks.registry import ANALYZERS
 from aimon.tasks.report import report_task
+from aimon.tasks.tracing import RunTracer
 from aimon.windows import UTC, Window, check_ended
 
 
@@ -88,27 +90,37 @@ def monitor_flow(analyzers: Mapping[str, Analyzer] = ANALYZERS) -> Flow:
             print(skipped)
             return skipped_summary(window, skipped, store)
         opts = task_options(cfg)  # a timeout on every task; retries on transient warehouse errors only
+        spans = RunTracer(cfg, window, run.run_id)  # OpenTelemetry spans of the steps (tracing.otlp_endpoint)
         try:
-            ctx = open_window_task.with_options(**opts)(cfg, window, store)
-            contract = check_contract_task.with_options(**opts)(
-                ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
-            )
+            with spans.step("read"):
+                ctx = open_window_task.with_options(**opts)(cfg, window, store)
+            with spans.step("contract"):
+                contract = check_contract_task.with_options(**opts)(
+                    ctx.warehouse, ctx.interactions, window, cfg.contract.check_null_timestamps
+                )
+            fanned = time.time()
             outcomes = run_analyzers(cfg, ctx, opts, analyzers)  # threads, or Dask (orchestration.task_runner)
-            summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
-            summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
-            summary = with_alerts(
-                summary, alert_task(cfg, store, window, run.run_id, run.notify, provisional=run.provisional)
-            )
+            spans.analyzers(outcomes, fanned, time.time())
+            with spans.step("publish"):
+                summary = publish_task.with_options(**opts)(store, run, contract, outcomes)
+            with spans.step("push"):
+                summary = push_task(cfg, store, summary)  # live windows only; a failed push degrades the run
+            with spans.step("alert"):
+                summary = with_alerts(
+                    summary, alert_task(cfg, store, window, run.run_id, run.notify, provisional=run.provisional)
+                )
         except BaseException as err:
             record_failure(store, run, err)
             push_run_failure(cfg, run, err)
             if isinstance(err, Exception):
                 alert_failed_run(cfg, store, run)
+            spans.end("failed", err)
             raise
         if cfg.report.after_run:  # the HTML report's pages of this window; never fails the run
             note = report_task(cfg, window)
             summary = replace(summary, notes=(*summary.notes, note)) if note else summary
         run_artifact_task(summary, cfg)
+        spans.end(summary.status)
         return summary
 
     return monitor_window

@@ -183,3 +183,36 @@ def test_the_otlp_command_counts_what_it_could_not_map(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert (doc["spans"], doc["unmapped"], doc["loaded"]) == (1, 1, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_monitoring_run_is_one_trace_with_a_span_per_step(tmp_path: Path, duck_url: str, collector: str) -> None:
+    import yaml
+
+    from aimon.flows.monitor import monitor_window
+    from aimon.tasks.registry import ANALYZERS
+    from tests.conftest import DAY, PRICING
+
+    cfg = tmp_path / "monitoring.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "warehouse": {"url": duck_url, "interactions_table": "interactions"},
+                "pricing": PRICING,
+                "tracing": {"otlp_endpoint": collector, "service_name": "aimon-test"},
+            }
+        )
+    )
+    summary = monitor_window(window_start=DAY.isoformat(), config_path=str(cfg))
+    spans = [s for r in Receiver.got for s in _spans(r["doc"])]
+    names = {s["name"] for s in spans}
+    assert {"monitor-window", "read", "contract", "publish", "push", "alert"} <= names
+    assert {f"analyze {name}" for name in ANALYZERS} <= names
+    assert len({s["traceId"] for s in spans}) == 1  # one trace per run
+    root = next(s for s in spans if s["name"] == "monitor-window")
+    assert all(s.get("parentSpanId") == root["spanId"] for s in spans if s is not root)
+    assert _attrs(root)["aimon.run.status"] == summary.status
+    drift = next(s for s in spans if s["name"] == "analyze drift")
+    took = (int(drift["endTimeUnixNano"]) - int(drift["startTimeUnixNano"])) / 1e9
+    assert int(root["startTimeUnixNano"]) <= int(drift["startTimeUnixNano"]) and took > 0

@@ -14,7 +14,7 @@ from aimon.config.alerts import AlertsConfig
 from aimon.config.analyses import BudgetConfig, CostConfig, DriftConfig, ExperimentConfig, PriceEntry, QualityConfig
 from aimon.config.base import Strict
 from aimon.config.deployments import DeploymentsConfig
-from aimon.config.runtime import OrchestrationConfig, ReportConfig
+from aimon.config.runtime import OrchestrationConfig, ReportConfig, TracingConfig
 from aimon.config.slos import SLOs
 from aimon.config.sources import (
     ContractConfig,
@@ -42,6 +42,7 @@ class Config(Strict):
     quality: QualityConfig = QualityConfig()
     drift: DriftConfig = DriftConfig()
     report: ReportConfig = ReportConfig()  # the HTML report (aimon.report)
+    tracing: TracingConfig = TracingConfig()  # OpenTelemetry spans of each run (aimon.tasks.tracing)
     deployments: DeploymentsConfig = DeploymentsConfig()  # planned changes and their checks (aimon.tasks.deploy)
     slos: SLOs = ()  # service level objectives and burn-rate checks (aimon.config.slos)
 

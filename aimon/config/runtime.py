@@ -59,3 +59,19 @@ class ReportConfig(Strict):
     # Where the site is written; null: AIMON_HOME/report (a relative path is from the
     # directory aimon runs in).
     output: str | None = None
+
+
+class TracingConfig(Strict):
+    """OpenTelemetry spans of each monitoring run (aimon.tasks.tracing): one root span
+    per run and one per step (read, contract, each analyzer, publish, push, alert),
+    exported over OTLP/HTTP, so a slow or failing run can be traced. Needs the `capture`
+    extra. docs/capture.md, "Spans of a monitoring run"."""
+
+    # An OTLP/HTTP collector's base URL (spans go to /v1/traces), e.g.
+    # http://127.0.0.1:6006 for Phoenix or http://collector:4318; null: no spans.
+    otlp_endpoint: str | None = None
+    service_name: str = "aimon"
+    # Extra HTTP headers for the collector (e.g. an API key); values from the environment
+    # are better kept out of the file: `headers_env` names variables holding "k=v,k2=v2".
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: str | None = None

@@ -44,6 +44,7 @@ class AnalyzerOutcome:
     result: AnalyzerResult | None
     error: str | None = None
     seconds: float = 0.0
+    started: float = 0.0  # epoch seconds (0: unknown, the analyzer failed before reporting)
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,9 @@ def open_window(cfg: Config, window: Window, store: Store) -> AnalysisContext:
 
 
 def run_analyzer(analyzer: Analyzer, ctx: AnalysisContext) -> AnalyzerResult:
-    started = time.monotonic()
+    wall, started = time.time(), time.monotonic()
     result = analyzer(ctx)
-    return dataclasses.replace(result, seconds=time.monotonic() - started)
+    return dataclasses.replace(result, seconds=time.monotonic() - started, started=wall)
 
 
 def run_meta(status: str, duration: float, *, provisional: bool = False) -> list[MetricRecord]:
@@ -217,7 +218,7 @@ def outcome_of(name: str, future: Any) -> AnalyzerOutcome:
     future.wait()
     if future.state.is_completed():
         result = future.result()
-        return AnalyzerOutcome(name, result, None, result.seconds)
+        return AnalyzerOutcome(name, result, None, result.seconds, result.started)
     err = future.result(raise_on_failure=False)
     return AnalyzerOutcome(name, None, describe_error(err) if isinstance(err, BaseException) else str(err))
 
