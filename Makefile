@@ -54,9 +54,20 @@ services:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# A real Phoenix server for tests/test_capture_phoenix.py, in its own virtualenv:
+# arize-phoenix needs pandas 3, which evidently 0.7 (the drift analyzer) cannot import.
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_VERSION ?= 20.26.1
+$(PHOENIX_VENV)/.installed:
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install -q 'arize-phoenix==$(PHOENIX_VERSION)'
+	touch $@
+.PHONY: phoenix
+phoenix: $(PHOENIX_VENV)/.installed
+
 # The README's test command, and what CI runs: every check, then the whole suite.
 # Both cores, one test file per worker (module fixtures and test order stay as they are).
-test: lint docs services
+test: lint docs services phoenix
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # ruff (style, the banned old import names, function-level imports), mypy and the layer

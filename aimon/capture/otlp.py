@@ -120,8 +120,10 @@ def span_row(
         or f"{span.get('traceId')}-{span.get('spanId')}"
     )
     reasons = attrs.get("gen_ai.response.finish_reasons")
-    prompt = _text(attrs.get("gen_ai.input.messages")) or attrs.get("input.value")
-    response = _text(attrs.get("gen_ai.output.messages")) or attrs.get("output.value")
+    if any(k.startswith("gen_ai.") for k in attrs):  # GenAI conventions: only their messages are text
+        prompt, response = _text(attrs.get("gen_ai.input.messages")), _text(attrs.get("gen_ai.output.messages"))
+    else:  # OpenInference
+        prompt, response = attrs.get("input.value"), attrs.get("output.value")
     row: dict[str, Any] = {
         "timestamp": dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=start // 1000),
         "request_id": str(rid),
@@ -214,4 +216,86 @@ def ingest_otlp(paths: Iterable[Path], sink: Sink, masker: Masker | None = None)
             yield from _requests(path, report)
 
     load_rows(spans_of(docs(), report, m), sink, report)
+    return report
+
+
+def flatten(attrs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested attribute objects ({"llm": {"model_name": ...}}) as dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _nanos(ts: str) -> int:
+    t = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1_000_000) * 1000
+
+
+def phoenix_span(span: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A span of Phoenix's REST API (GET /v1/projects/{project}/spans) in the OTLP shape
+    span_row reads, and its flattened attributes."""
+    ctx = span.get("context") or {}
+    code = str(span.get("status_code") or "").upper()
+    shaped = {
+        "traceId": ctx.get("trace_id"),
+        "spanId": ctx.get("span_id"),
+        "startTimeUnixNano": _nanos(span["start_time"]),
+        "endTimeUnixNano": _nanos(span.get("end_time") or span["start_time"]),
+        "status": {"code": 2 if code == "ERROR" else 1},
+    }
+    return shaped, flatten(span.get("attributes") or {})
+
+
+def phoenix_pages(base_url: str, project: str, *, limit: int = 1000, timeout: float = 30.0) -> Iterator[list[Any]]:
+    """The project's spans, a page at a time (cursor pagination)."""
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    cursor: str | None = None
+    while True:
+        q = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        url = f"{base_url.rstrip('/')}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{urllib.parse.urlencode(q)}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                doc = json.load(resp)
+        except OSError as err:
+            raise CaptureError(f"Phoenix at {base_url}: {err}") from None
+        yield doc.get("data") or []
+        cursor = doc.get("next_cursor")
+        if not cursor:
+            return
+
+
+def ingest_phoenix(base_url: str, project: str, sink: Sink, masker: Masker | None = None) -> TraceReport:
+    """Load a Phoenix project's LLM spans as interactions (the mapping above)."""
+    report = TraceReport()
+    m = masker or Masker("masked")
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for page in phoenix_pages(base_url, project):
+            for span in page:
+                report.spans += 1
+                try:
+                    shaped, attrs = phoenix_span(span)
+                    row = span_row(shaped, attrs, {"service.name": project}, m)
+                except (KeyError, TypeError, ValueError) as err:
+                    report.skipped[f"malformed span ({type(err).__name__})"] += 1
+                    continue
+                if row is None:
+                    report.unmapped += 1
+                    continue
+                reason = check(row)
+                if reason is not None:
+                    report.skipped[reason] += 1
+                    continue
+                yield row
+
+    load_rows(rows(), sink, report)
     return report

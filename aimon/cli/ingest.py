@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -67,26 +67,12 @@ def jsonl(
         console.print(f"{target}: {report.summary()}", highlight=False)
 
 
-@ingest_app.command("otlp")
-def otlp(
-    paths: Annotated[list[Path], typer.Argument(help="OTLP JSON trace exports (a request per file or per line)")],
-    config: ConfigOpt = None,
-    url: Annotated[
-        str | None, typer.Option(help="warehouse SQLAlchemy URL (default: the config's warehouse.url)")
-    ] = None,
-    table: Annotated[
-        str | None, typer.Option(help="table (default: the config's warehouse.interactions_table)")
-    ] = None,
-    create: Annotated[bool, typer.Option(help="create the contract table when it is missing")] = False,
-    store_text: Annotated[str, typer.Option(help="prompt and response text: full, masked or none")] = "masked",
-    fmt: FormatOpt = Format.text,
+def _traces(
+    cfg: Config, url: str | None, table: str | None, create: bool, store_text: str, fmt: Format, load: Any
 ) -> None:
-    """Load the LLM spans of OTLP JSON exports (GenAI conventions or OpenInference) as
-    interactions; other spans are counted as not LLM calls."""
+    """Run `load(sink, masker)` (a trace ingest) and print its report."""
     from aimon.capture.masking import Masker  # noqa: PLC0415
-    from aimon.capture.otlp import ingest_otlp  # noqa: PLC0415
 
-    cfg = load(config)
     target = _target(cfg, table)
     try:
         masker = Masker(store_text)  # type: ignore[arg-type]
@@ -94,7 +80,7 @@ def otlp(
         fail("bad option", str(err), 2)
     sink = WarehouseSink(url or cfg.warehouse.url, target, create=create)
     try:
-        report = ingest_otlp(paths, sink, masker)
+        report = load(sink, masker)
     except CaptureError as err:
         fail("ingest failed", str(err), 2)
     except Exception as err:
@@ -114,3 +100,45 @@ def otlp(
         )
     else:
         console.print(f"{target}: {report.summary()}", highlight=False)
+
+
+StoreTextOpt = Annotated[str, typer.Option(help="prompt and response text: full, masked or none")]
+CreateOpt = Annotated[bool, typer.Option(help="create the contract table when it is missing")]
+UrlOpt = Annotated[str | None, typer.Option(help="warehouse SQLAlchemy URL (default: the config's warehouse.url)")]
+TableOpt = Annotated[str | None, typer.Option(help="table (default: the config's warehouse.interactions_table)")]
+
+
+@ingest_app.command("otlp")
+def otlp(
+    paths: Annotated[list[Path], typer.Argument(help="OTLP JSON trace exports (a request per file or per line)")],
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+    table: TableOpt = None,
+    create: CreateOpt = False,
+    store_text: StoreTextOpt = "masked",
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Load the LLM spans of OTLP JSON exports (GenAI conventions or OpenInference) as
+    interactions; other spans are counted as not LLM calls."""
+    from aimon.capture.otlp import ingest_otlp  # noqa: PLC0415
+
+    _traces(load(config), url, table, create, store_text, fmt, lambda sink, m: ingest_otlp(paths, sink, m))
+
+
+@ingest_app.command("phoenix")
+def phoenix(
+    phoenix_url: Annotated[str, typer.Option("--phoenix-url", help="the Phoenix server, e.g. http://127.0.0.1:6006")],
+    project: Annotated[str, typer.Option(help="the Phoenix project (name or id)")] = "default",
+    config: ConfigOpt = None,
+    url: UrlOpt = None,
+    table: TableOpt = None,
+    create: CreateOpt = False,
+    store_text: StoreTextOpt = "masked",
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Load a Phoenix project's LLM spans (its REST API) as interactions."""
+    from aimon.capture.otlp import ingest_phoenix  # noqa: PLC0415
+
+    _traces(
+        load(config), url, table, create, store_text, fmt, lambda sink, m: ingest_phoenix(phoenix_url, project, sink, m)
+    )
