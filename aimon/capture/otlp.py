@@ -261,7 +261,8 @@ def phoenix_pages(base_url: str, project: str, *, limit: int = 1000, timeout: fl
     cursor: str | None = None
     while True:
         q = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
-        url = f"{base_url.rstrip('/')}/v1/projects/{urllib.parse.quote(project, safe='')}/spans?{urllib.parse.urlencode(q)}"
+        path = f"/v1/projects/{urllib.parse.quote(project, safe='')}/spans"
+        url = f"{base_url.rstrip('/')}{path}?{urllib.parse.urlencode(q)}"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 doc = json.load(resp)
