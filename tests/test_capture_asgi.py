@@ -185,3 +185,28 @@ def test_feedback_is_validated_and_one_row_per_user(parts: Any) -> None:
         ("req-1", "u1", 5, True, None),  # the second rating replaced the first
         ("req-1", "u2", None, False, None),
     ]
+
+
+@pytest.mark.slow
+def test_the_live_demo_serves_traffic_into_the_warehouse(tmp_path: Path) -> None:
+    from aimon.capture.record import create_table_sql
+    from aimon.cli.demo_live import run_live
+    from tests.conftest import make_config
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(create_table_sql("interactions"))  # the contract table, empty
+    con.close()
+    cfg = make_config(url, warehouse={"url": url, "interactions_table": "interactions", "feedback_table": "feedback"})
+    got = run_live(cfg, requests=60, seed=3)
+    assert got["logged"] == 60 and 0 < got["answered"] <= 60 and got["rated"] > 0
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        n, errors, tokens = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'rate_limit_exceeded'), sum(input_tokens) "
+            "FROM interactions"
+        ).fetchone()  # type: ignore[misc]
+        rated = con.execute("SELECT count(*) FROM feedback").fetchone()[0]  # type: ignore[index]
+    finally:
+        con.close()
+    assert n == 60 and errors == 60 - got["answered"] and tokens > 0 and rated == got["rated"]

@@ -49,7 +49,8 @@ class FeedbackStore:
 
         self.sa = sa
         self.table = table
-        self.engine = sa.create_engine(url)
+        # NullPool: no connection stays open between writes (an embedded DuckDB file's lock).
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         self._lock = threading.Lock()  # one writer at a time (an embedded DuckDB file)
         if create:
             with self.engine.begin() as c:
@@ -57,22 +58,50 @@ class FeedbackStore:
                     f'CREATE TABLE IF NOT EXISTS "{table}" (request_id VARCHAR NOT NULL, user_id VARCHAR, '
                     '"timestamp" TIMESTAMP NOT NULL, rating INTEGER, helpful BOOLEAN, comment VARCHAR)'
                 )
+        with self.engine.connect() as c:  # the columns, portably (duckdb-engine's inspector reads pg_catalog)
+            names = set(c.exec_driver_sql(f'SELECT * FROM "{table}" WHERE 1 = 0').keys())
+        # A feedback table of the contract's minimum (no user_id): one row per request_id.
+        self.columns = [c for c in ("request_id", "user_id", "timestamp", "rating", "helpful", "comment") if c in names]
 
     def put(self, row: dict[str, Any]) -> None:
+        if self.engine.url.get_backend_name() == "duckdb":
+            self._put_duckdb(row)
+            return
         sa = self.sa
-        same_user = "user_id IS NULL" if row["user_id"] is None else "user_id = :user_id"
+        per_user = "user_id" in self.columns
+        same_user = (
+            "" if not per_user else (" AND user_id IS NULL" if row["user_id"] is None else " AND user_id = :user_id")
+        )
+        cols = ", ".join(f'"{c}"' for c in self.columns)
+        values = ", ".join(f":{c}" for c in self.columns)
         with self._lock, self.engine.begin() as c:
             c.execute(
-                sa.text(f'DELETE FROM "{self.table}" WHERE request_id = :request_id AND {same_user}'),
+                sa.text(f'DELETE FROM "{self.table}" WHERE request_id = :request_id{same_user}'),
                 {"request_id": row["request_id"], "user_id": row["user_id"]},
             )
-            c.execute(
-                sa.text(
-                    f'INSERT INTO "{self.table}" (request_id, user_id, "timestamp", rating, helpful, comment) '
-                    "VALUES (:request_id, :user_id, :timestamp, :rating, :helpful, :comment)"
-                ),
-                row,
-            )
+            c.execute(sa.text(f'INSERT INTO "{self.table}" ({cols}) VALUES ({values})'), row)
+
+    def _put_duckdb(self, row: dict[str, Any]) -> None:
+        """An embedded DuckDB file: opened for the write only, as the warehouse sink opens
+        it (one configuration for every connection of the process, and the monitoring
+        runs need the file's lock)."""
+        from aimon.capture.sinks import duckdb_connection  # noqa: PLC0415
+
+        per_user = "user_id" in self.columns
+        same_user = (
+            "" if not per_user else (" AND user_id IS NULL" if row["user_id"] is None else " AND user_id = $user_id")
+        )
+        cols = ", ".join(f'"{c}"' for c in self.columns)
+        values = ", ".join(f"${c}" for c in self.columns)
+        delete_params = {
+            "request_id": row["request_id"],
+            **({"user_id": row["user_id"]} if per_user and row["user_id"] is not None else {}),
+        }
+        with self._lock, duckdb_connection(str(self.engine.url)) as con:
+            con.execute("BEGIN")
+            con.execute(f'DELETE FROM "{self.table}" WHERE request_id = $request_id{same_user}', delete_params)
+            con.execute(f'INSERT INTO "{self.table}" ({cols}) VALUES ({values})', {c: row[c] for c in self.columns})
+            con.execute("COMMIT")
 
     def close(self) -> None:
         self.engine.dispose()

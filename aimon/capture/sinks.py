@@ -18,11 +18,12 @@ spool never doubles a row.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -103,10 +104,7 @@ class WarehouseSink:
     # -- the table --------------------------------------------------------------------------
 
     def _duckdb(self) -> Any:
-        import duckdb  # noqa: PLC0415
-
-        path = self._sa.engine.make_url(self.url).database or ":memory:"
-        return duckdb.connect(path)
+        return duckdb_connection(self.url)
 
     def _prepare(self, con: Any) -> list[str]:
         """The table's columns that a row may fill (created first when asked)."""
@@ -123,7 +121,8 @@ class WarehouseSink:
         if self.backend == "duckdb":
             names = [r[0] for r in con.execute(f'DESCRIBE "{self.table}"').fetchall()]
         else:
-            names = [c["name"] for c in self._sa.inspect(self._engine).get_columns(self.table)]
+            with self._engine.connect() as c:
+                names = list(c.exec_driver_sql(f'SELECT * FROM "{self.table}" WHERE 1 = 0').keys())
         if "request_id" not in names:
             raise ValueError(f"table {self.table} has no request_id column: loading could not be idempotent")
         known = set(COLUMNS) | set(self.features)
@@ -160,16 +159,16 @@ class WarehouseSink:
     def _write_duckdb(self, rows: list[Mapping[str, Any]]) -> int:
         import pyarrow as pa  # noqa: PLC0415
 
-        con = self._duckdb()
-        try:
+        with self._duckdb() as con:
             cols = present(self._prepare(con), rows)
             batch = pa.table({c: pa.array(column(c, rows), _arrow_type(c)) for c in cols})
             con.register("aimon_batch", batch)
-            sql, p = self._insert_new("aimon_batch", cols, rows)
-            got = con.execute(sql.replace(":lo", "$lo").replace(":hi", "$hi"), p).fetchone()
+            try:
+                sql, p = self._insert_new("aimon_batch", cols, rows)
+                got = con.execute(sql.replace(":lo", "$lo").replace(":hi", "$hi"), p).fetchone()
+            finally:
+                con.unregister("aimon_batch")
             return int(got[0]) if got else 0
-        finally:
-            con.close()
 
     def _write_postgres(self, rows: list[Mapping[str, Any]]) -> int:
         raw = self._engine.raw_connection()
@@ -213,6 +212,36 @@ class WarehouseSink:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+@contextlib.contextmanager
+def duckdb_connection(url: str) -> Iterator[Any]:
+    """A DuckDB connection to the URL's file for one write: opened and closed, so the
+    monitoring runs (another process) can take the file's lock between writes. In a
+    process where aimon itself has the file open (a notebook, `aimon demo --live`),
+    DuckDB refuses a second, differently configured open: then aimon's own pooled
+    connection (aimon.engines) is borrowed instead."""
+    import duckdb  # noqa: PLC0415
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    path = sa.engine.make_url(url).database or ":memory:"
+    try:
+        con = duckdb.connect(path)
+    except duckdb.ConnectionException as err:
+        if "different configuration" not in str(err):
+            raise
+        from aimon.engines import get_engine  # noqa: PLC0415
+
+        raw = get_engine(url).raw_connection()
+        try:
+            yield raw.driver_connection  # autocommit: each statement (or the caller's BEGIN/COMMIT) commits
+        finally:
+            raw.close()  # back to the pool
+        return
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _arrow_type(name: str) -> Any:

@@ -15,6 +15,7 @@ import typer
 from aimon.cli.common import ConfigOpt, Format, FormatOpt, Output, console, fail, load, output, run_window
 from aimon.cli.summary import changes_vs_history, print_summary
 from aimon.cli.summary_json import run_doc
+from aimon.config import Config
 from aimon.demo import INCIDENTS, seed_duckdb
 from aimon.errors import AimonError
 from aimon.report import build_report
@@ -119,6 +120,10 @@ def demo(
     days: Annotated[int, typer.Option(min=1, help="days of history to generate")] = 14,
     rows_per_day: Annotated[int, typer.Option(min=1, help="interactions per day")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed: same seed and end date, same data")] = 7,
+    live: Annotated[
+        bool,
+        typer.Option(help="then serve a small FastAPI app with the capture middleware, send it traffic, monitor it"),
+    ] = False,
 ) -> None:
     """Seed the embedded warehouse with synthetic interactions (and incidents), monitor
     every day of it, and summarise the latest."""
@@ -173,5 +178,30 @@ def demo(
         "(the Python API: docs, Python API)\n"
         f"  runs: table {cfg.store.runs_table}"
     )
+    if live:
+        _live(cfg, seed)
     if summary.status != "success":
         fail_ended(summary)
+
+
+def _live(cfg: Config, seed: int) -> None:
+    """The capture side end to end (aimon.cli.demo_live): traffic through the middleware
+    into the warehouse, then the current hour monitored (provisional)."""
+    try:
+        from aimon.cli.demo_live import run_live  # noqa: PLC0415  FastAPI and uvicorn: the capture extra
+    except ImportError as err:
+        fail("aimon demo --live needs the capture extra", f"pip install 'aimon[capture]' ({err})", 2)
+    console.rule("live: the capture side")
+    got = run_live(cfg, seed=seed)
+    console.print(
+        f"served a FastAPI gateway with AimonMiddleware on 127.0.0.1:{got['port']}: {got['requests']} requests "
+        f"({got['answered']} answered, the rest rate-limited), {got['rated']} rated through POST /feedback; "
+        f"{got['logged']} interactions written to {cfg.warehouse.interactions_table}"
+    )
+    hour = got["hour"]
+    try:
+        summary = run_window(cfg, "hourly", hour.isoformat(), allow_partial=True)
+    except AimonError as err:
+        fail(f"the live hour {hour:%Y-%m-%d %H}:00: {err}", code=err.exit_code)
+    console.print(f"the live hour {hour:%Y-%m-%d %H}:00 UTC (provisional: it has not ended):")
+    print_summary(summary, console)
