@@ -6,6 +6,7 @@ dead process's memory queue (at most one flush interval of them) are lost."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,10 +73,8 @@ class Proxy:
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
     def cut(self) -> None:
@@ -134,7 +133,7 @@ def test_a_warehouse_outage_under_load_loses_and_doubles_nothing(tmp_path: Path)
                 sent += 1
             time.sleep(0.005)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (lg.spool is not None and lg.spool.pending() or len(lg._q)):
+        while time.monotonic() < deadline and ((lg.spool is not None and lg.spool.pending()) or len(lg._q)):
             time.sleep(0.2)
         lg.close()
     finally:
