@@ -266,3 +266,33 @@ def test_error_types_of_provider_exceptions() -> None:
     assert error_type_of(APIStatusError(400)) == "invalid_request"
     assert error_type_of(APIStatusError(503)) == "server_error"
     assert error_type_of(ValueError("x")) == "other"
+
+
+def test_a_logger_from_the_config_takes_its_capture_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    db = tmp_path / "w.duckdb"
+    cfg = tmp_path / "monitoring.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "warehouse": {"url": f"duckdb:///{db}", "interactions_table": "calls"},
+                "capture": {
+                    "store_text": "masked",
+                    "mask_patterns": [r"ACME-\d+"],
+                    "user_id_key_env": "AIMON_TEST_UID_KEY",
+                    "flush_interval_seconds": 0.05,
+                },
+            }
+        )
+    )
+    monkeypatch.delenv("AIMON_TEST_UID_KEY", raising=False)
+    with pytest.raises(CaptureError, match="AIMON_TEST_UID_KEY"):
+        InteractionLogger.from_config(cfg)
+    monkeypatch.setenv("AIMON_TEST_UID_KEY", "k")
+    with InteractionLogger.from_config(cfg, create_table=True) as lg:
+        lg.log("m", prompt="ticket ACME-42 from a@b.co", user_id="alice", timestamp=T0)
+    con = duckdb.connect(str(db))
+    prompt, uid = con.execute("SELECT prompt, user_id FROM calls").fetchone()  # type: ignore[misc]
+    con.close()
+    assert prompt == "ticket <masked> from <email>" and uid == Masker(user_id_key="k").user_id("alice")

@@ -200,6 +200,33 @@ class InteractionLogger:
         self._thread.start()
         atexit.register(self.close)
 
+    @classmethod
+    def from_config(cls, config: Any = None, **overrides: Any) -> InteractionLogger:
+        """A logger writing to the config's warehouse table with its `capture:` settings
+        (store_text, mask_patterns, user_id_key_env, spool, batch and queue sizes).
+        `config`: a Config, a YAML path, or None (AIMON_CONFIG, then
+        ./configs/monitoring.yaml). `overrides`: any constructor keyword."""
+        from aimon.config import Config, load_config  # noqa: PLC0415  the config only when asked for
+
+        cfg = config if isinstance(config, Config) else load_config(config)
+        c = cfg.capture
+        key = os.environ.get(c.user_id_key_env) if c.user_id_key_env else None
+        if c.user_id_key_env and not key:
+            raise CaptureError(f"capture.user_id_key_env names {c.user_id_key_env}, which is not set")
+        kwargs: dict[str, Any] = {
+            "table": cfg.warehouse.interactions_table,
+            "store_text": c.store_text,
+            "mask_patterns": c.mask_patterns,
+            "user_id_key": key,
+            "spool": c.spool,
+            "batch_size": c.batch_size,
+            "flush_interval": c.flush_interval_seconds,
+            "queue_size": c.queue_size,
+        }
+        sink = overrides.pop("sink", cfg.warehouse.url)
+        kwargs.update(overrides)
+        return cls(sink, **kwargs)
+
     # -- the request path ---------------------------------------------------------------------
 
     def log(

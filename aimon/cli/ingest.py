@@ -68,14 +68,14 @@ def jsonl(
 
 
 def _traces(
-    cfg: Config, url: str | None, table: str | None, create: bool, store_text: str, fmt: Format, load: Any
+    cfg: Config, url: str | None, table: str | None, create: bool, store_text: str | None, fmt: Format, load: Any
 ) -> None:
     """Run `load(sink, masker)` (a trace ingest) and print its report."""
     from aimon.capture.masking import Masker  # noqa: PLC0415
 
     target = _target(cfg, table)
     try:
-        masker = Masker(store_text)  # type: ignore[arg-type]
+        masker = Masker(store_text or cfg.capture.store_text, cfg.capture.mask_patterns)  # type: ignore[arg-type]
     except ValueError as err:
         fail("bad option", str(err), 2)
     sink = WarehouseSink(url or cfg.warehouse.url, target, create=create)
@@ -102,7 +102,9 @@ def _traces(
         console.print(f"{target}: {report.summary()}", highlight=False)
 
 
-StoreTextOpt = Annotated[str, typer.Option(help="prompt and response text: full, masked or none")]
+StoreTextOpt = Annotated[
+    str | None, typer.Option(help="prompt and response text: full, masked or none (default: capture.store_text)")
+]
 CreateOpt = Annotated[bool, typer.Option(help="create the contract table when it is missing")]
 UrlOpt = Annotated[str | None, typer.Option(help="warehouse SQLAlchemy URL (default: the config's warehouse.url)")]
 TableOpt = Annotated[str | None, typer.Option(help="table (default: the config's warehouse.interactions_table)")]
@@ -115,7 +117,7 @@ def otlp(
     url: UrlOpt = None,
     table: TableOpt = None,
     create: CreateOpt = False,
-    store_text: StoreTextOpt = "masked",
+    store_text: StoreTextOpt = None,
     fmt: FormatOpt = Format.text,
 ) -> None:
     """Load the LLM spans of OTLP JSON exports (GenAI conventions or OpenInference) as
@@ -133,7 +135,7 @@ def phoenix(
     url: UrlOpt = None,
     table: TableOpt = None,
     create: CreateOpt = False,
-    store_text: StoreTextOpt = "masked",
+    store_text: StoreTextOpt = None,
     fmt: FormatOpt = Format.text,
 ) -> None:
     """Load a Phoenix project's LLM spans (its REST API) as interactions."""

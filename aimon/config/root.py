@@ -14,7 +14,7 @@ from aimon.config.alerts import AlertsConfig
 from aimon.config.analyses import BudgetConfig, CostConfig, DriftConfig, ExperimentConfig, PriceEntry, QualityConfig
 from aimon.config.base import Strict
 from aimon.config.deployments import DeploymentsConfig
-from aimon.config.runtime import OrchestrationConfig, ReportConfig, TracingConfig
+from aimon.config.runtime import CaptureConfig, OrchestrationConfig, ReportConfig, TracingConfig
 from aimon.config.slos import SLOs
 from aimon.config.sources import (
     ContractConfig,
@@ -43,6 +43,7 @@ class Config(Strict):
     drift: DriftConfig = DriftConfig()
     report: ReportConfig = ReportConfig()  # the HTML report (aimon.report)
     tracing: TracingConfig = TracingConfig()  # OpenTelemetry spans of each run (aimon.tasks.tracing)
+    capture: CaptureConfig = CaptureConfig()  # the logger in the monitored app (aimon.capture)
     deployments: DeploymentsConfig = DeploymentsConfig()  # planned changes and their checks (aimon.tasks.deploy)
     slos: SLOs = ()  # service level objectives and burn-rate checks (aimon.config.slos)
 

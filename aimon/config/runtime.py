@@ -7,9 +7,10 @@ Nothing here changes a figure; it decides when and where the analyses run
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from aimon.config.base import Strict
 
@@ -75,3 +76,32 @@ class TracingConfig(Strict):
     # are better kept out of the file: `headers_env` names variables holding "k=v,k2=v2".
     headers: dict[str, str] = Field(default_factory=dict)
     headers_env: str | None = None
+
+
+class CaptureConfig(Strict):
+    """The capture side in the monitored app (aimon.capture, docs/capture.md):
+    `InteractionLogger.from_config(...)` and `aimon ingest` read these."""
+
+    # What leaves the app's process of prompts, responses and feedback comments:
+    # full, masked (e-mail, phone, card numbers, API keys and tokens, and mask_patterns
+    # replaced) or none.
+    store_text: Literal["full", "masked", "none"] = "masked"
+    mask_patterns: tuple[str, ...] = ()  # extra regexes masked as <masked>
+    # An environment variable holding the key of the user-id hash (HMAC-SHA256); unset:
+    # user ids stored as given.
+    user_id_key_env: str | None = None
+    # A local spool for outages and full queues (a path; relative to the app's directory).
+    spool: str | None = None
+    batch_size: int = Field(default=1000, ge=1)
+    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    queue_size: int = Field(default=100_000, ge=1)
+
+    @field_validator("mask_patterns")
+    @classmethod
+    def _regexes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as err:
+                raise ValueError(f"capture.mask_patterns: {p!r} is not a regex: {err}") from None
+        return v
