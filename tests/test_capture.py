@@ -38,10 +38,13 @@ def count(path: Path, where: str = "") -> int:
 def test_import_stays_light() -> None:
     code = (
         "import sys, aimon.capture, aimon.capture.ingest; "
+        "lg = aimon.capture.InteractionLogger.from_config('configs/monitoring.yaml', sink='jsonl:/tmp/aimon-light'); "
+        "lg.close(); "
         "heavy = [m for m in ('prefect', 'evidently', 'scipy', 'sklearn', 'sqlalchemy', 'duckdb', 'pandas') "
         "if m in sys.modules]; print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo).stdout
     assert out.strip() == "[]"
 
 
