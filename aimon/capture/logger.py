@@ -106,6 +106,42 @@ _LOG_FIELDS = frozenset(
 )
 
 
+# The order of log()'s queued tuple (the last item: the feature columns, a mapping).
+_ROW = [
+    "timestamp",
+    "request_id",
+    "model",
+    "status",
+    "endpoint",
+    "latency_seconds",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+    "experiment",
+    "variant",
+    "prompt",
+    "response",
+    "finish_reason",
+    "user_id",
+    "label",
+    "prediction",
+    "confidence",
+    "retrieved_ids",
+    "relevant_ids",
+    "embedding",
+    "metadata",
+]
+
+
+def as_row(item: tuple[Any, ...]) -> dict[str, Any]:
+    """A queued tuple as a row: its non-None values by column, the features merged in."""
+    row = {k: v for k, v in zip(_ROW, item, strict=False) if v is not None}
+    if item[-1]:
+        row.update({k: v for k, v in item[-1].items() if v is not None})
+    return row
+
+
 class CallRecord:
     """What `logger.call(...)` yields: set its attributes (input_tokens, response, ...)
     or `usage(...)` an OpenAI-shaped usage object; the call's latency and an exception's
@@ -185,7 +221,7 @@ class InteractionLogger:
         self.spans = spans
         self.spool = Spool(spool, spool_max_bytes) if spool is not None else None
         self.stats = CaptureStats()
-        self._q: collections.deque[dict[str, Any]] = collections.deque()
+        self._q: collections.deque[tuple[Any, ...]] = collections.deque()
         self._held: list[dict[str, Any]] = []  # prepared rows waiting for the sink (no spool)
         self._ids = itertools.count()
         self._prefix = uuid.uuid4().hex[:16]
@@ -260,43 +296,45 @@ class InteractionLogger:
         """Queue one interaction; returns its request_id (made up when not given)."""
         rid = request_id if request_id is not None else self.new_id()
         try:
-            row = {
-                "timestamp": timestamp if timestamp is not None else dt.datetime.now(UTC),
-                "request_id": rid,
-                "model": model,
-                "status": status,
-                "endpoint": endpoint,
-                "latency_seconds": latency_seconds,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cached_input_tokens": cached_input_tokens,
-                "cost_usd": cost_usd,
-                "experiment": experiment,
-                "variant": variant,
-                "prompt": prompt,
-                "response": response,
-                "finish_reason": finish_reason,
-                "user_id": user_id,
-                "label": label,
-                "prediction": prediction,
-                "confidence": confidence,
-                "retrieved_ids": retrieved_ids,
-                "relevant_ids": relevant_ids,
-                "embedding": embedding,
-                "metadata": metadata,
-            }
-            if features:
-                row.update(features)
+            # A tuple in _ROW's order: the dict (and the checks, and masking) are the
+            # flusher's work, off the request path.
+            item = (
+                timestamp if timestamp is not None else dt.datetime.now(UTC),
+                rid,
+                model,
+                status,
+                endpoint,
+                latency_seconds,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                cost_usd,
+                experiment,
+                variant,
+                prompt,
+                response,
+                finish_reason,
+                user_id,
+                label,
+                prediction,
+                confidence,
+                retrieved_ids,
+                relevant_ids,
+                embedding,
+                metadata,
+                features,
+            )
             if self.strict:
-                reason = check(row, self.features)
+                reason = check(as_row(item), self.features)
                 if reason is not None:
                     raise CaptureError(f"aimon.capture: interaction {rid} refused: {reason}")
             self.stats.logged += 1
-            if len(self._q) >= self.queue_size:
-                self._overflow(row)
+            q = self._q
+            if len(q) >= self.queue_size:
+                self._overflow(item)
             else:
-                self._q.append(row)
-                if len(self._q) >= self.batch_size:
+                q.append(item)
+                if len(q) >= self.batch_size and not self._wake.is_set():
                     self._wake.set()
         except CaptureError:
             raise
@@ -353,11 +391,11 @@ class InteractionLogger:
 
     # -- the flusher ----------------------------------------------------------------------------
 
-    def _prepare(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _prepare(self, items: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         out = []
         m = self.masker
-        for row in rows:
-            row = {k: v for k, v in row.items() if v is not None}
+        for item in items:
+            row = as_row(item)
             reason = check(row, self.features)
             if reason is not None:
                 self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
@@ -378,8 +416,8 @@ class InteractionLogger:
             out.append(row)
         return out
 
-    def _overflow(self, row: dict[str, Any]) -> None:
-        prepared = self._prepare([row])
+    def _overflow(self, item: tuple[Any, ...]) -> None:
+        prepared = self._prepare([item])
         taken = self.spool.append(prepared) if self.spool is not None and prepared else 0
         self.stats.spooled += taken
         self.stats.dropped += len(prepared) - taken
