@@ -9,15 +9,15 @@ loading the same file twice never doubles a row (the sink skips ids it holds).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aimon.capture.record import check, from_json
+from aimon.capture.record import check, from_json, loads
 from aimon.capture.sinks import Sink
 from aimon.errors import CaptureError
 
@@ -52,11 +52,12 @@ def jsonl_rows(
                     continue
                 report.lines += 1
                 try:
-                    obj = json.loads(raw)
-                    row = from_json(obj)
-                except json.JSONDecodeError:
+                    obj = loads(raw)
+                except ValueError:  # json's and orjson's decode errors
                     report.skipped["not JSON"] += 1
                     continue
+                try:
+                    row = from_json(obj)
                 except CaptureError as err:
                     report.skipped[str(err)] += 1
                     continue
@@ -75,14 +76,21 @@ def ingest_jsonl(
 ) -> IngestReport:
     report = IngestReport()
     batch: list[dict[str, Any]] = []
-    for row in jsonl_rows(paths, report, features):
-        batch.append(row)
-        if len(batch) >= batch_size:
+    with _session(sink):
+        for row in jsonl_rows(paths, report, features):
+            batch.append(row)
+            if len(batch) >= batch_size:
+                _load(sink, batch, report)
+                batch = []
+        if batch:
             _load(sink, batch, report)
-            batch = []
-    if batch:
-        _load(sink, batch, report)
     return report
+
+
+def _session(sink: Sink) -> Any:
+    """The sink's bulk session (one DuckDB connection for the whole load), if it has one."""
+    session = getattr(sink, "session", None)
+    return session() if session is not None else contextlib.nullcontext()
 
 
 def _load(sink: Sink, batch: list[dict[str, Any]], report: IngestReport) -> None:

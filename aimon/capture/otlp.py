@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aimon.capture.masking import Masker
-from aimon.capture.record import STATUSES, check
+from aimon.capture.record import STATUSES, check, loads
 from aimon.capture.sinks import Sink
 from aimon.errors import CaptureError
 
@@ -146,21 +146,29 @@ def span_row(
 
 
 def _requests(path: Path, report: TraceReport) -> Iterator[Mapping[str, Any]]:
-    """The ExportTraceServiceRequest documents of a file: the whole file, or one per line."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text)
-        yield from (doc if isinstance(doc, list) else [doc])
-        return
-    except ValueError:
-        pass
-    for line in text.splitlines():
-        if not line.strip():
-            continue
+    """The ExportTraceServiceRequest documents of a file: one per line (the Collector's
+    file exporter), or the whole file as one document (or a list of them)."""
+    data = path.read_bytes()
+    lines = [line for line in data.splitlines() if line.strip()]
+    if len(lines) > 1:
         try:
-            yield json.loads(line)
+            first = loads(lines[0])
         except ValueError:
-            report.skipped["line not JSON"] += 1
+            first = None
+        if isinstance(first, dict):  # JSON lines
+            yield first
+            for line in lines[1:]:
+                try:
+                    yield loads(line)
+                except ValueError:
+                    report.skipped["line not JSON"] += 1
+            return
+    try:
+        doc = loads(data)
+    except ValueError:
+        report.skipped["not JSON"] += 1
+        return
+    yield from (doc if isinstance(doc, list) else [doc])
 
 
 def spans_of(docs: Iterable[Any], report: TraceReport, masker: Masker) -> Iterator[dict[str, Any]]:
@@ -189,14 +197,17 @@ def spans_of(docs: Iterable[Any], report: TraceReport, masker: Masker) -> Iterat
 
 
 def load_rows(rows: Iterable[dict[str, Any]], sink: Sink, report: TraceReport, batch_size: int = 10_000) -> None:
+    from aimon.capture.ingest import _session  # noqa: PLC0415  (ingest imports nothing from here)
+
     batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= batch_size:
+    with _session(sink):
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_size:
+                _flush(sink, batch, report)
+                batch = []
+        if batch:
             _flush(sink, batch, report)
-            batch = []
-    if batch:
-        _flush(sink, batch, report)
 
 
 def _flush(sink: Sink, batch: list[dict[str, Any]], report: TraceReport) -> None:

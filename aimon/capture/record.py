@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from orjson import loads as loads  # the ingest commands' JSON: 3-5x the stdlib's speed
+
 from aimon.config.sources import ERROR_TYPES
 from aimon.errors import CaptureError
 

@@ -99,12 +99,31 @@ class WarehouseSink:
         self.backend = sa.engine.make_url(url).get_backend_name()
         self._engine: Any = None if self.backend == "duckdb" else sa.create_engine(url)
         self._columns: list[str] | None = None
+        self._session: Any = None
         self._lock = threading.Lock()
 
     # -- the table --------------------------------------------------------------------------
 
     def _duckdb(self) -> Any:
+        if self._session is not None:
+            return contextlib.nullcontext(self._session)
         return duckdb_connection(self.url)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[WarehouseSink]:
+        """Keep one DuckDB connection open across writes (a bulk load: `aimon ingest`).
+        Outside a session every batch opens and closes the file, so the monitoring runs
+        (another process) can take its lock between writes: 3x slower (docs/capture.md,
+        "Costs"). Other warehouses pool their connections anyway."""
+        if self.backend != "duckdb" or self._session is not None:
+            yield self
+            return
+        with duckdb_connection(self.url) as con:
+            self._session = con
+            try:
+                yield self
+            finally:
+                self._session = None
 
     def _prepare(self, con: Any) -> list[str]:
         """The table's columns that a row may fill (created first when asked)."""
