@@ -76,36 +76,6 @@ def error_type_of(exc: BaseException) -> str:
     return "other"
 
 
-_LOG_FIELDS = frozenset(
-    [
-        "model",
-        "status",
-        "endpoint",
-        "latency_seconds",
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "cost_usd",
-        "request_id",
-        "timestamp",
-        "experiment",
-        "variant",
-        "prompt",
-        "response",
-        "finish_reason",
-        "user_id",
-        "label",
-        "prediction",
-        "confidence",
-        "retrieved_ids",
-        "relevant_ids",
-        "embedding",
-        "features",
-        "metadata",
-    ]
-)
-
-
 # The order of log()'s queued tuple (the last item: the feature columns, a mapping).
 _ROW = [
     "timestamp",
@@ -132,6 +102,10 @@ _ROW = [
     "embedding",
     "metadata",
 ]
+
+
+# log()'s keywords: the row's columns and `features`.
+_LOG_FIELDS = frozenset([*_ROW, "features"])
 
 
 def as_row(item: tuple[Any, ...]) -> dict[str, Any]:

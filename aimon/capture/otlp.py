@@ -180,20 +180,29 @@ def spans_of(docs: Iterable[Any], report: TraceReport, masker: Masker) -> Iterat
             resource = attributes((rs.get("resource") or {}).get("attributes", []))
             for ss in rs.get("scopeSpans", []):
                 for span in ss.get("spans", []):
-                    report.spans += 1
-                    try:
-                        row = span_row(span, attributes(span.get("attributes", [])), resource, masker)
-                    except (KeyError, TypeError, ValueError) as err:
-                        report.skipped[f"malformed span ({type(err).__name__})"] += 1
-                        continue
-                    if row is None:
-                        report.unmapped += 1
-                        continue
-                    reason = check(row)
-                    if reason is not None:
-                        report.skipped[reason] += 1
-                        continue
-                    yield row
+                    row = mapped(lambda s=span: (s, attributes(s.get("attributes", []))), resource, report, masker)
+                    if row is not None:
+                        yield row
+
+
+def mapped(shape: Any, resource: Mapping[str, Any], report: TraceReport, masker: Masker) -> dict[str, Any] | None:
+    """One span's row, counted in `report`: None when it is malformed, not an LLM call,
+    or breaks the contract. `shape()` gives the span in the OTLP shape and its attributes."""
+    report.spans += 1
+    try:
+        span, attrs = shape()
+        row = span_row(span, attrs, resource, masker)
+    except (KeyError, TypeError, ValueError) as err:
+        report.skipped[f"malformed span ({type(err).__name__})"] += 1
+        return None
+    if row is None:
+        report.unmapped += 1
+        return None
+    reason = check(row)
+    if reason is not None:
+        report.skipped[reason] += 1
+        return None
+    return row
 
 
 def load_rows(rows: Iterable[dict[str, Any]], sink: Sink, report: TraceReport, batch_size: int = 10_000) -> None:
@@ -293,21 +302,9 @@ def ingest_phoenix(base_url: str, project: str, sink: Sink, masker: Masker | Non
     def rows() -> Iterator[dict[str, Any]]:
         for page in phoenix_pages(base_url, project):
             for span in page:
-                report.spans += 1
-                try:
-                    shaped, attrs = phoenix_span(span)
-                    row = span_row(shaped, attrs, {"service.name": project}, m)
-                except (KeyError, TypeError, ValueError) as err:
-                    report.skipped[f"malformed span ({type(err).__name__})"] += 1
-                    continue
-                if row is None:
-                    report.unmapped += 1
-                    continue
-                reason = check(row)
-                if reason is not None:
-                    report.skipped[reason] += 1
-                    continue
-                yield row
+                row = mapped(lambda s=span: phoenix_span(s), {"service.name": project}, report, m)
+                if row is not None:
+                    yield row
 
     load_rows(rows(), sink, report)
     return report

@@ -17,6 +17,14 @@ from aimon.errors import CaptureError
 ingest_app = typer.Typer(no_args_is_help=True, help="Load captured interactions (JSONL files) into the warehouse.")
 
 
+def _report(fmt: Format, target: str, report: Any, counts: tuple[str, ...]) -> None:
+    if fmt == Format.json:
+        doc = {k: getattr(report, k) for k in (*counts, "valid", "loaded")}
+        print_json({**doc, "skipped": dict(report.skipped), "table": target})
+    else:
+        console.print(f"{target}: {report.summary()}", highlight=False)
+
+
 def _target(cfg: Config, table: str | None) -> str:
     if table is None and cfg.warehouse.columns:
         fail(
@@ -52,19 +60,7 @@ def jsonl(
         fail(f"ingest into {target} failed", str(err).splitlines()[0])
     finally:
         sink.close()
-    if fmt == Format.json:
-        print_json(
-            {
-                "files": report.files,
-                "lines": report.lines,
-                "valid": report.valid,
-                "loaded": report.loaded,
-                "skipped": dict(report.skipped),
-                "table": target,
-            }
-        )
-    else:
-        console.print(f"{target}: {report.summary()}", highlight=False)
+    _report(fmt, target, report, ("files", "lines"))
 
 
 def _traces(
@@ -87,19 +83,7 @@ def _traces(
         fail(f"ingest into {target} failed", str(err).splitlines()[0])
     finally:
         sink.close()
-    if fmt == Format.json:
-        print_json(
-            {
-                "spans": report.spans,
-                "unmapped": report.unmapped,
-                "valid": report.valid,
-                "loaded": report.loaded,
-                "skipped": dict(report.skipped),
-                "table": target,
-            }
-        )
-    else:
-        console.print(f"{target}: {report.summary()}", highlight=False)
+    _report(fmt, target, report, ("spans", "unmapped"))
 
 
 StoreTextOpt = Annotated[
