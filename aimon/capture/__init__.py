@@ -13,7 +13,8 @@ OpenTelemetry only in aimon.capture.asgi / .feedback / .otel (the `capture` extr
 docs/capture.md.
 """
 
-from aimon.capture.logger import CallRecord, CaptureStats, InteractionLogger, error_type_of
+from aimon.capture.calls import CallRecord, error_type_of
+from aimon.capture.logger import CaptureStats, InteractionLogger
 from aimon.capture.masking import Masker, mask
 from aimon.capture.sinks import JsonlSink, Sink, WarehouseSink
 from aimon.capture.spool import Spool
