@@ -107,7 +107,7 @@ bench-report: install
 
 # Single-part benchmarks, each with its own table in docs/benchmarks.md.
 .PHONY: bench-parts
-bench-parts: install-test
+bench-parts: install-test bench-tools
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_quality.py
 	nice -n 10 $(BIN)/python bench/bench_drift.py
@@ -115,6 +115,12 @@ bench-parts: install-test
 	$(BIN)/python bench/bench_export.py
 	nice -n 10 $(BIN)/python bench/bench_costopt.py
 	$(BIN)/python bench/bench_capture.py
+
+# wrk (Debian's package) loads uvicorn for bench_capture.py's middleware side by side.
+.PHONY: bench-tools
+bench-tools:
+	@command -v wrk >/dev/null || { echo "installing Debian package: wrk"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
 # Register the prefect.yaml deployments with the Prefect API in PREFECT_API_URL (start
 # one with `prefect server start`); creates the process work pool if it is missing.

@@ -5,7 +5,8 @@ fast `aimon ingest otlp` reads spans.
 - log(): per-call wall time of 200,000 calls (p50 / p99), the flusher running;
 - middleware: a trivial JSON endpoint called through the ASGI interface in-process
   with and without AimonMiddleware (the added time per request, p50 / p99, no network
-  noise), then under uvicorn with an httpx load at a fixed rate, side by side;
+  noise), then the same FastAPI app under uvicorn with and without it, side by side,
+  loaded by wrk (Debian's package) at a fixed rate, interleaved rounds;
 - sinks: rows/s into DuckDB (Arrow) and PostgreSQL (COPY), 10,000-row batches, the
   idempotency check included; JSONL;
 - ingest: OTLP JSON spans/s into DuckDB.
@@ -40,8 +41,10 @@ def pct(xs: list[float] | np.ndarray, q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
 
-def bench_log(work: Path, n: int = 200_000) -> tuple[float, float]:
-    lg = InteractionLogger(JsonlSink(work / "log"), queue_size=n + 1, flush_interval=0.05)
+def bench_log(work: Path, n: int = 200_000, journal: bool = False) -> tuple[float, float]:
+    """log()'s wall time; `journal`: with a spool, so each row is also journaled."""
+    spool = work / f"log-spool-{journal}.jsonl" if journal else None
+    lg = InteractionLogger(JsonlSink(work / "log"), queue_size=n + 1, flush_interval=0.05, spool=spool)
     times = np.empty(n)
     clock = time.perf_counter_ns
     for i in range(n):
@@ -96,7 +99,7 @@ async def _asgi_times(app: Any, n: int) -> list[float]:
     async def send(msg: dict[str, Any]) -> None:
         pass
 
-    out = []
+    out: list[float] = []
     for _ in range(n):
         t = time.perf_counter_ns()
         await app(dict(scope, state={}), receive, send)
@@ -142,56 +145,79 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
-async def _load(url: str, rate: float, seconds: float) -> list[float]:
-    import httpx
-
-    lat: list[float] = []
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256), timeout=60) as c:
-
-        async def one() -> None:
-            t = time.perf_counter()
-            r = await c.post(url, json={"model": "gpt-4o"})
-            r.raise_for_status()
-            lat.append(time.perf_counter() - t)
-
-        tasks = []
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-    return lat
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"model":"gpt-4o"}'
+wrk.headers["Content-Type"] = "application/json"
+function delay() return %(delay)d end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.timeout))
+end
+"""
 
 
-def bench_uvicorn(work: Path, rate: float, seconds: float) -> dict[str, tuple[float, float]]:
+def _wrk(url: str, script: Path, connections: int, seconds: float) -> tuple[float, float, float]:
+    """One wrk run: (requests/s, p50 µs, p99 µs). wrk times each request from its write
+    to the response's end, so the Lua delay() that paces the load is not in it."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    req, took, p50, p99, errors = (int(x) for x in out.split("RESULT")[1].split())
+    if errors:
+        raise RuntimeError(f"wrk: {errors} failed requests")
+    return req / (took / 1e6), float(p50), float(p99)
+
+
+def bench_uvicorn(work: Path, rate: float, seconds: float, rounds: int = 6) -> dict[str, Any]:
+    """The same FastAPI app under uvicorn without and with AimonMiddleware (both servers
+    up at once), loaded in turn by wrk at `rate` requests/s (connections each waiting
+    2 ms between requests), `rounds` interleaved rounds; medians of the rounds."""
+    import shutil
     import socket
 
-    out = {}
-    for mode in ("without", "with"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        script = work / "app.py"
-        script.write_text(UVICORN_APP)
-        proc = subprocess.Popen([sys.executable, str(script), str(port), mode, str(work / "uv")])
-        try:
-            url = f"http://127.0.0.1:{port}/v1/chat"
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (make bench-parts installs the Debian package)")
+    script = work / "app.py"
+    script.write_text(UVICORN_APP)
+    lua = work / "load.lua"
+    lua.write_text(WRK_SCRIPT % {"delay": 2})
+    procs, urls = {}, {}
+    try:
+        for mode in ("without", "with"):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            procs[mode] = subprocess.Popen([sys.executable, str(script), str(port), mode, str(work / "uv")])
+            urls[mode] = f"http://127.0.0.1:{port}/v1/chat"
+        for mode, url in urls.items():
+            deadline = time.monotonic() + 30
+            while True:
                 try:
-                    asyncio.run(_load(url, 10, 0.2))
-                    break
-                except Exception:
+                    with socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0])), 1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"uvicorn ({mode}) did not start") from None
                     time.sleep(0.2)
-            asyncio.run(_load(url, rate, 2))  # warm up
-            lat = asyncio.run(_load(url, rate, seconds))
-            out[mode] = (pct(lat, 50) * 1e3, pct(lat, 99) * 1e3)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    return out
+        # Connections for the rate: each makes one request per (2 ms + its latency).
+        got, _, _ = _wrk(urls["without"], lua, 4, 3)
+        conns = max(1, round(4 * rate / got))
+        res: dict[str, list[tuple[float, float, float]]] = {"without": [], "with": []}
+        for url in urls.values():
+            _wrk(url, lua, conns, 2)  # warm up
+        for _ in range(rounds):
+            for mode, url in urls.items():
+                res[mode].append(_wrk(url, lua, conns, seconds))
+    finally:
+        for p in procs.values():
+            p.terminate()
+            p.wait(10)
+    med = {m: tuple(float(np.median([r[k] for r in rs])) for k in range(3)) for m, rs in res.items()}
+    return {"connections": conns, **med}
 
 
 def otlp_file(path: Path, n: int) -> None:
@@ -225,26 +251,30 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows for the DuckDB sink")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--rate", type=float, default=2000, help="requests/s of the uvicorn load")
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument(
-        "--uvicorn", action="store_true", help="also the side-by-side under uvicorn (needs an idle machine)"
-    )
+    ap.add_argument("--seconds", type=float, default=8, help="seconds of each wrk round")
+    ap.add_argument("--no-uvicorn", action="store_true", help="skip the side-by-side under uvicorn (needs wrk)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aimon-capture-bench-"))
     print("| what | figure |\n|---|---|")
     p50, p99 = bench_log(work)
     print(f"| log() on the request path | p50 {p50:.2f} µs, p99 {p99:.2f} µs |", flush=True)
+    p50, p99 = bench_log(work, journal=True)
+    print(
+        f"| log() with a spool (journaled: a kill -9 loses nothing) | p50 {p50:.2f} µs, p99 {p99:.2f} µs |", flush=True
+    )
     b50, b99, w50, w99 = bench_middleware(work)
     print(
         f"| middleware, in-process ASGI (trivial endpoint) | bare p50 {b50:.1f} µs p99 {b99:.1f} µs; "
         f"with p50 {w50:.1f} µs p99 {w99:.1f} µs; added p50 {w50 - b50:.1f} µs, p99 {w99 - b99:.1f} µs |",
         flush=True,
     )
-    if args.uvicorn:  # opt-in: the Python load generator on the same 2 cores did not finish at 2,000 req/s
+    if not args.no_uvicorn:
         uv = bench_uvicorn(work, args.rate, args.seconds)
+        (r0, b50, b99), (r1, w50, w99) = uv["without"], uv["with"]
         print(
-            f"| uvicorn + FastAPI at {args.rate:.0f} req/s, client latency | without p50 {uv['without'][0]:.2f} ms "
-            f"p99 {uv['without'][1]:.2f} ms; with p50 {uv['with'][0]:.2f} ms p99 {uv['with'][1]:.2f} ms |",
+            f"| uvicorn + FastAPI, wrk at {r0:,.0f} / {r1:,.0f} req/s ({uv['connections']} connections), "
+            f"request latency | without p50 {b50:.0f} µs p99 {b99:.0f} µs; with p50 {w50:.0f} µs p99 {w99:.0f} µs; "
+            f"added p50 {w50 - b50:.0f} µs, p99 {w99 - b99:.0f} µs |",
             flush=True,
         )
     rate = bench_sink(WarehouseSink(f"duckdb:///{work / 'w.duckdb'}", create=True), args.rows)

@@ -5,6 +5,7 @@ doubling a row, and `aimon ingest jsonl` loads files idempotently, counting bad 
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import subprocess
@@ -19,7 +20,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink, error_type_of, mask
+from aimon.capture import journal as wal
 from aimon.capture.ingest import ingest_jsonl
+from aimon.capture.journal import Journal
 from aimon.capture.masking import Masker, luhn
 from aimon.cli import app
 from aimon.errors import CaptureError
@@ -161,10 +164,44 @@ def test_a_restart_replays_what_the_last_process_spooled(tmp_path: Path) -> None
     assert count(db) == 300 and lg2.stats.replayed == 300
 
 
+def test_the_journal_keeps_what_was_queued_and_not_delivered(tmp_path: Path) -> None:
+    spool = tmp_path / "s.jsonl"
+    j = Journal(spool, tmp_path, segment_bytes=600)  # a few records a segment: rollover and removal
+    q: collections.deque[tuple[Any, ...]] = collections.deque()
+    items = [
+        (T0 + dt.timedelta(seconds=i), f"r{i}", "m", "ok", None, 0.25, i, None, ["d1", "d2"], {"k": i})
+        for i in range(40)
+    ]
+    for it in items:
+        j.append(it, q)
+    assert list(q) == items
+    segments = sorted(tmp_path.glob("s.jsonl.journal-*"))
+    assert len(segments) > 3
+    assert list(wal.recover(spool, tmp_path)) == []  # a live journal's segments are its own
+    j.commit(25)
+    assert len(sorted(tmp_path.glob("s.jsonl.journal-*"))) < len(segments)  # fully committed ones removed
+    j.close()  # as a kill leaves it: 15 records not committed
+    got = [it for _, its in wal.recover(spool, tmp_path) for it in its]
+    assert got == [(*it[:8], list(it[8]), it[9]) for it in items[25:]]  # JSON round trip
+
+
+def test_a_logger_with_a_spool_leaves_no_journal_when_it_closes(tmp_path: Path) -> None:
+    db, spool = tmp_path / "w.duckdb", tmp_path / "s.jsonl"
+    lg = InteractionLogger(f"duckdb:///{db}", create_table=True, spool=spool, flush_interval=0.02)
+    for i in range(2000):
+        lg.log("m", request_id=f"r{i}", timestamp=T0, input_tokens=i)
+    where = wal.journal_dir(spool)
+    assert list(where.glob("s.jsonl.journal-*"))
+    lg.close()
+    assert count(db) == 2000 and not where.exists()
+
+
 def test_a_full_queue_spills_and_counts_drops_without_blocking(tmp_path: Path) -> None:
     sink = Flaky(JsonlSink(tmp_path / "j"))
     sink.down.set()
-    lg = InteractionLogger(sink, queue_size=10, flush_interval=60, spool=tmp_path / "s.jsonl", spool_max_bytes=4000)
+    lg = InteractionLogger(
+        sink, queue_size=10, flush_interval=60, spool=tmp_path / "s.jsonl", spool_max_bytes=4000, journal=False
+    )
     for i in range(200):
         lg.log("m", request_id=f"r{i}", timestamp=T0)
     assert lg.stats.logged == 200

@@ -1,8 +1,9 @@
 """The logger through real failures: PostgreSQL behind a TCP proxy on loopback that is
 cut (connections dropped, new ones refused) while the app keeps logging, then
 restored: every row arrives, none twice. And an app killed with SIGKILL while its
-warehouse is down: the next process replays the spool, and only rows still in the
-dead process's memory queue (at most one flush interval of them) are lost."""
+warehouse is down: the next process replays the spool and the dead process's journal,
+and nothing log() returned for is lost (without the journal: only rows still in its
+memory queue, at most one flush interval of them)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from aimon.capture import InteractionLogger, WarehouseSink
+from aimon.capture import journal as wal
 from aimon.capture.record import create_table_sql
 from tests.conftest import PG_URL
 
@@ -151,21 +153,23 @@ APP = textwrap.dedent(
     """
     import sys, time
     from aimon.capture import InteractionLogger
-    url, table, spool = sys.argv[1], sys.argv[2], sys.argv[3]
-    lg = InteractionLogger(url, table=table, create_table=True, spool=spool, flush_interval=0.05, retry_interval=60)
+    url, table, spool, journal = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "on"
+    lg = InteractionLogger(
+        url, table=table, create_table=True, spool=spool, journal=journal, flush_interval=0.05, retry_interval=60
+    )
     i = 0
     while True:
         lg.log("gpt-4o", request_id=f"k{i}")
         i += 1
-        if i % 100 == 0:
-            print(i, lg.stats.spooled, flush=True)
+        print(i, flush=True)  # log() has returned for rows k0 .. k{i-1}
         time.sleep(0.0005)
     """
 )
 
 
-def test_a_killed_app_leaves_its_spool_to_the_next_process(tmp_path: Path) -> None:
-    table = f"capture_kill_{os.getpid()}"
+@pytest.mark.parametrize("journal", ["on", "off"])
+def test_a_killed_app_leaves_its_spool_to_the_next_process(tmp_path: Path, journal: str) -> None:
+    table = f"capture_kill_{journal}_{os.getpid()}"
     direct = sa.create_engine(PG_URL)
     with direct.begin() as c:
         c.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
@@ -178,28 +182,37 @@ def test_a_killed_app_leaves_its_spool_to_the_next_process(tmp_path: Path) -> No
         with direct.begin() as c:  # the table exists before the outage
             c.exec_driver_sql(create_table_sql(table))
         proxy.cut()
-        app = subprocess.Popen([sys.executable, str(script), url, table, str(spool)], stdout=subprocess.PIPE, text=True)
-        last = ""
+        app = subprocess.Popen(
+            [sys.executable, str(script), url, table, str(spool), journal], stdout=subprocess.PIPE, text=True
+        )
         assert app.stdout is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            last = app.stdout.readline()
-            if last and int(last.split()[0]) >= 3000:
+            line = app.stdout.readline()
+            if line and int(line) >= 3000:
                 break
         os.kill(app.pid, signal.SIGKILL)
         app.wait(10)
+        returned = int(([line, *app.stdout.read().split()])[-1])  # the pipe keeps what was printed
         app.stdout.close()
-        logged_at_least = int(last.split()[0])
         proxy.restore()
         lg = InteractionLogger(url, table=table, spool=spool, flush_interval=0.05)
         lg.close()
     finally:
         proxy.close()
+    assert not wal.journal_dir(spool).exists()  # recovered and removed
     n, ids = count(table)
     assert n == ids == lg.stats.replayed > 0
-    # Lost: only what the killed process still held in memory (its queue: one 50 ms flush
-    # interval, ~100 rows at ~2,000 a second), never a spooled row.
-    assert logged_at_least - 500 <= n <= logged_at_least + 2000
+    with direct.connect() as c:
+        top = c.exec_driver_sql(f"SELECT max(CAST(substr(request_id, 2) AS int)) FROM {table}").scalar_one()
+    assert top == n - 1  # no gap: what is lost is only a tail
+    if journal == "on":
+        # Nothing log() returned for is lost (one more: logged, killed before its print).
+        assert returned <= n <= returned + 1
+    else:
+        # Lost: only what the killed process still held in memory (its queue: one 50 ms
+        # flush interval, ~100 rows at ~2,000 a second), never a spooled row.
+        assert returned - 500 <= n <= returned
     with direct.begin() as c:
         c.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     direct.dispose()

@@ -9,11 +9,11 @@ the request path); `aimon ingest` runs the same on every line it reads.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from orjson import loads as loads  # the ingest commands' JSON: 3-5x the stdlib's speed
 
 from aimon.config.sources import ERROR_TYPES
@@ -124,14 +124,24 @@ def create_table_sql(table: str, features: Mapping[str, str] | None = None, *, u
     return f'CREATE TABLE IF NOT EXISTS "{table}" ({", ".join(cols)})'
 
 
-def to_json(row: Mapping[str, Any]) -> str:
-    """One JSONL line (the JSONL sink's and the spool's format; `aimon ingest jsonl`
-    reads it back): the timestamp as ISO 8601 UTC, None values left out."""
+_JSONL = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
+
+
+def to_jsonl(row: Mapping[str, Any]) -> bytes:
+    """One JSONL line, newline included (the JSONL sink's and the spool's format;
+    `aimon ingest jsonl` reads it back): the timestamp as ISO 8601 UTC, None values
+    left out. orjson: the flusher holds the GIL ~10x shorter than with the stdlib's
+    json, which is what the app's event loop waits behind."""
     out = {k: v for k, v in row.items() if v is not None}
     ts = out.get("timestamp")
-    if isinstance(ts, dt.datetime):
-        out["timestamp"] = utc_naive(ts).isoformat() + "Z"
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(ts, dt.datetime) and ts.tzinfo is not None:
+        out["timestamp"] = utc_naive(ts)
+    return orjson.dumps(out, option=_JSONL)
+
+
+def to_json(row: Mapping[str, Any]) -> str:
+    """to_jsonl() as a str, without the newline."""
+    return to_jsonl(row)[:-1].decode()
 
 
 def from_json(obj: Any) -> dict[str, Any]:

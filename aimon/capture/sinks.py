@@ -23,11 +23,12 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from aimon.capture.record import COLUMNS, create_table_sql, to_json, utc_naive
+from aimon.capture.record import COLUMNS, create_table_sql, to_jsonl, utc_naive
 
 
 class Sink(Protocol):
@@ -274,6 +275,12 @@ def _arrow_type(name: str) -> Any:
     }.get(kind or "")
 
 
+# A logger's flusher shares the GIL with the app: a sink it writes through sleeps
+# `pause` seconds every PAUSE_EVERY rows of Python work, so the app's event loop never
+# waits the 5 ms switch interval behind a batch (docs/capture.md, "Costs").
+PAUSE_EVERY = 32
+
+
 class JsonlSink:
     def __init__(
         self, directory: str | os.PathLike[str], rotate: Literal["hour", "day"] = "hour", prefix: str = "interactions"
@@ -284,20 +291,29 @@ class JsonlSink:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.rotate = rotate
         self.prefix = prefix
+        self.pause = 0.0  # seconds off the GIL every PAUSE_EVERY rows (the logger sets it)
         self._lock = threading.Lock()
+        self._paths: dict[tuple[int, ...], Path] = {}
 
     def path_for(self, ts: dt.datetime) -> Path:
         ts = utc_naive(ts)
-        stamp = ts.strftime("%Y-%m-%dT%H") if self.rotate == "hour" else ts.strftime("%Y-%m-%d")
-        return self.directory / f"{self.prefix}-{stamp}.jsonl"
+        key = (ts.year, ts.month, ts.day, ts.hour if self.rotate == "hour" else -1)
+        path = self._paths.get(key)
+        if path is None:
+            stamp = ts.strftime("%Y-%m-%dT%H") if self.rotate == "hour" else ts.strftime("%Y-%m-%d")
+            path = self._paths[key] = self.directory / f"{self.prefix}-{stamp}.jsonl"
+        return path
 
     def write(self, rows: list[dict[str, Any]]) -> int:
-        by_file: dict[Path, list[str]] = {}
-        for r in rows:
-            by_file.setdefault(self.path_for(r["timestamp"]), []).append(to_json(r) + "\n")
+        by_file: dict[Path, list[bytes]] = {}
+        pause = self.pause
+        for i, r in enumerate(rows):
+            if pause and i % PAUSE_EVERY == PAUSE_EVERY - 1:
+                time.sleep(pause)
+            by_file.setdefault(self.path_for(r["timestamp"]), []).append(to_jsonl(r))
         with self._lock:
             for path, lines in by_file.items():
-                with open(path, "a", encoding="utf-8") as f:
+                with open(path, "ab") as f:
                     f.writelines(lines)
         return len(rows)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from aimon.capture.record import from_json, to_json
+from aimon.capture.record import from_json, to_jsonl
 
 
 class Spool:
@@ -40,13 +40,13 @@ class Spool:
     def append(self, rows: list[dict[str, Any]]) -> int:
         """Write `rows` at the end; returns how many were taken (fewer when the spool
         would grow past max_bytes: the caller counts the rest as dropped)."""
-        lines = [to_json(r) + "\n" for r in rows]
+        lines = [to_jsonl(r) for r in rows]
         with self._lock:
             room = self.max_bytes - self.size()
             taken = 0
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "ab") as f:
                 for line in lines:
-                    n = len(line.encode("utf-8"))
+                    n = len(line)
                     if n > room:
                         break
                     f.write(line)
