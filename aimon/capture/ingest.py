@@ -10,6 +10,7 @@ loading the same file twice never doubles a row (the sink skips ids it holds).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -87,10 +88,21 @@ def ingest_jsonl(
     return report
 
 
-def _session(sink: Sink) -> Any:
-    """The sink's bulk session (one DuckDB connection for the whole load), if it has one."""
+@contextlib.contextmanager
+def _session(sink: Sink) -> Iterator[None]:
+    """A bulk load: the sink's session (one DuckDB connection for the whole load), if it
+    has one, and the cyclic garbage collector off: parsed documents are millions of
+    small containers, and its full passes over them took 3/4 of the parse time (OTLP:
+    14.6 -> 3.8 us a span). The loads make no reference cycles."""
     session = getattr(sink, "session", None)
-    return session() if session is not None else contextlib.nullcontext()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with session() if session is not None else contextlib.nullcontext():
+            yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _load(sink: Sink, batch: list[dict[str, Any]], report: IngestReport) -> None:

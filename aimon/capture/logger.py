@@ -441,6 +441,9 @@ class InteractionLogger:
                     self._journal.commit(n)  # in the sink, in the spool, or counted
                 if self._held and not self._q:
                     break  # the sink is down and there is no spool: kept for the next flush
+            release = getattr(self.sink, "release", None)
+            if release is not None:
+                release()  # idle: a DuckDB file's lock is free for the monitoring runs
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -58,20 +58,23 @@ class TraceReport:
 
 def _value(v: Mapping[str, Any]) -> Any:
     """An OTLP AnyValue in JSON (intValue is a string in proto3 JSON)."""
-    for key in ("stringValue", "boolValue", "doubleValue"):
-        if key in v:
-            return v[key]
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
-    if "kvlistValue" in v:
-        return {kv["key"]: _value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])}
+    for key, x in v.items():  # one key: the value's kind
+        if key == "stringValue" or key == "boolValue" or key == "doubleValue":
+            return x
+        if key == "intValue":
+            return int(x)
+        if key == "arrayValue":
+            return [_value(i) for i in x.get("values", [])]
+        if key == "kvlistValue":
+            return {kv["key"]: _value(kv.get("value", {})) for kv in x.get("values", [])}
     return None
 
 
 def attributes(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    return {kv["key"]: _value(kv.get("value", {})) for kv in items}
+    return {kv["key"]: _value(kv.get("value") or {}) for kv in items}
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def _text(messages: Any) -> str | None:
@@ -107,9 +110,13 @@ def span_row(
     span: Mapping[str, Any], attrs: Mapping[str, Any], resource: Mapping[str, Any], masker: Masker
 ) -> dict[str, Any] | None:
     """The interaction of one span, or None when it is not an LLM call."""
-    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model") or attrs.get("llm.model_name")
-    if not model:
-        return None
+    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+    genai = bool(model)
+    if not genai:
+        model = attrs.get("llm.model_name")
+        if not model:
+            return None
+        genai = "gen_ai.input.messages" in attrs or "gen_ai.output.messages" in attrs
     start, end = int(span["startTimeUnixNano"]), int(span.get("endTimeUnixNano") or span["startTimeUnixNano"])
     error = attrs.get("error.type")
     failed = (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR")
@@ -120,12 +127,12 @@ def span_row(
         or f"{span.get('traceId')}-{span.get('spanId')}"
     )
     reasons = attrs.get("gen_ai.response.finish_reasons")
-    if any(k.startswith("gen_ai.") for k in attrs):  # GenAI conventions: only their messages are text
+    if genai:  # GenAI conventions: only their messages are text
         prompt, response = _text(attrs.get("gen_ai.input.messages")), _text(attrs.get("gen_ai.output.messages"))
     else:  # OpenInference
         prompt, response = attrs.get("input.value"), attrs.get("output.value")
     row: dict[str, Any] = {
-        "timestamp": dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=start // 1000),
+        "timestamp": _EPOCH + dt.timedelta(microseconds=start // 1000),
         "request_id": str(rid),
         "model": str(model),
         "endpoint": attrs.get("aimon.endpoint") or resource.get("service.name"),

@@ -89,7 +89,14 @@ class WarehouseSink:
         *,
         create: bool = False,
         features: Mapping[str, str] | None = None,
+        hold_seconds: float = 1.5,
+        yield_seconds: float = 0.3,
     ):
+        """DuckDB: one connection is kept across back-to-back writes for up to
+        `hold_seconds`, then closed for `yield_seconds` (longer than the monitoring
+        runs' 0.25 s lock poll, so a run waiting for the file gets its turn);
+        `release()` (the logger calls it when its queue is empty) closes it at once.
+        hold_seconds=0: open and close the file for every write."""
         import sqlalchemy as sa  # noqa: PLC0415  lazy: the logger with a JSONL sink needs no SQLAlchemy
 
         self.url = url
@@ -102,13 +109,42 @@ class WarehouseSink:
         self._columns: list[str] | None = None
         self._session: Any = None
         self._lock = threading.Lock()
+        self.hold_seconds = hold_seconds
+        self.yield_seconds = yield_seconds
+        self._held: Any = None  # (context manager, connection, opened at)
 
     # -- the table --------------------------------------------------------------------------
 
     def _duckdb(self) -> Any:
         if self._session is not None:
             return contextlib.nullcontext(self._session)
-        return duckdb_connection(self.url)
+        if self.hold_seconds <= 0:
+            return duckdb_connection(self.url)
+        return self._hold()
+
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[Any]:
+        if self._held is not None and time.monotonic() - self._held[2] >= self.hold_seconds:
+            self._release()
+            time.sleep(self.yield_seconds)  # a monitoring run waiting for the file's lock takes it now
+        if self._held is None:
+            cm = duckdb_connection(self.url)
+            self._held = (cm, cm.__enter__(), time.monotonic())
+        try:
+            yield self._held[1]
+        except BaseException:
+            self._release()  # a failed write starts again from a new connection
+            raise
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held[0].__exit__(None, None, None)
+
+    def release(self) -> None:
+        """Close the DuckDB connection kept across writes (the file's lock goes with it)."""
+        with self._lock:
+            self._release()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[WarehouseSink]:
@@ -230,6 +266,7 @@ class WarehouseSink:
             return added
 
     def close(self) -> None:
+        self.release()
         if self._engine is not None:
             self._engine.dispose()
 
