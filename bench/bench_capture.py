@@ -237,8 +237,10 @@ def bench_uvicorn(work: Path, rate: float, seconds: float, rounds: int = 8) -> d
 
 
 def otlp_file(path: Path, n: int) -> None:
-    spans = [
-        {
+    """`n` GenAI spans, an ExportTraceServiceRequest of 10,000 a line."""
+
+    def span(i: int) -> dict[str, Any]:
+        return {
             "traceId": f"{i:032x}",
             "spanId": f"{i:016x}",
             "name": "chat gpt-4o",
@@ -252,13 +254,11 @@ def otlp_file(path: Path, n: int) -> None:
                 {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "40"}},
             ],
         }
-        for i in range(n)
-    ]
+
     with open(path, "w") as f:
         for k in range(0, n, 10_000):
-            doc = {
-                "resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans[k : k + 10_000]}]}]
-            }
+            spans = [span(i) for i in range(k, min(n, k + 10_000))]
+            doc = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}
             f.write(json.dumps(doc) + "\n")
 
 
@@ -318,13 +318,21 @@ def main() -> None:
     print(f"| PostgreSQL sink (200,000 rows, COPY) | {rate:,.0f} rows/s |", flush=True)
     rate = bench_sink(JsonlSink(work / "jsonl"), 200_000)
     print(f"| JSONL sink (200,000 rows) | {rate:,.0f} rows/s |", flush=True)
-    otlp_file(work / "spans.jsonl", 200_000)
-    sink = WarehouseSink(f"duckdb:///{work / 'spans.duckdb'}", create=True)
-    t = time.perf_counter()
-    report = ingest_otlp([work / "spans.jsonl"], sink)
-    took = time.perf_counter() - t
-    sink.close()
-    print(f"| aimon ingest otlp ({report.spans:,} spans into DuckDB) | {report.spans / took:,.0f} spans/s |")
+    for n in (200_000, 1_000_000):
+        otlp_file(work / "spans.jsonl", n)
+        mb = (work / "spans.jsonl").stat().st_size / 1e6
+        for workers in (1, None):
+            sink = WarehouseSink(f"duckdb:///{work / f'spans-{n}-{workers}.duckdb'}", create=True)
+            t = time.perf_counter()
+            report = ingest_otlp([work / "spans.jsonl"], sink, workers=workers)
+            took = time.perf_counter() - t
+            sink.close()
+            how = "one process" if workers == 1 else "worker processes (the default at >= 8 MB), their start included"
+            print(
+                f"| aimon ingest otlp ({report.spans:,} spans, {mb:,.0f} MB, into DuckDB; {how}) "
+                f"| {report.spans / took:,.0f} spans/s |",
+                flush=True,
+            )
     with eng.begin() as c:
         c.exec_driver_sql("DROP TABLE IF EXISTS aimon_capture_bench")
     eng.dispose()

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
-from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink
+from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink, otlp
 from aimon.capture.otel import GenAISpans
 from aimon.capture.otlp import ingest_otlp
 from aimon.cli import app
@@ -172,6 +172,94 @@ def test_otlp_exports_load_as_the_interactions_they_came_from(tmp_path: Path) ->
         want = from_logged[r[0]]
         assert r[1:9] == want[1:9]  # the masked prompt travelled in the span, masked
         assert r[9] == pytest.approx(want[9], abs=1e-6)
+
+
+def _span(i: int, **attrs: Any) -> dict[str, Any]:
+    kv = []
+    for k, v in attrs.items():
+        if isinstance(v, bool):
+            kv.append({"key": k, "value": {"boolValue": v}})
+        elif isinstance(v, int):
+            kv.append({"key": k, "value": {"intValue": str(v)}})
+        elif isinstance(v, list):
+            kv.append({"key": k, "value": {"arrayValue": {"values": [{"stringValue": x} for x in v]}}})
+        else:
+            kv.append({"key": k, "value": {"stringValue": v}})
+    start = 1_765_000_000_000_000_000 + i * 1_000_000_000
+    return {
+        "traceId": f"{i:032x}",
+        "spanId": f"{i:016x}",
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 250_000_000 + i),
+        "attributes": kv,
+    }
+
+
+def test_worker_processes_load_what_one_process_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(otlp, "_TASK_BYTES", 1500)  # a few documents a task: many tasks
+    docs = []
+    for d in range(8):
+        spans = []
+        for j in range(6):
+            i = d * 6 + j
+            if j == 0:
+                spans.append(_span(i, **{"http.method": "GET"}))  # not an LLM call
+            elif j == 1:
+                spans.append(
+                    _span(i, **{"llm.model_name": "m-oi", "llm.token_count.prompt": i, "input.value": "x@y.com"})
+                )
+            elif j == 2:
+                spans.append(
+                    {
+                        "spanId": "no start",
+                        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "m"}}],
+                    }
+                )
+            elif j == 3:
+                spans.append(_span(i, **{"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": -1}))
+            else:
+                spans.append(
+                    _span(
+                        i if d != 5 else i - 30,  # document 5 repeats document 0's calls
+                        **{
+                            "gen_ai.request.model": "m",
+                            "aimon.request_id": f"r{i if d != 5 else i - 30}",
+                            "gen_ai.usage.input_tokens": 10 + i,
+                            "gen_ai.response.finish_reasons": ["stop"],
+                            "aimon.variant": 2,
+                        },
+                    )
+                )
+        docs.append(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": f"svc{d}"}}]},
+                        "scopeSpans": [{"spans": spans}],
+                    }
+                ]
+            }
+        )
+    export = tmp_path / "t.jsonl"
+    export.write_text(
+        "\n".join(json.dumps(doc) for doc in docs[:4])
+        + "\nnot json\n"
+        + "\n".join(json.dumps(doc) for doc in docs[4:])
+        + "\n"
+    )
+    got = []
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        report = ingest_otlp([export], WarehouseSink(f"duckdb:///{db}", create=True), workers=workers)
+        with duckdb.connect(str(db)) as con:
+            rows = con.execute("SELECT * EXCLUDE (prompt_hash) FROM interactions ORDER BY request_id").fetchall()
+        got.append((report, rows))
+    (one, rows1), (two, rows2) = got
+    assert one == two and rows1 == rows2
+    assert (one.spans, one.unmapped, one.valid, one.loaded) == (48, 8, 24, 22)  # 2 repeated calls not doubled
+    assert dict(one.skipped) == {"line not JSON": 1, "malformed span (KeyError)": 8, "negative input_tokens": 8}
+    oi = [r for r in rows1 if r[2] == "m-oi"]
+    assert len(oi) == 8 and all("x@y.com" not in str(r) for r in oi)
 
 
 def test_the_otlp_command_counts_what_it_could_not_map(tmp_path: Path) -> None:
