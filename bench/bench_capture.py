@@ -148,10 +148,11 @@ from aimon.capture import InteractionLogger, JsonlSink
 from aimon.capture.asgi import AimonMiddleware
 app = FastAPI()
 @app.post("/v1/chat")
+@app.post("/plain/chat")
 async def chat():
     return {"model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
-if sys.argv[2] == "with":
-    app = AimonMiddleware(app, InteractionLogger(JsonlSink(sys.argv[3])), paths=("/v1/",))
+# /v1/ is logged; /plain/ is outside the middleware's paths (one prefix test, then the app)
+app = AimonMiddleware(app, InteractionLogger(JsonlSink(sys.argv[2])), paths=("/v1/",))
 import uvicorn
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
@@ -185,9 +186,11 @@ def _wrk(url: str, script: Path, connections: int, seconds: float) -> tuple[floa
 
 
 def bench_uvicorn(work: Path, rate: float, seconds: float, rounds: int = 8) -> dict[str, Any]:
-    """The same FastAPI app under uvicorn without and with AimonMiddleware (both servers
-    up at once), loaded in turn by wrk at `rate` requests/s (connections each waiting
-    2 ms between requests), `rounds` interleaved rounds; medians of the rounds."""
+    """One FastAPI app under uvicorn with one endpoint on two paths: /v1/chat logged by
+    AimonMiddleware, /plain/chat outside its paths (the same app without it, in the same
+    process, so CPU placement and the interpreter's state are the same for both);
+    loaded in turn by wrk at `rate` requests/s (connections each waiting 2 ms between
+    requests), `rounds` interleaved rounds."""
     import shutil
     import socket
 
@@ -197,24 +200,21 @@ def bench_uvicorn(work: Path, rate: float, seconds: float, rounds: int = 8) -> d
     script.write_text(UVICORN_APP)
     lua = work / "load.lua"
     lua.write_text(WRK_SCRIPT % {"delay": 2})
-    procs, urls = {}, {}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(work / "uv")])
+    urls = {m: f"http://127.0.0.1:{port}/{p}/chat" for m, p in (("without", "plain"), ("with", "v1"))}
     try:
-        for mode in ("without", "with"):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            procs[mode] = subprocess.Popen([sys.executable, str(script), str(port), mode, str(work / "uv")])
-            urls[mode] = f"http://127.0.0.1:{port}/v1/chat"
-        for mode, url in urls.items():
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0])), 1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"uvicorn ({mode}) did not start") from None
-                    time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.2)
         # Connections for the rate: each makes one request per (2 ms + its latency).
         got, _, _ = _wrk(urls["without"], lua, 4, 3)
         conns = max(1, round(4 * rate / got))
@@ -225,9 +225,8 @@ def bench_uvicorn(work: Path, rate: float, seconds: float, rounds: int = 8) -> d
             for mode, url in urls.items():
                 res[mode].append(_wrk(url, lua, conns, seconds))
     finally:
-        for p in procs.values():
-            p.terminate()
-            p.wait(10)
+        proc.terminate()
+        proc.wait(10)
     med: dict[str, Any] = {m: tuple(float(np.median([r[k] for r in rs])) for k in range(3)) for m, rs in res.items()}
     # Paired: each round's with-minus-without (the two ran back to back), the median of those.
     med["added"] = tuple(

@@ -23,13 +23,12 @@ Bodies are read only up to `max_body` bytes, and only on the configured paths.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from aimon.capture.logger import InteractionLogger
-from aimon.capture.record import STATUSES
+from aimon.capture.record import STATUSES, loads
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,8 +51,8 @@ def status_error(code: int) -> str:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return loads(body)  # orjson: the two parses a request are a third of the middleware's cost
+    except ValueError:
         return None
 
 

@@ -32,6 +32,7 @@ import datetime as dt
 import hashlib
 import mmap
 import os
+import struct
 import threading
 import uuid
 from collections.abc import Iterator
@@ -49,6 +50,8 @@ MAGIC = b"AIMJ\x01\x00\x00\x00"
 HEADER = 16
 SEGMENT_BYTES = 4 * 1024 * 1024  # ~16k rows; two allocated per logger (the current one, a spare)
 _DUMP = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_dumps = orjson.dumps
+_LEN = struct.Struct("<I").pack
 AVAILABLE = fcntl is not None
 
 
@@ -106,6 +109,9 @@ class Journal:
         self._count = 0
         self._spare: _Segment | None = None
         self._cur = self._new_segment(0)
+        # The current segment's map, write position, size and records, on self: the
+        # request path's attribute lookups (seg.records is set when it is rolled over).
+        self._mm, self._pos, self._size, self._n = self._cur.mm, HEADER, self._cur.size, 0
 
     def _new_segment(self, need: int) -> _Segment:
         seg = self._spare if need <= self.segment_bytes - HEADER - 4 else None
@@ -131,45 +137,56 @@ class Journal:
             spare.close(unlink=True)
 
     def append(self, item: tuple[Any, ...], queue: collections.deque[tuple[Any, ...]]) -> None:
-        """Journal `item` and put it on `queue`, in one order for both."""
+        """Journal `item` and put it on `queue`, in one order for both. One copy into
+        the map, length first: a kill in the middle of it leaves a record that does not
+        parse, last in its segment, of a log() call that had not returned."""
         try:
-            b = orjson.dumps(item, default=_default, option=_DUMP)
+            b = _dumps(item, default=_default, option=_DUMP)
         except Exception:  # not serialisable: journaled as a gap, counted at recovery
             b = b"null"
         n = len(b)
         with self._lock:
-            seg = self._cur
-            pos = seg.pos
-            if pos + 4 + n > seg.size:
-                seg = self._cur = self._new_segment(n)
-                pos = seg.pos
-            mm = seg.mm
-            mm[pos + 4 : pos + 4 + n] = b
-            mm[pos : pos + 4] = n.to_bytes(4, "little")
-            seg.pos = pos + 4 + n
-            seg.records += 1
+            pos = self._pos
+            end = pos + 4 + n
+            if end > self._size:
+                self._roll(n)
+                pos = self._pos
+                end = pos + 4 + n
+            self._mm[pos:end] = _LEN(n) + b
+            self._pos = end
+            self._n += 1
             queue.append(item)
+
+    def _roll(self, need: int) -> None:
+        self._cur.records, self._cur.pos = self._n, self._pos
+        self._cur = self._new_segment(need)
+        self._mm, self._pos, self._size, self._n = self._cur.mm, HEADER, self._cur.size, 0
+
+    def _records(self, seg: _Segment) -> int:
+        return self._n if seg is self._cur else seg.records
 
     def commit(self, n: int) -> None:
         """The oldest `n` uncommitted records are delivered (to the sink or the spool)."""
+        done: list[_Segment] = []
         with self._lock:
             while n > 0 and self._segments:
                 seg = self._segments[0]
-                take = min(n, seg.records - seg.committed)
+                take = min(n, self._records(seg) - seg.committed)
                 seg.committed += take
                 n -= take
                 seg.mm[8:16] = seg.committed.to_bytes(8, "little")
                 if seg.committed == seg.records and seg is not self._cur:
-                    self._segments.popleft()
-                    seg.close(unlink=True)
+                    done.append(self._segments.popleft())
                 elif take == 0:
                     break
+        for seg in done:  # unmapped and removed off the lock: log() does not wait for it
+            seg.close(unlink=True)
 
     def close(self) -> None:
         """Remove the segments when every record is committed; keep them otherwise (the
         next logger on this spool recovers them)."""
         with self._lock:
-            done = all(s.committed == s.records for s in self._segments)
+            done = all(s.committed == self._records(s) for s in self._segments)
             for seg in self._segments:
                 seg.close(unlink=done)
             self._segments.clear()

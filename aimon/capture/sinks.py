@@ -97,7 +97,7 @@ class WarehouseSink:
         *,
         create: bool = False,
         features: Mapping[str, str] | None = None,
-        hold_seconds: float = 1.5,
+        hold_seconds: float = 3.0,
         yield_seconds: float = 0.3,
     ):
         """DuckDB: one connection is kept across back-to-back writes for up to
