@@ -8,9 +8,11 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,34 @@ def test_a_logger_with_a_spool_leaves_no_journal_when_it_closes(tmp_path: Path) 
     assert list(where.glob("s.jsonl.journal-*"))
     lg.close()
     assert count(db) == 2000 and not where.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_worker_logs_its_own_rows(tmp_path: Path) -> None:
+    # gunicorn --preload: the logger is made before the fork. The child must get its
+    # own flusher and its own request ids (the parent's would make its rows doubles).
+    spool = tmp_path / "s.jsonl"
+    lg = InteractionLogger(JsonlSink(tmp_path / "j"), spool=spool, flush_interval=0.02)
+    lg.log("parent", timestamp=T0)
+    pid = os.fork()
+    if pid == 0:  # the child: log, deliver, leave without pytest's teardown
+        code = 1
+        try:
+            for _ in range(100):
+                lg.log("child", timestamp=T0)
+            lg.close()
+            code = 0 if lg.stats.written == 100 else 2
+        finally:
+            os._exit(code)
+    for _ in range(100):
+        lg.log("parent", timestamp=T0)
+    _, status = os.waitpid(pid, 0)
+    lg.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    rows = [json.loads(line) for f in sorted((tmp_path / "j").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert sorted(Counter(r["model"] for r in rows).items()) == [("child", 100), ("parent", 101)]
+    assert len({r["request_id"] for r in rows}) == 201
+    assert not wal.journal_dir(spool).exists()  # both journals delivered and removed
 
 
 def test_a_full_queue_spills_and_counts_drops_without_blocking(tmp_path: Path) -> None:

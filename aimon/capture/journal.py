@@ -182,6 +182,17 @@ class Journal:
         for seg in done:  # unmapped and removed off the lock: log() does not wait for it
             seg.close(unlink=True)
 
+    def forget(self) -> None:
+        """A forked child's copy of its parent's journal: unmap and close it here, and
+        leave the files and their locks to the parent."""
+        for seg in [*self._segments, *([self._spare] if self._spare else [])]:
+            with contextlib.suppress(Exception):
+                seg.mm.close()
+            with contextlib.suppress(OSError):
+                os.close(seg.fd)  # the parent's descriptor keeps the lock
+        self._segments.clear()
+        self._spare = None
+
     def close(self) -> None:
         """Remove the segments when every record is committed; keep them otherwise (the
         next logger on this spool recovers them)."""

@@ -25,6 +25,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,19 @@ def as_row(item: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
+_LOGGERS: weakref.WeakSet[InteractionLogger] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lg in list(_LOGGERS):
+        if not lg._stop.is_set():
+            lg._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class InteractionLogger:
     def __init__(
         self,
@@ -166,6 +180,32 @@ class InteractionLogger:
         self._thread = threading.Thread(target=self._run, name="aimon-capture-flusher", daemon=True)
         self._thread.start()
         atexit.register(self.close)
+        _LOGGERS.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn --preload, multiprocessing with fork): the
+        parent's flusher thread is not here, and its request-id prefix would make the
+        child's ids the parent's (then one of the two rows is dropped as a double). The
+        child gets its own prefix, queue, journal and flusher; rows the parent had
+        queued are the parent's to deliver."""
+        self._prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count()
+        self._q = collections.deque()
+        self._held = []
+        self.stats = CaptureStats()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        after_fork = getattr(self.sink, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
+        if self._journal is not None and self.spool is not None:
+            self._journal.forget()  # the parent's segments: its to commit
+            self._journal = wal.Journal(self.spool.path, self._journal_dir)
+        self._thread = threading.Thread(target=self._run, name="aimon-capture-flusher", daemon=True)
+        self._thread.start()
 
     @classmethod
     def from_config(cls, config: Any = None, **overrides: Any) -> InteractionLogger:

@@ -149,6 +149,14 @@ class WarehouseSink:
         if held is not None:
             held[0].__exit__(None, None, None)
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections are the parent's (SQLAlchemy's
+        advice: dispose the pool without closing them); a new lock."""
+        self._held = None
+        self._lock = threading.Lock()
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+
     def release(self) -> None:
         """Close the DuckDB connection kept across writes (the file's lock goes with it)."""
         with self._lock:

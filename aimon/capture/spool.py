@@ -31,6 +31,12 @@ class Spool:
         self._lock = threading.Lock()
         self._replay_lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """New locks in a forked child (a lock held by a parent's thread at the fork
+        would stay held here)."""
+        self._lock = threading.Lock()
+        self._replay_lock = threading.Lock()
+
     def size(self) -> int:
         return sum(p.stat().st_size for p in (self.replaying, self.path) if p.exists())
 
