@@ -352,6 +352,8 @@ def test_a_logger_from_the_config_takes_its_capture_settings(tmp_path: Path, mon
                     "mask_patterns": [r"ACME-\d+"],
                     "user_id_key_env": "AIMON_TEST_UID_KEY",
                     "flush_interval_seconds": 0.05,
+                    "spool": str(tmp_path / "s.jsonl"),
+                    "journal_dir": str(tmp_path / "journal"),
                 },
             }
         )
@@ -362,6 +364,8 @@ def test_a_logger_from_the_config_takes_its_capture_settings(tmp_path: Path, mon
     monkeypatch.setenv("AIMON_TEST_UID_KEY", "k")
     with InteractionLogger.from_config(cfg, create_table=True) as lg:
         lg.log("m", prompt="ticket ACME-42 from a@b.co", user_id="alice", timestamp=T0)
+        assert list((tmp_path / "journal").glob("s.jsonl.journal-*"))  # journaled where configured
+    assert not (tmp_path / "journal").exists()
     con = duckdb.connect(str(db))
     prompt, uid = con.execute("SELECT prompt, user_id FROM calls").fetchone()  # type: ignore[misc]
     con.close()

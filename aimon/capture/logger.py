@@ -210,7 +210,7 @@ class InteractionLogger:
     @classmethod
     def from_config(cls, config: Any = None, **overrides: Any) -> InteractionLogger:
         """A logger writing to the config's warehouse table with its `capture:` settings
-        (store_text, mask_patterns, user_id_key_env, spool, batch and queue sizes).
+        (store_text, mask_patterns, user_id_key_env, spool and journal, batch and queue sizes).
         `config`: a Config, a YAML path, or None (AIMON_CONFIG, then
         ./configs/monitoring.yaml). `overrides`: any constructor keyword."""
         from aimon.config import Config, load_config  # noqa: PLC0415  the config only when asked for
@@ -226,6 +226,7 @@ class InteractionLogger:
             "mask_patterns": c.mask_patterns,
             "user_id_key": key,
             "spool": c.spool,
+            "journal": c.journal_dir if c.journal and c.journal_dir else c.journal,
             "batch_size": c.batch_size,
             "flush_interval": c.flush_interval_seconds,
             "queue_size": c.queue_size,

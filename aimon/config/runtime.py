@@ -92,6 +92,10 @@ class CaptureConfig(Strict):
     user_id_key_env: str | None = None
     # A local spool for outages and full queues (a path; relative to the app's directory).
     spool: str | None = None
+    # With a spool: journal each logged row (memory-mapped segments in /dev/shm, or this
+    # directory) so a kill -9 loses none of them; false: off (at most a flush interval lost).
+    journal: bool = True
+    journal_dir: str | None = None
     batch_size: int = Field(default=1000, ge=1)
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     queue_size: int = Field(default=100_000, ge=1)
