@@ -187,11 +187,44 @@ def test_the_journal_keeps_what_was_queued_and_not_delivered(tmp_path: Path) -> 
     assert got == [(*it[:8], list(it[8]), it[9]) for it in items[25:]]  # JSON round trip
 
 
+def test_the_journal_keeps_the_queue_order_under_concurrent_calls(tmp_path: Path) -> None:
+    spool = tmp_path / "s.jsonl"
+    j = Journal(spool, tmp_path, segment_bytes=4096)
+    q: collections.deque[tuple[Any, ...]] = collections.deque()
+
+    def app_thread(k: int) -> None:
+        for i in range(5000):
+            j.append((T0 + dt.timedelta(microseconds=i), k, i), q)
+
+    threads = [threading.Thread(target=app_thread, args=(k,)) for k in range(4)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads interleave at every chance they get
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    j.commit(1000)
+    j.close()  # 19,000 left, as a kill would leave them
+    got = [it for _, its in wal.recover(spool, tmp_path) for it in its]
+    assert got == list(q)[1000:]  # the queue's order, record for record
+
+
 def test_a_logger_with_a_spool_leaves_no_journal_when_it_closes(tmp_path: Path) -> None:
     db, spool = tmp_path / "w.duckdb", tmp_path / "s.jsonl"
     lg = InteractionLogger(f"duckdb:///{db}", create_table=True, spool=spool, flush_interval=0.02)
-    for i in range(2000):
-        lg.log("m", request_id=f"r{i}", timestamp=T0, input_tokens=i)
+
+    def app_thread(k: int) -> None:  # four request threads at once: the journal's order is the queue's
+        for i in range(500):
+            lg.log("m", request_id=f"r{k}-{i}", timestamp=T0, input_tokens=i)
+
+    threads = [threading.Thread(target=app_thread, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     where = wal.journal_dir(spool)
     assert list(where.glob("s.jsonl.journal-*"))
     lg.close()

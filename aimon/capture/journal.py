@@ -78,8 +78,9 @@ class _Segment:
         assert fcntl is not None
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
         os.ftruncate(fd, size)
-        with contextlib.suppress(OSError):
-            os.posix_fallocate(fd, 0, size)  # the pages now, not at a fault in log()
+        if hasattr(os, "posix_fallocate"):  # not on macOS
+            with contextlib.suppress(OSError):
+                os.posix_fallocate(fd, 0, size)  # the pages now, not at a fault in log()
         self.fd = fd
         self.size = size
         self.mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
