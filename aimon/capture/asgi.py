@@ -186,19 +186,40 @@ class AimonMiddleware:
         elif resp_body and is_stream:
             usage, streamed_model = _last_usage(b"".join(resp_body))
             model = model or streamed_model
+        inp = out = cached = None
+        if isinstance(usage, dict):
+            inp = usage.get("prompt_tokens")
+            if inp is None:
+                inp = usage.get("input_tokens")
+            out = usage.get("completion_tokens")
+            if out is None:
+                out = usage.get("output_tokens")
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                cached = details.get("cached_tokens")
+        endpoint = self.endpoint(scope) if self.endpoint else scope["path"].lstrip("/") or "/"
+        if not rec:  # nothing from the handler: log() at once (log_fields' merge costs ~1 us)
+            self.logger.log(
+                model or "unknown",
+                status=status,
+                endpoint=endpoint,
+                latency_seconds=latency,
+                request_id=rid,
+                input_tokens=inp,
+                output_tokens=out,
+                cached_input_tokens=cached,
+            )
+            return
         fields: dict[str, Any] = {
             "model": model or "unknown",
             "status": status,
-            "endpoint": self.endpoint(scope) if self.endpoint else scope["path"].lstrip("/") or "/",
+            "endpoint": endpoint,
             "latency_seconds": latency,
             "request_id": rid,
+            "input_tokens": inp,
+            "output_tokens": out,
         }
-        if isinstance(usage, dict):
-            inp, out = usage.get("prompt_tokens", usage.get("input_tokens")), usage.get("completion_tokens")
-            fields["input_tokens"] = inp
-            fields["output_tokens"] = out if out is not None else usage.get("output_tokens")
-            details = usage.get("prompt_tokens_details")
-            if isinstance(details, dict) and details.get("cached_tokens") is not None:
-                fields["cached_input_tokens"] = details["cached_tokens"]
+        if cached is not None:
+            fields["cached_input_tokens"] = cached
         fields.update(rec)
         self.logger.log_fields(fields)
