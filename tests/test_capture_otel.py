@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
-from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink, otlp
+from aimon.capture import InteractionLogger, JsonlSink, WarehouseSink, otlp_workers
 from aimon.capture.otel import GenAISpans
 from aimon.capture.otlp import ingest_otlp
 from aimon.cli import app
@@ -196,7 +196,7 @@ def _span(i: int, **attrs: Any) -> dict[str, Any]:
 
 
 def test_worker_processes_load_what_one_process_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(otlp, "_TASK_BYTES", 1500)  # a few documents a task: many tasks
+    monkeypatch.setattr(otlp_workers, "_TASK_BYTES", 1500)  # a few documents a task: many tasks
     docs = []
     for d in range(8):
         spans = []

@@ -304,10 +304,11 @@ class InteractionLogger:
             q = self._q
             if len(q) >= self.queue_size:
                 self._overflow(item)
-            elif self._journal is not None:
-                self._journal.append(item, q)
             else:
-                q.append(item)
+                if self._journal is not None:
+                    self._journal.append(item, q)
+                else:
+                    q.append(item)
                 if len(q) >= self.batch_size and not self._wake.is_set():
                     self._wake.set()
         except CaptureError:

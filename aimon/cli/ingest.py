@@ -123,7 +123,7 @@ def phoenix(
     fmt: FormatOpt = Format.text,
 ) -> None:
     """Load a Phoenix project's LLM spans (its REST API) as interactions."""
-    from aimon.capture.otlp import ingest_phoenix  # noqa: PLC0415
+    from aimon.capture.phoenix import ingest_phoenix  # noqa: PLC0415
 
     _traces(
         load(config), url, table, create, store_text, fmt, lambda sink, m: ingest_phoenix(phoenix_url, project, sink, m)
