@@ -187,6 +187,30 @@ def test_the_journal_keeps_what_was_queued_and_not_delivered(tmp_path: Path) -> 
     assert got == [(*it[:8], list(it[8]), it[9]) for it in items[25:]]  # JSON round trip
 
 
+def test_a_journal_without_room_stops_and_the_queue_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full /dev/shm: the next segment cannot be allocated. Writing into a page that
+    # cannot be had would be a SIGBUS, so the journal stops and the rows still queue.
+    spool = tmp_path / "s.jsonl"
+    j = Journal(spool, tmp_path, segment_bytes=400)
+    q: collections.deque[tuple[Any, ...]] = collections.deque()
+    for i in range(3):
+        j.append((T0, f"r{i}"), q)
+
+    def full(*a: Any, **k: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wal, "_Segment", full)
+    j.prepare()  # the flusher's spare: no room, no error
+    for i in range(3, 40):
+        j.append((T0, f"r{i}"), q)
+    assert len(q) == 40 and j.broken is not None and "No space" in j.broken
+    monkeypatch.undo()
+    j.commit(2)
+    j.close()  # as a kill leaves it: what was journaled and not committed is recovered
+    got = [it for _, its in wal.recover(spool, tmp_path) for it in its]
+    assert [it[1] for it in got if it is not None][0] == "r2" and len(got) < 38
+
+
 def test_the_journal_keeps_the_queue_order_under_concurrent_calls(tmp_path: Path) -> None:
     spool = tmp_path / "s.jsonl"
     j = Journal(spool, tmp_path, segment_bytes=4096)

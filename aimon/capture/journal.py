@@ -29,7 +29,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import errno
 import hashlib
+import logging
 import mmap
 import os
 import struct
@@ -46,6 +48,7 @@ try:
 except ImportError:  # pragma: no cover - not on Windows: no journal there
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger("aimon.capture")
 MAGIC = b"AIMJ\x01\x00\x00\x00"
 HEADER = 16
 SEGMENT_BYTES = 4 * 1024 * 1024  # ~16k rows; two allocated per logger (the current one, a spare)
@@ -75,15 +78,25 @@ class _Segment:
     def __init__(self, path: Path, size: int):
         self.path = path
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        assert fcntl is not None
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
-        os.ftruncate(fd, size)
-        if hasattr(os, "posix_fallocate"):  # not on macOS
-            with contextlib.suppress(OSError):
-                os.posix_fallocate(fd, 0, size)  # the pages now, not at a fault in log()
+        try:
+            assert fcntl is not None
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
+            os.ftruncate(fd, size)
+            if hasattr(os, "posix_fallocate"):  # not on macOS
+                try:
+                    os.posix_fallocate(fd, 0, size)  # the pages now, not at a fault in log()
+                except OSError as err:
+                    # No room (a full /dev/shm): no segment, rather than a SIGBUS at a
+                    # write into a page that cannot be had.
+                    if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+            self.mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         self.fd = fd
         self.size = size
-        self.mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
         self.mm[0:8] = MAGIC
         self.pos = HEADER
         self.records = 0
@@ -109,6 +122,7 @@ class Journal:
         self._segments: collections.deque[_Segment] = collections.deque()
         self._count = 0
         self._spare: _Segment | None = None
+        self.broken: str | None = None  # why the journal stopped (no room for a segment), if it did
         self._cur = self._new_segment(0)
         # The current segment's map, write position, size and records, on self: the
         # request path's attribute lookups (seg.records is set when it is rolled over).
@@ -129,8 +143,11 @@ class Journal:
     def prepare(self) -> None:
         """Allocate the next segment ahead (the flusher calls it), so the log() that
         fills a segment does not pay for the next one."""
-        if self._spare is None:
-            spare = self._make(self.segment_bytes)
+        if self._spare is None and self.broken is None:
+            try:
+                spare = self._make(self.segment_bytes)
+            except OSError:
+                return  # the log() that fills the segment tries again, and stops journaling if it fails
             with self._lock:
                 if self._spare is None:
                     self._spare = spare
@@ -147,10 +164,19 @@ class Journal:
             b = b"null"
         n = len(b)
         with self._lock:
+            if self.broken is not None:
+                queue.append(item)
+                return
             pos = self._pos
             end = pos + 4 + n
             if end > self._size:
-                self._roll(n)
+                try:
+                    self._roll(n)
+                except OSError as err:  # no room for a segment: the queue goes on without the journal
+                    self.broken = f"{type(err).__name__}: {err}"
+                    log.warning("aimon.capture: the journal stopped (%s); a kill -9 can lose the queue now", err)
+                    queue.append(item)
+                    return
                 pos = self._pos
                 end = pos + 4 + n
             self._mm[pos:end] = _LEN(n) + b

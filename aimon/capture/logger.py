@@ -118,7 +118,10 @@ class InteractionLogger(Delivery):
         if self.spool is not None:
             self._recover()
             if journal is not False and wal.AVAILABLE:
-                self._journal = wal.Journal(self.spool.path, self._journal_dir)
+                try:
+                    self._journal = wal.Journal(self.spool.path, self._journal_dir)
+                except OSError as err:
+                    log.warning("aimon.capture: no journal (%s): a kill -9 can lose the queue", err)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._flush_lock = threading.Lock()
