@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,33 @@ def test_a_forked_worker_logs_its_own_rows(tmp_path: Path) -> None:
     assert sorted(Counter(r["model"] for r in rows).items()) == [("child", 100), ("parent", 101)]
     assert len({r["request_id"] for r in rows}) == 201
     assert not wal.journal_dir(spool).exists()  # both journals delivered and removed
+
+
+def test_deferred_rows_are_made_in_the_flusher_and_a_failing_one_is_counted(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    made: list[str] = []
+
+    def fields(rid: str, n: int) -> dict[str, Any]:
+        made.append(threading.current_thread().name)
+        if n < 0:
+            raise ValueError("broken maker")
+        return {"timestamp": T0, "request_id": rid, "model": "m", "input_tokens": n, "path": "/v1/x"}
+
+    with InteractionLogger(f"duckdb:///{db}", create_table=True, flush_interval=0.02) as lg:
+        lg.defer(fields, "a", 3)
+        lg.defer(fields, "b", -1)
+        lg.defer(fields, "c", 5)
+        lg.log("m", request_id="d", timestamp=T0)
+        deadline = time.monotonic() + 10
+        while lg.stats.written < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert made == ["aimon-capture-flusher"] * 3  # made by the flusher, not the caller
+    assert lg.stats.logged == 4 and lg.stats.rejected == {"deferred row failed": 1}
+    con = duckdb.connect(str(db))
+    rows = con.execute("SELECT request_id, status, input_tokens, metadata FROM interactions ORDER BY 1").fetchall()
+    con.close()
+    assert [r[:3] for r in rows] == [("a", "ok", 3), ("c", "ok", 5), ("d", "ok", None)]
+    assert json.loads(rows[0][3]) == {"path": "/v1/x"}  # an unknown name rides in metadata
 
 
 def test_a_full_queue_spills_and_counts_drops_without_blocking(tmp_path: Path) -> None:

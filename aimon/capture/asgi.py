@@ -23,6 +23,7 @@ Bodies are read only up to `max_body` bytes, and only on the configured paths.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -165,61 +166,77 @@ class AimonMiddleware:
         is_json: bool,
         is_stream: bool,
     ) -> None:
+        """The request's part: its clock, endpoint and captured bytes; the parsing and
+        the row are the flusher's (InteractionLogger.defer), off the request path."""
         latency = time.perf_counter() - t0  # the last body byte has been sent
-        status = "server_error" if failed else status_error(code)
-        usage: Any = None
-        if model is None and req_body:
-            doc = _json(b"".join(req_body))
-            if isinstance(doc, dict) and isinstance(doc.get("model"), str):
-                model = doc["model"]
-        if resp_body and is_json:
-            doc = _json(b"".join(resp_body))
-            if isinstance(doc, dict):
-                usage = doc.get("usage")
-                model = model or doc.get("model")
-                err = doc.get("error")
-                if isinstance(err, dict) and status != "ok":
-                    for key in ("code", "type"):
-                        if err.get(key) in STATUSES:
-                            status = err[key]
-                            break
-        elif resp_body and is_stream:
-            usage, streamed_model = _last_usage(b"".join(resp_body))
-            model = model or streamed_model
-        inp = out = cached = None
-        if isinstance(usage, dict):
-            inp = usage.get("prompt_tokens")
-            if inp is None:
-                inp = usage.get("input_tokens")
-            out = usage.get("completion_tokens")
-            if out is None:
-                out = usage.get("output_tokens")
-            details = usage.get("prompt_tokens_details")
-            if isinstance(details, dict):
-                cached = details.get("cached_tokens")
         endpoint = self.endpoint(scope) if self.endpoint else scope["path"].lstrip("/") or "/"
-        if not rec:  # nothing from the handler: log() at once (log_fields' merge costs ~1 us)
-            self.logger.log(
-                model or "unknown",
-                status=status,
-                endpoint=endpoint,
-                latency_seconds=latency,
-                request_id=rid,
-                input_tokens=inp,
-                output_tokens=out,
-                cached_input_tokens=cached,
-            )
-            return
-        fields: dict[str, Any] = {
-            "model": model or "unknown",
-            "status": status,
-            "endpoint": endpoint,
-            "latency_seconds": latency,
-            "request_id": rid,
-            "input_tokens": inp,
-            "output_tokens": out,
-        }
-        if cached is not None:
-            fields["cached_input_tokens"] = cached
-        fields.update(rec)
-        self.logger.log_fields(fields)
+        self.logger.defer(
+            request_fields,
+            dt.datetime.now(dt.UTC),
+            endpoint,
+            rid,
+            model,
+            rec,
+            code,
+            failed,
+            latency,
+            req_body,
+            resp_body,
+            is_json,
+            is_stream,
+        )
+
+
+def request_fields(
+    timestamp: dt.datetime,
+    endpoint: str,
+    rid: str,
+    model: str | None,
+    rec: dict[str, Any],
+    code: int,
+    failed: bool,
+    latency: float,
+    req_body: list[bytes],
+    resp_body: list[bytes],
+    is_json: bool,
+    is_stream: bool,
+) -> dict[str, Any]:
+    """One request's interaction from what the middleware captured (in the flusher)."""
+    status = "server_error" if failed else status_error(code)
+    usage: Any = None
+    if model is None and req_body:
+        doc = _json(b"".join(req_body))
+        if isinstance(doc, dict) and isinstance(doc.get("model"), str):
+            model = doc["model"]
+    if resp_body and is_json:
+        doc = _json(b"".join(resp_body))
+        if isinstance(doc, dict):
+            usage = doc.get("usage")
+            model = model or doc.get("model")
+            err = doc.get("error")
+            if isinstance(err, dict) and status != "ok":
+                for key in ("code", "type"):
+                    if err.get(key) in STATUSES:
+                        status = err[key]
+                        break
+    elif resp_body and is_stream:
+        usage, streamed_model = _last_usage(b"".join(resp_body))
+        model = model or streamed_model
+    fields: dict[str, Any] = {
+        "timestamp": timestamp,
+        "model": model or "unknown",
+        "status": status,
+        "endpoint": endpoint,
+        "latency_seconds": latency,
+        "request_id": rid,
+    }
+    if isinstance(usage, dict):
+        inp = usage.get("prompt_tokens")
+        fields["input_tokens"] = inp if inp is not None else usage.get("input_tokens")
+        out = usage.get("completion_tokens")
+        fields["output_tokens"] = out if out is not None else usage.get("output_tokens")
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and details.get("cached_tokens") is not None:
+            fields["cached_input_tokens"] = details["cached_tokens"]
+    fields.update(rec)
+    return fields

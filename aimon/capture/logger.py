@@ -26,13 +26,13 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aimon.capture import journal as wal
 from aimon.capture.calls import CallRecord, error_type_of
-from aimon.capture.delivery import _PAUSE, _ROW, CaptureStats, Delivery, as_row
+from aimon.capture.delivery import _DEFERRED, _LOG_FIELDS, _PAUSE, CaptureStats, Delivery, as_row
 from aimon.capture.masking import Masker, StoreText
 from aimon.capture.record import check
 from aimon.capture.sinks import JsonlSink, Sink, WarehouseSink
@@ -41,9 +41,6 @@ from aimon.errors import CaptureError
 
 log = logging.getLogger("aimon.capture")
 UTC = dt.UTC
-
-# log()'s keywords: the row's columns and `features`.
-_LOG_FIELDS = frozenset([*_ROW, "features"])
 
 
 _LOGGERS: weakref.WeakSet[InteractionLogger] = weakref.WeakSet()
@@ -264,6 +261,25 @@ class InteractionLogger(Delivery):
         except Exception:  # never into the request path
             self.stats.rejected["internal"] = self.stats.rejected.get("internal", 0) + 1
         return rid
+
+    def defer(self, fn: Callable[..., Mapping[str, Any]], *args: Any) -> None:
+        """Queue `fn(*args)`, the fields of a log() call, to be made in the flusher: what
+        the middleware uses, so parsing bodies is off the request path. With a journal
+        (a record must be data) or strict=True (refuse at the call) the fields are made
+        now. Give the timestamp and request id in them: they are the call's."""
+        try:
+            q = self._q
+            if self._journal is not None or self.strict or len(q) >= self.queue_size:
+                self.log_fields(fn(*args))
+                return
+            self.stats.logged += 1
+            q.append((_DEFERRED, fn, args))
+            if len(q) >= self.batch_size and not self._wake.is_set():
+                self._wake.set()
+        except CaptureError:
+            raise
+        except Exception:  # never into the request path
+            self.stats.rejected["internal"] = self.stats.rejected.get("internal", 0) + 1
 
     def new_id(self) -> str:
         """A request id unique to this process's logger (a random prefix and a counter)."""
