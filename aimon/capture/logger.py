@@ -250,12 +250,7 @@ class InteractionLogger(Delivery):
             if len(q) >= self.queue_size:
                 self._overflow(item)
             else:
-                if self._journal is not None:
-                    self._journal.append(item, q)
-                else:
-                    q.append(item)
-                if len(q) >= self.batch_size and not self._wake.is_set():
-                    self._wake.set()
+                self._push(item, self._journal)
         except CaptureError:
             raise
         except Exception:  # never into the request path
@@ -273,13 +268,21 @@ class InteractionLogger(Delivery):
                 self.log_fields(fn(*args))
                 return
             self.stats.logged += 1
-            q.append((_DEFERRED, fn, args))
-            if len(q) >= self.batch_size and not self._wake.is_set():
-                self._wake.set()
-        except CaptureError:
-            raise
-        except Exception:  # never into the request path
+            self._push((_DEFERRED, fn, args), None)
+        except Exception:  # never into the request path (log_fields raises only in strict mode)
+            if self.strict:
+                raise
             self.stats.rejected["internal"] = self.stats.rejected.get("internal", 0) + 1
+
+    def _push(self, item: tuple[Any, ...], journal: wal.Journal | None) -> None:
+        """Queue `item` (journaled first when given) and wake the flusher at batch_size."""
+        q = self._q
+        if journal is not None:
+            journal.append(item, q)
+        else:
+            q.append(item)
+        if len(q) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
 
     def new_id(self) -> str:
         """A request id unique to this process's logger (a random prefix and a counter)."""
