@@ -129,8 +129,9 @@ class Journal:
         self._mm, self._pos, self._size, self._n = self._cur.mm, HEADER, self._cur.size, 0
 
     def _new_segment(self, need: int) -> _Segment:
-        seg = self._spare if need <= self.segment_bytes - HEADER - 4 else None
-        self._spare = None
+        seg = None
+        if self._spare is not None and need <= self.segment_bytes - HEADER - 4:
+            seg, self._spare = self._spare, None  # a record too big for it leaves the spare for later
         if seg is None:
             seg = self._make(max(self.segment_bytes, HEADER + 4 + need))
         self._segments.append(seg)
