@@ -205,14 +205,16 @@ class WarehouseSink:
         """The INSERT of the batch's rows whose id the table does not hold. The id check
         reads only the batch's time range (given as parameters, so the engine prunes by
         its zone maps or timestamp index: a duplicate carries its original's timestamp)."""
-        q = ", ".join(f'"{c}"' for c in cols)
         stamps = [utc_naive(r["timestamp"]) for r in rows]
-        sql = (
+        return self._insert_sql(src, cols), {"lo": min(stamps), "hi": max(stamps)}
+
+    def _insert_sql(self, src: str, cols: Sequence[str]) -> str:
+        q = ", ".join(f'"{c}"' for c in cols)
+        return (
             f'INSERT INTO "{self.table}" ({q}) SELECT {q} FROM {src} AS b WHERE NOT EXISTS '
             f'(SELECT 1 FROM "{self.table}" AS t WHERE t."timestamp" >= :lo AND t."timestamp" <= :hi '
             "AND t.request_id = b.request_id)"
         )
-        return sql, {"lo": min(stamps), "hi": max(stamps)}
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -247,15 +249,10 @@ class WarehouseSink:
         import pyarrow.compute as pc  # noqa: PLC0415
 
         span = pc.min_max(batch.column("timestamp"))
-        q = ", ".join(f'"{c}"' for c in batch.column_names)
+        sql = self._insert_sql("aimon_batch", batch.column_names).replace(":lo", "$lo").replace(":hi", "$hi")
         con.register("aimon_batch", batch)
         try:
-            got = con.execute(
-                f'INSERT INTO "{self.table}" ({q}) SELECT {q} FROM aimon_batch AS b WHERE NOT EXISTS '
-                f'(SELECT 1 FROM "{self.table}" AS t WHERE t."timestamp" >= $lo AND t."timestamp" <= $hi '
-                "AND t.request_id = b.request_id)",
-                {"lo": span["min"].as_py(), "hi": span["max"].as_py()},
-            ).fetchone()
+            got = con.execute(sql, {"lo": span["min"].as_py(), "hi": span["max"].as_py()}).fetchone()
         finally:
             con.unregister("aimon_batch")
         return int(got[0]) if got else 0
